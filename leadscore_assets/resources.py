@@ -1,0 +1,40 @@
+"""Resources shared by every stage: settings and the warehouse.
+
+Stage-specific resources (the landing zone, the alert channel, the model registry) live with
+their stage and are assembled in ``definitions.py``.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.settings import Settings, get_settings
+
+# Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to 1
+# because DuckDB allows one writing process.
+WAREHOUSE_POOL = "duckdb_writer"
+
+
+def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:
+    settings = settings or get_settings()
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    return DuckDBResource(database=str(settings.warehouse))
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """Project settings as a resource, so tests can point a run at a temporary data folder."""
+
+    data_dir: str = "data"
+    lead_profile: str = "webform"
+    customer_profile: str = "saas_accounts"
+
+    @classmethod
+    def from_env(cls) -> SettingsResource:
+        s = get_settings()
+        return cls(data_dir=str(s.root), lead_profile=s.lead_profile,
+                   customer_profile=s.customer_profile)
+
+    def get(self) -> Settings:
+        return Settings(data_dir=self.data_dir, lead_profile=self.lead_profile,
+                        customer_profile=self.customer_profile)

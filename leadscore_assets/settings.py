@@ -1,0 +1,103 @@
+"""Project settings, read once from the environment (prefix ``LEADSCORE_``).
+
+Every setting has an embedded default that works with nothing configured: all state lives
+under ``data/`` (the DuckDB warehouse, Dagster's SQLite storage, the MLflow store, inboxes,
+quarantine, exports, alerts). Moving to production is configuration, not code: point
+``LEADSCORE_MLFLOW_TRACKING_URI`` at a server, set ``LEADSCORE_ALERT_WEBHOOK_URL``, and so on.
+``.env.example`` lists every variable.
+
+This module has no Dagster imports so that the API and the CLI can use it too.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SOURCES = ("leads", "payments", "invoices", "customers")
+Source = Literal["leads", "payments", "invoices", "customers"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Root of everything a run writes.")
+    warehouse_path: Path | None = Field(None, description="DuckDB file; default data/warehouse.duckdb")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking and registry URI; default SQLite under data/mlflow"
+    )
+    profiles_dir: Path | None = Field(
+        None, description="Extra source profiles (YAML); default data/profiles"
+    )
+    lead_profile: str = Field("webform", description="Active lead source profile")
+    customer_profile: str = Field("saas_accounts", description="Active customer profile")
+    plan_catalogue_path: Path | None = Field(
+        None, description="YAML plan catalogue; default: the shipped catalogue"
+    )
+    file_settle_seconds: float = Field(
+        5.0, description="A file whose size and mtime have not changed for this long is complete"
+    )
+    alert_webhook_url: str | None = Field(None, description="POST alerts here (JSON)")
+    alert_webhook_format: Literal["json", "slack"] = "json"
+    dagster_ui_url: str = Field("http://127.0.0.1:3000", description="Base URL for run links")
+    api_key: str | None = Field(None, description="When set, the API requires X-API-Key")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    churn_high: float = Field(
+        0.6, ge=0, le=1,
+        description="Churn probability at or above which a customer's risk is High (the API "
+                    "and the batch scores)")
+    churn_medium: float = Field(
+        0.3, ge=0, le=1,
+        description="Churn probability at or above which (below High) the risk is Medium")
+
+    @cached_property
+    def root(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def warehouse(self) -> Path:
+        return (self.warehouse_path or self.root / "warehouse.duckdb").resolve()
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.root / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow" / "artifacts"
+
+    @property
+    def user_profiles_dir(self) -> Path:
+        return (self.profiles_dir or self.root / "profiles").resolve()
+
+    def inbox(self, source: str) -> Path:
+        return self.root / "inbox" / source
+
+    def quarantine(self, source: str) -> Path:
+        return self.root / "quarantine" / source
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.root / "alerts.jsonl"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def serving_snapshot(self) -> Path:
+        """Read-only snapshot of what the API needs, published by Dagster (atomic rename)."""
+        return self.root / "serving" / "snapshot.parquet"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,120 @@
+"""Warehouse layout: schemas and the raw tables every stage agrees on.
+
+The warehouse is one DuckDB file with one schema per stage (``raw``, ``clean``,
+``quarantine``, ``features``, ``scores``, ``monitoring``). Asset keys mirror table paths:
+the asset ``raw/invoices`` is the table ``raw.invoices``.
+
+The raw layer is lossless: every value is text exactly as it was in the file, plus lineage
+columns saying where the row came from. Leads and customers differ by company, so their
+raw tables hold the fields the source profile identifies (id, created time, email, label)
+and the whole row as JSON (``record``); typing per profile is the cleaning stage's job.
+
+No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMAS = ("raw", "clean", "quarantine", "features", "scores", "monitoring")
+
+# Lineage columns on every raw row.
+LINEAGE_DDL = """
+    _partition     VARCHAR NOT NULL,  -- dynamic partition key of the file
+    _source_file   VARCHAR NOT NULL,  -- file name in the inbox
+    _file_sha256   VARCHAR NOT NULL,  -- SHA-256 of the file's bytes
+    _row_number    BIGINT  NOT NULL,  -- 1-based record number in the file (header excluded)
+    _ingested_at   TIMESTAMP NOT NULL
+"""
+LINEAGE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_row_number", "_ingested_at")
+
+RAW_DDL: dict[str, str] = {
+    "leads": f"""
+        profile     VARCHAR NOT NULL,  -- source profile that recognised the header
+        record_id   VARCHAR,           -- the profile's id column, as text
+        created_at  VARCHAR,
+        email       VARCHAR,
+        label       VARCHAR,
+        record      JSON NOT NULL,     -- every column of the row, as text
+        {LINEAGE_DDL}
+    """,
+    "customers": f"""
+        profile     VARCHAR NOT NULL,
+        record_id   VARCHAR,
+        created_at  VARCHAR,
+        email       VARCHAR,
+        label       VARCHAR,
+        record      JSON NOT NULL,
+        {LINEAGE_DDL}
+    """,
+    # Stripe: one row per charge or payment_intent (events are unwrapped). Amounts are text
+    # as exported: minor units (integers) from the API's JSON, major units ("150.00") from
+    # the dashboard's CSV; ``amount_unit`` says which.
+    "payments": f"""
+        object_type      VARCHAR NOT NULL,  -- charge | payment_intent
+        payment_id       VARCHAR,
+        created          VARCHAR,           -- Unix seconds (JSON) or 'YYYY-MM-DD HH:MM[:SS]' UTC (CSV)
+        amount           VARCHAR,
+        amount_refunded  VARCHAR,
+        amount_unit      VARCHAR NOT NULL,  -- minor | major
+        currency         VARCHAR,
+        status           VARCHAR,
+        refunded         VARCHAR,
+        disputed         VARCHAR,
+        failure_code     VARCHAR,
+        customer_id      VARCHAR,
+        customer_email   VARCHAR,
+        payment_intent   VARCHAR,           -- a charge's payment intent id
+        description      VARCHAR,
+        event_id         VARCHAR,           -- set when the object came wrapped in an event
+        raw_format       VARCHAR NOT NULL,  -- json_array | json_list_page | json_mapping | jsonl | csv
+        raw_object       JSON NOT NULL,     -- the original object (or CSV row), untouched
+        {LINEAGE_DDL}
+    """,
+    "invoices": f"""
+        invoice_no    VARCHAR,
+        stock_code    VARCHAR,
+        description   VARCHAR,
+        quantity      VARCHAR,
+        invoice_date  VARCHAR,
+        unit_price    VARCHAR,
+        customer_id   VARCHAR,
+        country       VARCHAR,
+        _encoding     VARCHAR NOT NULL,  -- encoding the file was decoded with
+        {LINEAGE_DDL}
+    """,
+}
+
+# Invoice export header (UCI Online Retail layout) -> raw column.
+INVOICE_COLUMNS = {
+    "InvoiceNo": "invoice_no",
+    "StockCode": "stock_code",
+    "Description": "description",
+    "Quantity": "quantity",
+    "InvoiceDate": "invoice_date",
+    "UnitPrice": "unit_price",
+    "CustomerID": "customer_id",
+    "Country": "country",
+}
+
+
+def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
+    for schema in SCHEMAS:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+
+def ensure_raw_table(conn: duckdb.DuckDBPyConnection, source: str) -> str:
+    ensure_schemas(conn)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{source} ({RAW_DDL[source]})")
+    return f"raw.{source}"
+
+
+def table_row_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
+    """(schema, table, rows) for every table of the warehouse."""
+    tables = conn.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY schema_name, table_name"
+    ).fetchall()
+    return [
+        (schema, table, conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0])
+        for schema, table in tables
+    ]
