@@ -1,0 +1,175 @@
+"""The clean layer: one asset per source, rebuilt from every landed file of its raw table.
+
+Each asset reads ``raw.<source>`` (all partitions: a record exported twice is resolved
+across files), applies the source's rules, and replaces in one transaction the clean table,
+the quarantine table and the source's removal counts (``quarantine.removed_rows``), so the
+three always describe the same raw rows. A file with quarantined rows is alerted once.
+"""
+
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.alerts import Alert, AlertChannel
+from leadscore_assets.clean import invoices, payments, records
+from leadscore_assets.clean.rules import QUARANTINE_SQL, CleanResult
+from leadscore_assets.plans import PlanCatalogue
+from leadscore_assets.profiles import load_profiles
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.schemas import read_table
+from leadscore_assets.settings import SOURCES, Settings
+from leadscore_assets.warehouse import ensure_raw_table, ensure_schemas
+
+GROUP = "clean"
+REMOVED_TABLE = "quarantine.removed_rows"
+PREVIEW_ROWS = 5
+
+# Rebuild once a new file has landed (raw partitions arrive one file at a time); a file that
+# failed to land is a missing partition, which must not hold back the others.
+CLEAN_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated()
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+).with_label("after a new raw file")
+
+DESCRIPTIONS = {
+    "leads": "One row per lead (its latest version), typed by the active lead profile: "
+             "placeholders null, categories normalised, email lower-case, label as boolean.",
+    "customers": "One row per customer, typed by the active customer profile (repairs such as "
+                 "Telco's blank TotalCharges at tenure 0 applied), churn label as boolean.",
+    "payments": "One row per payment attempt: amounts in the currency's major unit (ISO "
+                "exponent), UTC time, status, refunds, customer and the plan bought.",
+    "invoices": "Invoice lines typed and ruled: duplicates, blank descriptions, refunds, bad "
+                "debt and non-positive prices set aside; cancellations kept as returns.",
+}
+
+
+def read_raw(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
+    return read_table(conn, ensure_raw_table(conn, source))
+
+
+def clean_source(source: str, raw: pd.DataFrame, settings: Settings) -> tuple[
+        CleanResult, dict[str, str], dict[str, Any]]:
+    """Clean one source's raw rows: (result, clean table column types, extra metadata)."""
+    if source == "invoices":
+        return invoices.clean_invoices(raw), invoices.CLEAN_SQL, {}
+    if source == "payments":
+        catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
+        return payments.clean_payments(raw, catalogue), payments.CLEAN_SQL, {}
+    name = settings.lead_profile if source == "leads" else settings.customer_profile
+    profiles = load_profiles(settings.user_profiles_dir)
+    if name not in profiles:
+        raise dg.Failure(description=f"clean/{source}: active profile {name!r} is not among "
+                                     f"the profiles ({', '.join(sorted(profiles))})")
+    result, resolved = records.clean_records(raw, source, profiles[name])
+    return result, records.clean_sql(source, resolved), {"profile": name}
+
+
+def publish(conn: duckdb.DuckDBPyConnection, source: str, result: CleanResult,
+            columns: dict[str, str]) -> None:
+    """Replace the clean table, quarantine and removal counts of ``source`` atomically."""
+    ensure_schemas(conn)
+    removed = pd.DataFrame({"source": source, "rule": list(result.removed),
+                            "rows": [int(v) for v in result.removed.values()]},
+                           columns=["source", "rule", "rows"])
+    conn.register("_clean_frame", result.clean)
+    conn.register("_quarantine_frame", result.quarantine)
+    conn.register("_removed_frame", removed)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(f"CREATE OR REPLACE TABLE clean.{source} AS SELECT "
+                     + ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns.items())
+                     + " FROM _clean_frame")
+        conn.execute(f"CREATE OR REPLACE TABLE quarantine.{source} AS SELECT "
+                     + ", ".join(f'CAST("{c}" AS {t}) AS "{c}"'
+                                 for c, t in QUARANTINE_SQL.items())
+                     + " FROM _quarantine_frame")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {REMOVED_TABLE} "
+                     "(source VARCHAR, rule VARCHAR, rows BIGINT)")
+        conn.execute(f"DELETE FROM {REMOVED_TABLE} WHERE source = ?", [source])
+        conn.execute(f"INSERT INTO {REMOVED_TABLE} SELECT source, rule, rows FROM _removed_frame")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        for view in ("_clean_frame", "_quarantine_frame", "_removed_frame"):
+            conn.unregister(view)
+
+
+def alert_quarantined_files(context: dg.AssetExecutionContext, alerts: AlertChannel,
+                            source: str, raw: pd.DataFrame, result: CleanResult) -> int:
+    """One alert per landed file (by content hash) that has quarantined rows."""
+    if result.quarantine.empty:
+        return 0
+    shas = raw.drop_duplicates("_source_file").set_index("_source_file")["_file_sha256"]
+    sent = 0
+    for file, rows in result.quarantine.groupby("_source_file"):
+        counts = {str(k): int(v) for k, v in rows["rule"].value_counts().items()}
+        first = rows.iloc[0]
+        sent += alerts.send(Alert(
+            key=f"quarantine/{source}/{shas.get(file, file)}",
+            kind="rows_quarantined", severity="warning",
+            title=f"{sum(counts.values()):,} row(s) of {file} quarantined by clean/{source}",
+            asset=f"clean/{source}", file=str(file), counts=counts, run_id=context.run.run_id,
+            detail=f"first: row {first['_row_number']}, rule {first['rule']}, field "
+                   f"{first['field']} = {first['value']!r}; see quarantine.{source}",
+        ))
+    return sent
+
+
+def metadata(source: str, result: CleanResult, raw: pd.DataFrame,
+             extra: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(len(result.clean)),
+        "rows_in": dg.MetadataValue.int(result.rows_in),
+        "rows_out": dg.MetadataValue.int(len(result.clean)),
+        "rows_quarantined": dg.MetadataValue.int(len(result.quarantine)),
+        "rows_removed": dg.MetadataValue.int(sum(result.removed.values())),
+        "rule_counts": dg.MetadataValue.json(result.rule_counts),
+        "files": dg.MetadataValue.int(int(raw["_source_file"].nunique()) if len(raw) else 0),
+        "table": dg.MetadataValue.text(f"clean.{source}"),
+        "preview": dg.MetadataValue.md(result.clean.head(PREVIEW_ROWS).to_markdown(index=False)),
+    }
+    for rule, count in result.rule_counts.items():
+        meta[f"rule/{rule}"] = dg.MetadataValue.int(count)
+    for name, count in result.repaired.items():
+        meta[f"repaired/{name.removeprefix('repaired:')}"] = dg.MetadataValue.int(count)
+    meta.update({k: dg.MetadataValue.text(str(v)) for k, v in extra.items()})
+    return meta
+
+
+def _clean_asset(source: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["clean", source],
+        deps=[dg.AssetKey(["raw", source])],
+        description=DESCRIPTIONS[source],
+        group_name=GROUP,
+        kinds={"duckdb", "pandas"},
+        pool=WAREHOUSE_POOL,
+        tags={"leadscore/source": source},
+        automation_condition=CLEAN_AUTOMATION,
+    )
+    def clean_table(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
+                    settings: SettingsResource, alerts: AlertChannel) -> dg.MaterializeResult:
+        with warehouse.get_connection() as conn:
+            raw = read_raw(conn, source)
+            result, columns, extra = clean_source(source, raw, settings.get())
+            publish(conn, source, result, columns)
+        context.log.info(f"clean/{source}: {result.rows_in:,} raw rows -> "
+                         f"{len(result.clean):,} clean, {len(result.quarantine):,} quarantined, "
+                         f"{sum(result.removed.values()):,} removed {result.rule_counts}")
+        alert_quarantined_files(context, alerts, source, raw, result)
+        return dg.MaterializeResult(metadata=metadata(source, result, raw, extra))
+
+    return clean_table
+
+
+CLEAN_ASSETS: dict[str, dg.AssetsDefinition] = {s: _clean_asset(s) for s in SOURCES}
+clean_leads = CLEAN_ASSETS["leads"]
+clean_payments = CLEAN_ASSETS["payments"]
+clean_invoices = CLEAN_ASSETS["invoices"]
+clean_customers = CLEAN_ASSETS["customers"]

@@ -1,0 +1,130 @@
+"""Invoice lines (UCI Online Retail layout) from raw text to typed, ruled lines.
+
+Rules, in the order they take rows (each row counted once, under the first it breaks):
+
+``exact_duplicate`` (removed)
+    the same line (all eight fields) seen before, in this file or an earlier one.
+``missing_invoice_no``, ``invalid_quantity``, ``invalid_unit_price``, ``invalid_invoice_date``
+    a value that cannot be read (quantity must be a whole number).
+``blank_description``
+    a line with no description: stock adjustments, not sales.
+``refund_invoice``
+    every line of the invoice has a negative unit price: a refund, not a sale.
+``bad_debt_adjustment``
+    lines of ``A`` invoices (bookkeeping, not customers buying).
+``non_positive_unit_price``
+    zero or negative unit price (free samples, corrections).
+
+Cancellation invoices (``C`` prefix) are kept as returns (``is_return``) with a negative
+line total, so a customer's spend is net of what they sent back. A blank customer id is
+filled from the other lines of the same invoice when they name exactly one customer.
+No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from leadscore_assets.clean.rules import (
+    LINEAGE,
+    CleanResult,
+    RuleBook,
+    blank,
+    lineage_order,
+)
+from leadscore_assets.warehouse import INVOICE_COLUMNS
+
+RAW_FIELDS = list(INVOICE_COLUMNS.values())
+# Arrow-backed text: string functions run vectorised in Arrow instead of per Python object.
+TEXT = "string[pyarrow]"
+# Both layouts in circulation: the UCI file and the widely shared latin-1 copy.
+DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
+
+CLEAN_SQL = {
+    "invoice_no": "VARCHAR", "stock_code": "VARCHAR", "description": "VARCHAR",
+    "quantity": "INTEGER", "invoice_date": "TIMESTAMP", "unit_price": "DOUBLE",
+    "customer_id": "VARCHAR", "country": "VARCHAR", "is_return": "BOOLEAN",
+    "line_total": "DOUBLE", "_source_file": "VARCHAR", "_row_number": "BIGINT",
+    "_ingested_at": "TIMESTAMP",
+}
+
+
+def normalise_customer_id(values: pd.Series) -> pd.Series:
+    """``'17850.0'``, ``'17850'`` and ``' 17850 '`` are one customer: ``'17850'``."""
+    s = values.astype(TEXT).str.strip().str.replace(r"\.0+$", "", regex=True)
+    return s.mask(s == "")
+
+
+def parse_numbers_and_dates(text: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Quantity, unit price and invoice date read from text; NaN/NaT where unreadable.
+
+    DuckDB's ``TRY_CAST``/``TRY_STRPTIME`` do this in parallel over the Arrow buffers, several
+    times faster than ``pd.to_numeric`` and per-format ``pd.to_datetime`` on 500k lines.
+    """
+    formats = "[" + ", ".join(f"'{f}'" for f in DATE_FORMATS) + "]"
+    with duckdb.connect() as conn:
+        conn.register("invoice_text", text[["quantity", "unit_price", "invoice_date"]])
+        parsed = conn.sql(
+            "SELECT TRY_CAST(trim(quantity) AS DOUBLE) AS quantity, "
+            "TRY_CAST(trim(unit_price) AS DOUBLE) AS unit_price, "
+            f"TRY_STRPTIME(trim(invoice_date), {formats}) AS invoice_date "
+            "FROM invoice_text").df()
+    parsed.index = text.index
+    return (parsed["quantity"].astype("float64"), parsed["unit_price"].astype("float64"),
+            parsed["invoice_date"].astype("datetime64[ns]"))
+
+
+def clean_invoices(raw: pd.DataFrame) -> CleanResult:
+    """Clean raw invoice lines (the columns of ``raw.invoices``, all text, plus lineage)."""
+    df = lineage_order(raw)
+    book = RuleBook(df, record_columns=RAW_FIELDS)
+    exact = df[RAW_FIELDS].astype(TEXT)
+    text = {c: exact[c].str.strip() for c in RAW_FIELDS}
+
+    book.remove("exact_duplicate", exact.duplicated(keep="first"))
+
+    quantity, price, date = parse_numbers_and_dates(exact)
+    invoice = text["invoice_no"].str.upper()
+    book.quarantine("missing_invoice_no", "invoice_no", blank(exact["invoice_no"]))
+    book.quarantine("invalid_quantity", "quantity",
+                    quantity.isna() | (quantity.round() != quantity))
+    book.quarantine("invalid_unit_price", "unit_price", price.isna())
+    book.quarantine("invalid_invoice_date", "invoice_date", date.isna())
+    book.quarantine("blank_description", "description", blank(exact["description"]))
+
+    alive = pd.Series(book.alive, index=df.index)
+    all_negative = (price < 0)[alive].groupby(invoice[alive]).transform("all")
+    book.quarantine("refund_invoice", "unit_price",
+                    all_negative.reindex(df.index, fill_value=False))
+    book.quarantine("bad_debt_adjustment", "invoice_no", invoice.str.startswith("A"))
+    book.quarantine("non_positive_unit_price", "unit_price", price <= 0)
+
+    # positions, not a boolean mask: taking rows is much cheaper on Arrow-backed columns
+    keep = np.flatnonzero(book.alive)
+    customer = normalise_customer_id(exact["customer_id"].iloc[keep])
+    inv = invoice.iloc[keep]
+    per_invoice = customer.groupby(inv).agg(["nunique", "first"])
+    sole = per_invoice.loc[per_invoice["nunique"] == 1, "first"]
+    fillable = customer.isna() & inv.isin(sole.index)
+    customer = customer.where(~fillable, inv.map(sole))
+
+    qty = quantity.iloc[keep].astype("int64")
+    unit = price.iloc[keep].astype("float64")
+    clean = pd.DataFrame({
+        "invoice_no": inv,
+        "stock_code": text["stock_code"].iloc[keep],
+        "description": text["description"].iloc[keep],
+        "quantity": qty,
+        "invoice_date": date.iloc[keep],
+        "unit_price": unit,
+        "customer_id": customer,
+        "country": text["country"].iloc[keep],
+        "is_return": inv.str.startswith("C").astype(bool),
+        "line_total": np.round(qty * unit, 6),
+        **{c: df[c].iloc[keep] for c in LINEAGE},
+    }).reset_index(drop=True)
+    return CleanResult(rows_in=len(df), clean=clean, quarantine=book.quarantine_frame(),
+                       removed=book.removed, applied=book.applied,
+                       repaired={"customer_id_filled_from_invoice": int(fillable.sum())})
