@@ -1,0 +1,285 @@
+"""Feature assets: the clean tables turned into what the models learn from and score.
+
+Each asset writes one table of the ``features`` schema (the asset ``features/lead_features`` is
+the table ``features.lead_features``). The computations are the plain functions of
+``features.leads``, ``features.activity`` and ``features.snapshot``; these assets read the
+clean tables, call them with the configured windows and cutoffs, and publish the result.
+
+Which columns are model inputs is read back from the warehouse's column types (VARCHAR is a
+category, DOUBLE a number, BOOLEAN a flag), because the clean tables already carry exactly the
+active profile's typed features.
+"""
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.features.activity import (
+    ACTIVITY_FEATURES,
+    DAY,
+    activity_features,
+    activity_training_set,
+    churn_cutoffs,
+)
+from leadscore_assets.features.leads import lead_features, plan_label
+from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_features
+from leadscore_assets.profiles import Profile, load_profiles, snake
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.warehouse import ensure_schemas
+
+GROUP = "features"
+KINDS = {"duckdb"}
+
+# Columns of the feature tables that are never model inputs.
+NOT_FEATURES = frozenset({
+    "lead_id", "customer_id", "profile", "created_at", "email", "converted", "churned",
+    "label_source", "paid_at", "plan", "cutoff", "payments_matched",
+    "_source_file", "_row_number", "_ingested_at",
+})
+_SQL_KIND = {"VARCHAR": "categorical", "BOOLEAN": "boolean"}
+_NUMERIC_SQL = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
+                "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER")
+
+
+# -- warehouse helpers ---------------------------------------------------------------------------
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    # fetchall: a half-fetched result would keep the connection busy for the next query
+    return conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, name]).fetchall()[0][0] > 0
+
+
+def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:
+    """The whole table as a DataFrame, or None when it does not exist yet."""
+    if not table_exists(conn, table):
+        return None
+    return conn.sql(f"SELECT * FROM {table}").df()
+
+
+def write_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Replace ``table`` with ``frame`` (one transaction, so readers never see half a table)."""
+    ensure_schemas(conn)
+    view = f"_frame_{table.replace('.', '_')}"
+    conn.register(view, frame)
+    try:
+        conn.execute("BEGIN")
+        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {view}")
+        conn.execute("COMMIT")
+    finally:
+        conn.unregister(view)
+    return len(frame)
+
+
+def table_feature_kinds(conn: duckdb.DuckDBPyConnection, table: str,
+                        exclude: frozenset[str] = NOT_FEATURES) -> dict[str, str]:
+    """Feature column -> kind, from the warehouse's column types, in table order."""
+    schema, name = table.split(".")
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = ? AND table_name = ? ORDER BY column_index", [schema, name]
+    ).fetchall()
+    kinds: dict[str, str] = {}
+    for column, sql_type in rows:
+        if column in exclude:
+            continue
+        base = sql_type.split("(")[0].upper()
+        if base in _SQL_KIND:
+            kinds[column] = _SQL_KIND[base]
+        elif base in _NUMERIC_SQL:
+            kinds[column] = "numeric"
+    return kinds
+
+
+def original_names(profile: Profile | None) -> dict[str, str]:
+    """Warehouse feature name -> the export's column name, for reasons people can read."""
+    if profile is None:
+        return {}
+    f = profile.features
+    return {snake(c): c for c in [*f.categorical, *f.numeric, *f.boolean]}
+
+
+def active_profile(settings: SettingsResource, source: str) -> Profile | None:
+    s = settings.get()
+    name = s.lead_profile if source == "leads" else s.customer_profile
+    return load_profiles(s.user_profiles_dir).get(name)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A small frame as a GitHub-flavoured markdown table (for asset metadata)."""
+    def cell(value: object) -> str:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
+    return dg.MetadataValue.md(markdown_table(frame.head(rows)))
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+class LeadFeaturesConfig(dg.Config):
+    window_days: int = 30
+    """A lead converted when a succeeded payment with its email arrives within this many days."""
+
+
+class ActivityFeaturesConfig(dg.Config):
+    horizon_days: int = 90
+    """A customer churned at a cutoff when they buy nothing in this many days after it."""
+    cutoffs: list[str] = []
+    """Training cutoffs (ISO dates, ascending; the last is held out). Empty: chosen from the
+    data so that every training label is observed before the held-out cutoff."""
+    cutoff_count: int = 4
+    cutoff_step_days: int = 30
+
+
+# -- assets --------------------------------------------------------------------------------------
+
+
+@dg.asset(
+    key=["features", "lead_features"],
+    deps=[dg.AssetKey(["clean", "leads"]), dg.AssetKey(["clean", "payments"])],
+    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+)
+def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
+                        ) -> dg.MaterializeResult:
+    """Every clean lead with its conversion label and arrival-time features.
+
+    The label is the profile's own where the export has one; otherwise a succeeded payment
+    with the lead's email within the window. Leads whose window is still open have no label
+    yet (``label_source = 'open'``): they are the leads batch scoring ranks.
+    """
+    with warehouse.get_connection() as conn:
+        leads = read_table(conn, "clean.leads")
+        if leads is None:
+            raise dg.Failure("clean.leads does not exist yet: materialise clean/leads first")
+        payments = read_table(conn, "clean.payments")
+        frame = lead_features(leads, payments, window_days=config.window_days)
+        write_table(conn, "features.lead_features", frame)
+    sources = frame["label_source"].value_counts().to_dict()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "converted": int(frame["converted"].fillna(False).astype(bool).sum()),
+        "labelled_by_profile": int(sources.get("profile", 0)),
+        "labelled_by_payments": int(sources.get("payments", 0)),
+        "open_leads": int(sources.get("open", 0)),
+        "window_days": config.window_days,
+        "preview": _preview(frame),
+    })
+
+
+@dg.asset(
+    key=["features", "plan_labels"],
+    deps=[dg.AssetKey(["features", "lead_features"]), dg.AssetKey(["clean", "payments"])],
+    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+)
+def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
+                      ) -> dg.MaterializeResult:
+    """Converted leads with the plan of their first succeeded payment (the plan model's rows)."""
+    with warehouse.get_connection() as conn:
+        leads = read_table(conn, "features.lead_features")
+        payments = read_table(conn, "clean.payments")
+        if leads is None:
+            raise dg.Failure("features.lead_features does not exist yet")
+        if payments is None:
+            payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
+        frame = plan_label(leads, payments, window_days=config.window_days)
+        write_table(conn, "features.plan_labels", frame)
+    counts = frame["plan"].value_counts()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "plans": dg.MetadataValue.md(markdown_table(
+            counts.rename_axis("plan").reset_index(name="leads"))),
+    })
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["features", "customer_activity"],
+                     deps=[dg.AssetKey(["clean", "invoices"])], group_name=GROUP,
+                     kinds=KINDS | {"pandas"},
+                     description="Activity features and churn label per customer and cutoff "
+                                 "(several cutoffs stacked; the last is held out)."),
+        dg.AssetSpec(["features", "customer_activity_latest"],
+                     deps=[dg.AssetKey(["clean", "invoices"])], group_name=GROUP,
+                     kinds=KINDS | {"pandas"},
+                     description="Activity features of every customer as of the end of the "
+                                 "invoice data: what churn scoring and the API use."),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def customer_activity_assets(config: ActivityFeaturesConfig, warehouse: DuckDBResource):
+    """Point-in-time customer activity from invoice lines.
+
+    Features at a cutoff use only lines strictly before it; the churn label looks only at the
+    horizon after it. Training stacks several cutoffs so the model sees more than one moment.
+    The latest table describes every customer as of the day after the last invoice line.
+    """
+    with warehouse.get_connection() as conn:
+        invoices = read_table(conn, "clean.invoices")
+        if invoices is None or invoices.empty:
+            raise dg.Failure("clean.invoices is missing or empty: materialise clean/invoices")
+        if config.cutoffs:
+            cutoffs = sorted(pd.Timestamp(c) for c in config.cutoffs)
+        else:
+            cutoffs = churn_cutoffs(invoices, horizon_days=config.horizon_days,
+                                    count=config.cutoff_count, step_days=config.cutoff_step_days)
+        training = activity_training_set(invoices, cutoffs, horizon_days=config.horizon_days)
+        end = pd.to_datetime(invoices["invoice_date"]).max().normalize() + DAY
+        latest = activity_features(invoices, end, horizon_days=config.horizon_days)
+        write_table(conn, "features.customer_activity", training)
+        write_table(conn, "features.customer_activity_latest", latest)
+    per_cutoff = training.groupby("cutoff").agg(
+        customers=("customer_id", "size"),
+        churned=("churned", lambda s: int(s.fillna(False).astype(bool).sum())))
+    yield dg.MaterializeResult(asset_key=["features", "customer_activity"], metadata={
+        "dagster/row_count": len(training),
+        "cutoffs": ", ".join(c.date().isoformat() for c in cutoffs),
+        "horizon_days": config.horizon_days,
+        "per_cutoff": dg.MetadataValue.md(markdown_table(per_cutoff.reset_index())),
+        "features": ", ".join(ACTIVITY_FEATURES),
+    })
+    yield dg.MaterializeResult(asset_key=["features", "customer_activity_latest"], metadata={
+        "dagster/row_count": len(latest),
+        "as_of": end.date().isoformat(),
+        "preview": _preview(latest),
+    })
+
+
+@dg.asset(
+    key=["features", "customer_snapshot"],
+    deps=[dg.AssetKey(["clean", "customers"]), dg.AssetKey(["clean", "payments"])],
+    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+)
+def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Clean customer snapshots joined by email with their payment history aggregates."""
+    with warehouse.get_connection() as conn:
+        customers = read_table(conn, "clean.customers")
+        if customers is None:
+            raise dg.Failure("clean.customers does not exist yet: materialise clean/customers")
+        payments = read_table(conn, "clean.payments")
+        frame = snapshot_features(customers, payments)
+        write_table(conn, "features.customer_snapshot", frame)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "matched_to_payments": int(frame["payments_matched"].sum()),
+        "churned": int(frame["churned"].fillna(False).astype(bool).sum()),
+        "payment_features": ", ".join(PAYMENT_FEATURES),
+    })
+
+
+feature_assets = [lead_features_asset, plan_labels_asset, customer_activity_assets,
+                  customer_snapshot_asset]
