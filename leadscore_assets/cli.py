@@ -1,0 +1,318 @@
+"""``leadscore``: what a person does by hand (sample exports, row counts, demo, serving)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from leadscore_assets.settings import get_settings
+
+
+@click.group()
+def main() -> None:
+    """leadscore: lead scores, plan recommendations and churn risk from business exports."""
+
+
+@main.command("counts")
+def counts() -> None:
+    """Print the warehouse's row count per table."""
+    import duckdb
+
+    from leadscore_assets.warehouse import table_row_counts
+
+    settings = get_settings()
+    if not settings.warehouse.exists():
+        raise click.ClickException(f"no warehouse yet at {settings.warehouse}")
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        rows = table_row_counts(conn)
+    width = max((len(f"{s}.{t}") for s, t, _ in rows), default=10)
+    for schema, table, n in rows:
+        click.echo(f"{schema + '.' + table:<{width}}  {n:>12,}")
+
+
+@main.command("quarantine")
+@click.argument("source", required=False,
+                type=click.Choice(["leads", "payments", "invoices", "customers"]))
+@click.option("--show", type=click.IntRange(min=0), default=0,
+              help="Also print this many quarantined rows (file, row, rule, field, value).")
+def quarantine(source: str | None, show: int) -> None:
+    """What cleaning set aside: rows per source, file and rule, and rows removed by rule."""
+    import duckdb
+
+    settings = get_settings()
+    if not settings.warehouse.exists():
+        raise click.ClickException(f"no warehouse yet at {settings.warehouse}")
+    sources = [source] if source else ["leads", "payments", "invoices", "customers"]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        tables = {t for (t,) in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'quarantine'").fetchall()}
+        for name in sources:
+            if name not in tables:
+                click.echo(f"{name}: not cleaned yet")
+                continue
+            click.echo(f"{name}:")
+            for file, rule, n in conn.execute(
+                    f"SELECT _source_file, rule, count(*) FROM quarantine.{name} "
+                    "GROUP BY ALL ORDER BY ALL").fetchall():
+                click.echo(f"  quarantined  {rule:<26} {n:>10,}  {file}")
+            if "removed_rows" in tables:
+                for rule, n in conn.execute(
+                        "SELECT rule, rows FROM quarantine.removed_rows WHERE source = ? "
+                        "ORDER BY rule", [name]).fetchall():
+                    click.echo(f"  removed      {rule:<26} {n:>10,}")
+            for file, row, rule, field, value in conn.execute(
+                    f"SELECT _source_file, _row_number, rule, field, value "
+                    f"FROM quarantine.{name} ORDER BY ALL LIMIT ?", [show]).fetchall():
+                click.echo(f"    {file}:{row}  {rule}  {field}={value!r}")
+
+
+@main.command("models")
+@click.argument("model", required=False)
+def models(model: str | None) -> None:
+    """List registered model versions with their aliases and held-out metrics."""
+    from leadscore_assets.models.registry import MODELS, PRIMARY_METRIC, ModelRegistry
+
+    registry = ModelRegistry(get_settings().mlflow_uri)
+    names = [model] if model else list(MODELS)
+    for name in names:
+        try:
+            versions = registry.versions(name)
+        except KeyError as exc:
+            raise click.ClickException(str(exc.args[0])) from exc
+        click.echo(f"{MODELS.get(name.replace('-', '_'), name)}  "
+                   f"(champion history: {', '.join(registry.history(name)) or '-'})")
+        if not versions:
+            click.echo("  no versions yet")
+            continue
+        for v in versions:
+            task = v.tags.get("leadscore.task", "binary")
+            metric = PRIMARY_METRIC.get(task, "roc_auc")
+            score = v.metrics.get(metric)
+            baseline = v.metrics.get(f"baseline_{metric}")
+            figures = (f"{metric} {score:.4f}" if score is not None else f"{metric} -") + (
+                f"  baseline {baseline:.4f}" if baseline is not None else "")
+            click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  {figures:<34} "
+                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}")
+
+
+@main.command("rollback")
+@click.argument("model")
+def rollback(model: str) -> None:
+    """Move MODEL's ``champion`` alias back to the previous champion."""
+    from leadscore_assets.models.registry import ModelRegistry, RollbackError, registered_name
+
+    try:
+        name = registered_name(model)
+        before, after = ModelRegistry(get_settings().mlflow_uri).rollback(name)
+    except (KeyError, RollbackError) as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    click.echo(f"{name}: champion moved from version {before} back to version {after}")
+
+
+@main.command("land")
+@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers"]))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def land(source: str, files: tuple[Path, ...]) -> None:
+    """Land FILES (default: every file in the inbox) into raw.SOURCE now, without the daemon.
+
+    A file outside the inbox is copied into it first (never moved). Re-landing a file
+    replaces its rows. Runs are recorded in the Dagster instance when DAGSTER_HOME is set.
+    """
+    import os
+    import shutil
+
+    import dagster as dg
+
+    from leadscore_assets.ingest.assets import land_file
+    from leadscore_assets.ingest.landing import LandingZone
+    from leadscore_assets.resources import warehouse_resource
+
+    settings = get_settings()
+    landing = LandingZone.from_settings(settings)
+    inbox = landing.inbox(source)
+    inbox.mkdir(parents=True, exist_ok=True)
+    names = []
+    for path in files:
+        if path.resolve().parent != inbox.resolve():
+            shutil.copy2(path, inbox / path.name)
+        names.append(path.name)
+    names = names or [f.name for f in landing.list_files(source)]
+    if not names:
+        raise click.ClickException(f"nothing to land: {inbox} is empty")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    warehouse = warehouse_resource(settings)
+    failed = 0
+    for name in names:
+        result = land_file(source, name, landing=landing, warehouse=warehouse, instance=instance)
+        if result.success:
+            [event] = result.asset_materializations_for_node(f"raw__{source}")
+            click.echo(f"{name}: {event.metadata['rows_landed'].value:,} rows -> raw.{source}")
+            continue
+        failed += 1
+        for step_event in result.all_events:
+            if step_event.is_step_failure:
+                data = step_event.step_failure_data
+                reason = (data.user_failure_data.description if data.user_failure_data
+                          else data.error.message if data.error else "failed")
+                click.echo(f"{name}: FAILED: {reason}", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(names)} file(s) could not be landed "
+                                   f"(see {landing.quarantine_dir(source)})")
+
+
+@main.command("sample-data")
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Inbox root holding one folder per source (default: data/inbox).")
+@click.option("--seed", type=int, default=7, show_default=True,
+              help="Same seed, same bytes.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Multiplies every volume (200: millions of invoice lines).")
+@click.option("--gzip", "gzip_invoices", is_flag=True,
+              help="Write the invoice lines as .csv.gz.")
+def sample_data(inbox: Path | None, seed: int, scale: float, gzip_invoices: bool) -> None:
+    """Write a year of realistic sample exports for all four sources into the inbox."""
+    from leadscore_assets.sample_data import write_sample_files
+
+    root = inbox or get_settings().root / "inbox"
+    try:
+        written = write_sample_files(root, seed=seed, scale=scale, gzip_invoices=gzip_invoices)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    width = max(len(str(f.path)) for f in written)
+    for f in written:
+        click.echo(f"{f.source:<10} {str(f.path):<{width}}  {f.rows:>12,}")
+    click.echo(f"{sum(f.rows for f in written):,} rows (JSON: objects or events) in "
+               f"{len(written)} files under {root}")
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Interface to bind (default: LEADSCORE_API_HOST, "
+                                            "127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: LEADSCORE_API_PORT, 8000).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; each loads the models and follows the champion alias.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="One log line per request (costs throughput).")
+def serve(host: str | None, port: int | None, workers: int, access_log: bool) -> None:
+    """Serve the prediction API (Litestar on uvicorn); OpenAPI document at /schema."""
+    import os
+    import shutil
+
+    import uvicorn
+
+    settings = get_settings()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts its own requests; /metrics adds them up from this folder.
+        metrics_dir = settings.root / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
+                port=port or settings.api_port, workers=workers, access_log=access_log,
+                log_level="info")
+
+
+@main.command("demo")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Sample-data volume multiplier.")
+@click.pass_context
+def demo(ctx: click.Context, scale: float) -> None:
+    """Sample exports (if the inbox is empty), land every inbox file, run the main job."""
+    import os
+
+    import dagster as dg
+
+    from leadscore_assets.settings import SOURCES
+
+    settings = get_settings()
+    if not any(any(settings.inbox(s).glob("*")) for s in SOURCES if settings.inbox(s).is_dir()):
+        ctx.invoke(sample_data, inbox=None, seed=7, scale=scale, gzip_invoices=False)
+    for source in SOURCES:
+        click.echo(f"== landing {source}")
+        ctx.invoke(land, source=source, files=())
+
+    from leadscore_assets.definitions import defs
+
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    click.echo("== running the main job (clean, features, models, scores, drift)")
+    result = defs.resolve_job_def("main").execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failed = [e.step_key for e in result.all_events if e.is_step_failure]
+    checks = [e.asset_check_evaluation_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    click.echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; "
+               f"{sum(c.passed for c in checks)}/{len(checks)} checks passed")
+    for c in checks:
+        if not c.passed:
+            click.echo(f"  check failed: {c.asset_key.to_user_string()} {c.check_name}")
+    ctx.invoke(counts)
+    ctx.invoke(models, model=None)
+    click.echo(f"exports: {settings.exports_dir}")
+    if failed:
+        raise click.ClickException(f"steps failed: {', '.join(failed)}")
+
+
+@main.command("evaluate")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("../shared/data"), show_default=True,
+              help="Folder holding the public data sets.")
+@click.option("--model", "names", multiple=True,
+              help="Only this model (repeatable): telco_snapshot_churn, xeducation_conversion, "
+                   "codepro_conversion, retail_activity_churn.")
+def evaluate(data_dir: Path, names: tuple[str, ...]) -> None:
+    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars."""
+    from leadscore_assets.models.quality import BUILDERS, format_table, run_quality
+
+    unknown = sorted(set(names) - set(BUILDERS))
+    if unknown:
+        raise click.BadParameter(f"unknown model(s) {unknown}; known: {sorted(BUILDERS)}",
+                                 param_hint="--model")
+    try:
+        results = run_quality(data_dir, list(names) or None)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_table(results))
+    for r in results:
+        click.echo(f"{r.name}: features {r.feature_seconds:.1f}s, training "
+                   f"{r.train_seconds:.1f}s, {r.trained.row_counts['train']:,} training rows, "
+                   f"{r.trained.row_counts['holdout']:,} held out")
+    if not all(r.passed for r in results):
+        raise SystemExit(1)
+
+
+@main.command("drift")
+@click.argument("model", required=False)
+def drift(model: str | None) -> None:
+    """Print the latest drift verdict per model (from data/monitoring/<model>_drift.json)."""
+    import json
+
+    from leadscore_assets.models.registry import MODELS
+
+    if model is not None and model not in MODELS:
+        raise click.BadParameter(f"unknown model {model!r}; known: {', '.join(MODELS)}",
+                                 param_hint="MODEL")
+    folder = get_settings().root / "monitoring"
+    shown = 0
+    for name in [model] if model else list(MODELS):
+        path = folder / f"{name}_drift.json"
+        if not path.exists():
+            continue
+        summary = json.loads(path.read_text())
+        shown += 1
+        verdict = "DRIFT" if summary["dataset_drifted"] else "ok"
+        click.echo(f"{name} v{summary.get('champion version', '?')}: {verdict}, "
+                   f"{len(summary['drifted_features'])} of {len(summary['features'])} features "
+                   f"drifted ({summary['share_drifted']:.0%}); "
+                   f"{summary['n_current']:,} current vs {summary['n_reference']:,} reference "
+                   "rows")
+        for reason in summary["reasons"]:
+            click.echo(f"  - {reason}")
+        for f in summary["features"][:5]:
+            stat = "n/a" if f["statistic"] is None else f"{f['statistic']:.4g}"
+            click.echo(f"  {f['feature']:<32} {f['test']:<14} {stat}"
+                       f"{'  drifted' if f['drifted'] else ''}")
+        click.echo(f"  report: {path.with_suffix('.html')}")
+    if not shown:
+        raise click.ClickException(f"no drift report yet under {folder} (materialise "
+                                   "monitoring/<model>_drift first)")

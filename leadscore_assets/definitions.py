@@ -1,0 +1,88 @@
+"""The leadscore code location: every asset, check, sensor and resource, assembled once."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from leadscore_assets.alerts import AlertChannel, alert_on_run_failure
+from leadscore_assets.clean.assets import CLEAN_ASSETS
+from leadscore_assets.clean.checks import CLEAN_CHECKS, with_raw_freshness
+from leadscore_assets.features.assets import feature_assets
+from leadscore_assets.ingest.assets import RAW_ASSETS
+from leadscore_assets.ingest.landing import LandingZone
+from leadscore_assets.ingest.sensors import INBOX_SENSORS
+from leadscore_assets.models.assets import mlflow_resource, model_assets
+from leadscore_assets.models.checks import ModelRegistryResource, champion_gates
+from leadscore_assets.monitoring.assets import monitoring_assets
+from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sensors
+from leadscore_assets.monitoring.checks import drift_checks
+from leadscore_assets.resources import SettingsResource, warehouse_resource
+from leadscore_assets.scores.assets import score_assets
+from leadscore_assets.settings import get_settings
+
+# Project-wide automation policy. Derived tables follow their inputs, but only once the
+# blocking checks on those inputs have passed (bad data stops here, in automation as in a
+# run). A model trains on its own the first time; after that, retraining is decided by the
+# retraining sensor (drift, or enough new labelled rows), never by every feature refresh.
+FOLLOW_INPUTS = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("when inputs update and their blocking checks pass")
+FIRST_TRAINING = (
+    dg.AutomationCondition.on_missing()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("first training (retraining: retraining_sensor)")
+
+
+def with_policy(assets: list, condition: dg.AutomationCondition) -> list:
+    return [a.map_asset_specs(lambda spec: spec.replace_attributes(
+        automation_condition=condition)) for a in assets]
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation",
+    # the monitoring stage has its own automation sensor (hourly drift reports)
+    target=dg.AssetSelection.all() - dg.AssetSelection.assets(*monitoring_assets),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Cleans, refreshes features and scores, and trains missing models as data lands.",
+)
+
+# The main job: everything downstream of the landed files, in dependency order (raw files
+# land per file, through the inbox sensors or `leadscore land`).
+main_job = dg.define_asset_job(
+    "main",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingest"),
+    description="Clean, features, models (with the champion gate), scores and drift reports.",
+)
+
+defs = dg.Definitions(
+    # with_raw_freshness puts the freshness policy on every raw/* asset in the list
+    assets=with_raw_freshness([
+        *RAW_ASSETS.values(),
+        *CLEAN_ASSETS.values(),
+        *with_policy(feature_assets, FOLLOW_INPUTS),
+        *with_policy(model_assets, FIRST_TRAINING),
+        *with_policy(score_assets, FOLLOW_INPUTS),
+    ]) + monitoring_assets,  # the prediction log is not a delivered source: no freshness
+    asset_checks=[
+        *CLEAN_CHECKS,
+        *champion_gates(),
+        *drift_checks,
+    ],
+    jobs=[main_job],
+    sensors=[
+        *INBOX_SENSORS.values(),
+        alert_on_run_failure,
+        automation_sensor,
+        *monitoring_sensors,
+    ],
+    resources={
+        "warehouse": warehouse_resource(),
+        "landing": LandingZone.from_settings(get_settings()),
+        "settings": SettingsResource.from_env(),
+        "alerts": AlertChannel.from_settings(),
+        "mlflow": mlflow_resource(get_settings().mlflow_uri, get_settings().mlflow_artifacts),
+        "model_registry": ModelRegistryResource(tracking_uri=get_settings().mlflow_uri),
+        "retrain_policy": RetrainPolicy(),
+    },
+)

@@ -1,0 +1,588 @@
+"""Monitoring assets: the prediction log landed, drift per model, realised performance.
+
+- ``raw/predictions``: the closed files of the API's prediction log (``leadscore_assets.predlog``)
+  landed into ``raw.predictions``; unreadable lines go to ``quarantine.predictions`` with the
+  reason; each file is recorded in ``raw.prediction_files`` by content hash, so landing the
+  same file twice adds nothing. Landed files move to ``predictions/landed/`` (kept).
+- ``monitoring/<model>_drift``: the current champion's reference (``reference.parquet`` of the
+  champion version's MLflow run) against the current window: feature rows that arrived since
+  the champion was trained, plus what the API was asked to score since then. Writes an HTML
+  report and a JSON summary under ``data/monitoring/`` and the per-feature table to
+  ``monitoring.<model>_drift``.
+- ``monitoring/realised_performance``: served predictions joined to the outcomes that have
+  arrived since, per model version.
+"""
+
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.features.assets import markdown_table, read_table, table_exists
+from leadscore_assets.models.checks import ModelRegistryResource
+from leadscore_assets.models.registry import (
+    CHAMPION,
+    HOLDOUT_ARTIFACT,
+    MODELS,
+    REFERENCE_ARTIFACT,
+    TAG_LABEL,
+)
+from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
+from leadscore_assets.monitoring.performance import (
+    churn_outcomes,
+    lead_outcomes,
+    performance_by_version,
+    served_probabilities,
+    stack,
+)
+from leadscore_assets.monitoring.report import markdown_table as drift_markdown
+from leadscore_assets.monitoring.report import verdict_text, write_report
+from leadscore_assets.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
+from leadscore_assets.profiles import normalise_category
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.warehouse import ensure_schemas
+
+GROUP = "monitoring"
+PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
+SHORT_NAME = {registered: short for short, registered in MODELS.items()}
+
+PREDICTIONS_DDL = {
+    "raw.predictions": """
+        prediction_id  VARCHAR,
+        predicted_at   TIMESTAMP,      -- UTC
+        model          VARCHAR,        -- registered model name as served
+        version        VARCHAR,
+        endpoint       VARCHAR,
+        inputs         JSON,
+        outputs        JSON,
+        _source_file   VARCHAR NOT NULL,
+        _file_sha256   VARCHAR NOT NULL,
+        _row_number    BIGINT NOT NULL,  -- line in the log file
+        _ingested_at   TIMESTAMP NOT NULL
+    """,
+    "raw.prediction_files": """
+        file        VARCHAR NOT NULL,
+        sha256      VARCHAR NOT NULL,
+        entries     BIGINT NOT NULL,
+        bad_lines   BIGINT NOT NULL,
+        landed_at   TIMESTAMP NOT NULL
+    """,
+    "quarantine.predictions": """
+        _source_file  VARCHAR NOT NULL,
+        _row_number   BIGINT NOT NULL,
+        reason        VARCHAR NOT NULL,
+        line          VARCHAR,
+        _ingested_at  TIMESTAMP NOT NULL
+    """,
+}
+
+
+def ensure_prediction_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    ensure_schemas(conn)
+    for table, ddl in PREDICTIONS_DDL.items():
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def land_prediction_file(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, bool]:
+    """Land one closed log file; returns (entries, bad lines, landed now).
+
+    A file whose bytes were landed before (same name and hash) adds nothing.
+    """
+    sha = _sha256(path)
+    seen = conn.execute("SELECT count(*) FROM raw.prediction_files WHERE file = ? AND sha256 = ?",
+                        [path.name, sha]).fetchone()[0]
+    if seen:
+        return 0, 0, False
+    entries, bad = read_log_file(path)
+    now = _now()
+    good = pd.DataFrame({
+        "prediction_id": [e.get("id") for e in entries],
+        "predicted_at": pd.to_datetime([e["time"] for e in entries], utc=True, format="ISO8601"
+                                       ).tz_convert("UTC").tz_localize(None),
+        "model": [str(e["model"]) for e in entries],
+        "version": [str(e["version"]) for e in entries],
+        "endpoint": [str(e["endpoint"]) for e in entries],
+        "inputs": [json.dumps(e["inputs"]) for e in entries],
+        "outputs": [json.dumps(e["outputs"]) for e in entries],
+        "_source_file": path.name, "_file_sha256": sha,
+        "_row_number": [e["line"] for e in entries], "_ingested_at": now,
+    })
+    rejected = pd.DataFrame({
+        "_source_file": [b.file for b in bad], "_row_number": [b.line for b in bad],
+        "reason": [b.reason for b in bad], "line": [b.text for b in bad], "_ingested_at": now,
+    })
+    conn.execute("BEGIN")
+    try:
+        for table, frame in (("raw.predictions", good), ("quarantine.predictions", rejected)):
+            if len(frame):
+                conn.register("_landing", frame)
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _landing")
+                conn.unregister("_landing")
+        conn.execute("INSERT INTO raw.prediction_files VALUES (?, ?, ?, ?, ?)",
+                     [path.name, sha, len(entries), len(bad), now])
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return len(entries), len(bad), True
+
+
+@dg.asset(
+    key=PREDICTIONS_KEY,
+    group_name="ingest",
+    kinds={"duckdb", "json"},
+    pool=WAREHOUSE_POOL,
+)
+def raw_predictions(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
+                    settings: SettingsResource) -> dg.MaterializeResult:
+    """Every prediction the API served, landed from the closed files of the prediction log.
+
+    Lines that are not valid entries go to ``quarantine.predictions`` with the file, line and
+    reason; the rest of the file lands. A file already landed (same name and bytes) is
+    skipped, so re-running adds nothing. Landed files move to ``predictions/landed/``.
+    """
+    directory = settings.get().predictions_dir
+    sealed = seal_abandoned(directory) if directory.is_dir() else []
+    for path in sealed:
+        context.log.warning(f"sealed {path.name}: its writer stopped without closing it")
+    files = closed_files(directory)
+    landed, skipped, entries, bad = [], [], 0, 0
+    with warehouse.get_connection() as conn:
+        ensure_prediction_tables(conn)
+        for path in files:
+            n, b, new = land_prediction_file(conn, path)
+            (landed if new else skipped).append(path.name)
+            entries, bad = entries + n, bad + b
+            if b:
+                context.log.warning(f"{path.name}: {b} unreadable line(s) quarantined")
+            mark_landed(path)
+        total = conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0]
+        per_model = conn.execute(
+            "SELECT model, version, count(*) AS predictions, max(predicted_at) AS latest "
+            "FROM raw.predictions GROUP BY ALL ORDER BY model, version").df()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": int(total),
+        "files_landed": len(landed),
+        "files_already_landed": len(skipped),
+        "files_sealed_after_crash": len(sealed),
+        "entries_landed": entries,
+        "lines_quarantined": bad,
+        "per_model": dg.MetadataValue.md(markdown_table(per_model.astype(str))
+                                         if len(per_model) else "no predictions yet"),
+    })
+
+
+# -- drift ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonitoredModel:
+    """Where a model's rows live: labelled training rows and the rows it is asked about."""
+
+    name: str
+    training_table: str  # labelled rows (new labels since training trigger a retrain)
+    label: str
+    current_table: str  # rows that arrive after training (the drift window)
+    since_training: bool  # filter the current table on ``_ingested_at``
+    deps: tuple[str, ...]
+    arrivals_table: str | None = None  # else: the current table is new only if this got rows
+
+
+MONITORED: dict[str, MonitoredModel] = {
+    "lead_conversion": MonitoredModel("lead_conversion", "features.lead_features", "converted",
+                                      "features.lead_features", True, ("lead_features",)),
+    "plan": MonitoredModel("plan", "features.plan_labels", "plan", "features.plan_labels",
+                           True, ("plan_labels",)),
+    # Activity features describe every customer as of the latest invoice line, so the latest
+    # table is the window once invoice lines have landed since training. Comparing it before
+    # that would only measure how the latest moment differs from the training cutoffs, and
+    # retraining on the same lines could not change that.
+    "activity_churn": MonitoredModel("activity_churn", "features.customer_activity",
+                                     "churned", "features.customer_activity_latest", False,
+                                     ("customer_activity", "customer_activity_latest"),
+                                     arrivals_table="clean.invoices"),
+    "snapshot_churn": MonitoredModel("snapshot_churn", "features.customer_snapshot",
+                                     "churned", "features.customer_snapshot", True,
+                                     ("customer_snapshot",)),
+}
+
+
+def drift_key(model: str) -> dg.AssetKey:
+    return dg.AssetKey(["monitoring", f"{model}_drift"])
+
+
+class DriftConfig(dg.Config):
+    share_threshold: float = 0.5
+    """ERROR: the dataset drifted when this share of features drifts (or a top feature)."""
+    warn_share: float = 0.25
+    """WARN: this share of features drifted, below the dataset threshold."""
+    top_features: int = 3
+    """Drift of any of the model's most important features marks the dataset drifted."""
+    missing_rate_threshold: float = 0.1
+    min_current_rows: int = 100
+    """Fewer rows in the window than this: no verdict (too few to tell drift from noise)."""
+    max_current_rows: int = 100_000
+    """Larger windows are sampled down to this many rows (fixed seed)."""
+
+
+# The drift reports run hourly and whenever the model, its features or the prediction log
+# change, so a new champion gets a fresh reference straight away.
+DRIFT_AUTOMATION = (
+    (dg.AutomationCondition.cron_tick_passed("0 * * * *")
+     | dg.AutomationCondition.any_deps_updated())
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+).with_label("hourly, or when the model, its features or the prediction log change")
+
+
+def _naive_utc(value: str | datetime) -> datetime:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.tz_localize(None).to_pydatetime()
+
+
+def api_window(conn: duckdb.DuckDBPyConnection, registered: str, since: datetime,
+               kinds: dict[str, str]) -> pd.DataFrame:
+    """What the API was asked to score with this model since ``since``, typed like features."""
+    if not table_exists(conn, "raw.predictions"):
+        return pd.DataFrame(columns=list(kinds))
+    rows = conn.execute("SELECT inputs FROM raw.predictions WHERE model IN (?, ?) "
+                        "AND predicted_at > ?", [registered, SHORT_NAME[registered], since]
+                        ).fetchall()
+    records = [json.loads(r[0]) for r in rows]
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    return type_like_features(frame, kinds)
+
+
+def type_like_features(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """Request fields -> the feature tables' types (numbers, flags, normalised categories)."""
+    out = pd.DataFrame(index=frame.index)
+    for name, kind in kinds.items():
+        if name not in frame:
+            out[name] = pd.Series(np.nan if kind != "categorical" else pd.NA, index=frame.index)
+            continue
+        values = frame[name]
+        if kind == "numeric":
+            out[name] = pd.to_numeric(values, errors="coerce").astype("Float64")
+        elif kind == "boolean":
+            text = values.astype("string").str.strip().str.lower()
+            out[name] = text.map({"true": True, "1": True, "1.0": True, "yes": True,
+                                  "false": False, "0": False, "0.0": False, "no": False}
+                                 ).astype("boolean")
+        else:
+            out[name] = normalise_category(values.astype("string"))
+    return out
+
+
+def feature_window(conn: duckdb.DuckDBPyConnection, spec: MonitoredModel, since: datetime,
+                   columns: list[str]) -> pd.DataFrame:
+    if not table_exists(conn, spec.current_table):
+        return pd.DataFrame(columns=columns)
+    available = {r[0] for r in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        spec.current_table.split(".")).fetchall()}
+    wanted = [c for c in columns if c in available]
+    select = ", ".join(f'"{c}"' for c in wanted)
+    if spec.since_training and "_ingested_at" in available:
+        return conn.execute(f"SELECT {select} FROM {spec.current_table} "
+                            "WHERE _ingested_at > ?", [since]).df()
+    if spec.arrivals_table and not _arrived_since(conn, spec.arrivals_table, since):
+        return pd.DataFrame(columns=wanted)
+    return conn.execute(f"SELECT {select} FROM {spec.current_table}").df()
+
+
+def _arrived_since(conn: duckdb.DuckDBPyConnection, table: str, since: datetime) -> bool:
+    if not table_exists(conn, table):
+        return False
+    latest = conn.execute(f"SELECT max(_ingested_at) FROM {table}").fetchone()[0]
+    return latest is not None and latest > since
+
+
+def labelled_rows(conn: duckdb.DuckDBPyConnection, spec: MonitoredModel) -> int | None:
+    if not table_exists(conn, spec.training_table):
+        return None
+    return int(conn.execute(f'SELECT count("{spec.label}") FROM {spec.training_table}'
+                            ).fetchone()[0])
+
+
+def _prediction(bundle, frame: pd.DataFrame) -> pd.Series:
+    proba = np.asarray(bundle.predict_frame(frame))
+    if bundle.task == "multiclass":
+        return pd.Series(bundle.predicted_class(np.atleast_2d(proba)), index=frame.index,
+                         dtype="string")
+    return pd.Series(proba, index=frame.index, dtype="float64")
+
+
+def _same_types(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """One dtype per kind on both sides (the reference comes from Parquet, the window from
+    DuckDB and JSON)."""
+    out = frame.copy()
+    for name, kind in kinds.items():
+        if name in out and kind == "categorical":
+            out[name] = out[name].astype("string")
+        elif name in out and kind == "numeric":
+            out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64")
+        elif name in out:
+            out[name] = out[name].astype("boolean")
+    return out
+
+
+def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftConfig,
+                   warehouse: DuckDBResource, settings: SettingsResource,
+                   model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+    """One model's drift report: reference and window, tests, files, table and metadata.
+
+    The metadata carries what the drift check and the retraining sensor read: ``status``
+    (evaluated | too_few_rows | no_champion), ``champion_version``, ``dataset_drifted``,
+    ``share_drifted``, the thresholds, and the labelled row counts now and at training.
+    """
+    spec = MONITORED[model]
+    registry = model_registry.registry()
+    champion = registry.by_alias(model, CHAMPION)
+    if champion is None:
+        return dg.MaterializeResult(metadata={
+            "status": "no_champion", "dataset_drifted": False, "share_drifted": 0.0,
+            "verdict": f"{MODELS[model]} has no champion yet: nothing to compare"})
+
+    bundle = registry.load_bundle(model, champion.version)
+    kinds = {s.name: s.kind for s in bundle.encoder.specs}
+    by_original = {s.original_name: s.name for s in bundle.encoder.specs}
+    importance = {by_original.get(k, k): v
+                  for k, v in bundle.metadata.get("feature_importance", {}).items()}
+    trained_at = _naive_utc(bundle.metadata.get("trained_at")
+                            or datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC))
+    label = champion.tags.get(TAG_LABEL, spec.label)
+    reference = registry.run_frame(champion.run_id, REFERENCE_ARTIFACT)
+    holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
+    features = [f for f in kinds if f in reference.columns]
+
+    with warehouse.get_connection() as conn:
+        from_features = feature_window(conn, spec, trained_at, [*features, label])
+        from_api = api_window(conn, MODELS[model], trained_at, kinds)
+        labelled_now = labelled_rows(conn, spec)
+    run = registry.client.get_run(champion.run_id)
+    labelled_then = int(run.data.metrics.get("rows_train", 0)
+                        + run.data.metrics.get("rows_holdout", 0))
+
+    parts = [f.assign(_window=w) for f, w in ((from_features, "features"), (from_api, "api"))
+             if len(f)]
+    current = pd.concat(parts, ignore_index=True) if parts else from_features
+    for name in features:  # a feature the table lacks is missing, not an error
+        if name not in current:
+            current[name] = pd.NA
+    if len(current) > config.max_current_rows:
+        current = current.sample(config.max_current_rows, random_state=0)
+    base_meta: dict[str, object] = {
+        "champion_version": str(champion.version),
+        "registered_model": MODELS[model],
+        "trained_at": trained_at.isoformat(timespec="seconds"),
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "current_rows_from_features": len(from_features),
+        "current_rows_from_api": len(from_api),
+        "labelled_rows": labelled_now if labelled_now is not None else -1,
+        "labelled_rows_at_training": labelled_then,
+        "warn_share": config.warn_share,
+        "share_threshold": config.share_threshold,
+    }
+    if len(current) < config.min_current_rows:
+        verdict = (f"{len(current)} row(s) arrived since version {champion.version} was "
+                   f"trained (fewer than {config.min_current_rows}): no verdict yet")
+        context.log.info(verdict)
+        return dg.MaterializeResult(metadata={
+            **base_meta, "status": "too_few_rows", "dataset_drifted": False,
+            "share_drifted": 0.0, "verdict": verdict})
+
+    reference = reference.assign(prediction=_prediction(bundle, reference))
+    current = _same_types(current, kinds)
+    current["prediction"] = _prediction(bundle, current[features])
+    options = DriftOptions(share_threshold=config.share_threshold,
+                           top_features=config.top_features,
+                           missing_rate_threshold=config.missing_rate_threshold)
+    result = detect_drift(
+        _same_types(reference, kinds), current, kinds=kinds, importance=importance,
+        options=options, prediction_column="prediction", features=features,
+        prediction_kind="categorical" if bundle.task == "multiclass" else "numeric",
+    )
+    if label in holdout and label in current and current[label].notna().any():
+        # The reference sample has no labels; the held-out rows come from the same training
+        # data, so their labels stand for what the model learned from.
+        result = replace(result, label=compare_feature(
+            label, holdout[label].astype("string"), current[label].astype("string"),
+            "categorical", options))
+
+    s = settings.get()
+    context_facts = {"model": MODELS[model], "champion version": champion.version,
+                     "trained at": trained_at.isoformat(timespec="seconds"),
+                     "window": f"rows since training: {len(from_features):,} from the "
+                               f"feature tables, {len(from_api):,} from the API"}
+    html_path, json_path = write_report(result, s.root / "monitoring", f"{model}_drift",
+                                        f"Drift: {MODELS[model]} v{champion.version}",
+                                        context_facts)
+    table = result.table().drop(columns=["new_categories"]).assign(
+        new_categories=[", ".join(f.new_categories) for f in result.features],
+        model=MODELS[model], champion_version=str(champion.version), evaluated_at=_now())
+    with warehouse.get_connection() as conn:
+        ensure_schemas(conn)
+        conn.register("_drift", table)
+        conn.execute(f"CREATE OR REPLACE TABLE monitoring.{model}_drift AS SELECT * FROM _drift")
+        conn.unregister("_drift")
+
+    verdict = verdict_text(result)
+    context.log.info(f"{model}: {verdict}")
+    meta = {
+        **base_meta,
+        "status": "evaluated",
+        "dataset_drifted": result.dataset_drifted,
+        "share_drifted": round(result.share_drifted, 4),
+        "drifted_features": ", ".join(result.drifted_features) or "none",
+        "top_features": ", ".join(result.top_features) or "n/a",
+        "verdict": verdict,
+        "drift_table": dg.MetadataValue.md(drift_markdown(result)),
+        "report": dg.MetadataValue.path(str(html_path)),
+        "summary": dg.MetadataValue.path(str(json_path)),
+        "dagster/row_count": len(table),
+    }
+    for name, extra in (("prediction", result.prediction), ("label", result.label)):
+        if extra is not None:
+            meta[f"{name}_drift_test"] = extra.test
+            meta[f"{name}_drift_statistic"] = float(extra.statistic)
+            meta[f"{name}_drifted"] = extra.drifted
+    return dg.MaterializeResult(metadata=meta)
+
+
+def drift_asset(model: str) -> dg.AssetsDefinition:
+    spec = MONITORED[model]
+
+    @dg.asset(
+        key=drift_key(model),
+        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+              *[dg.AssetKey(["features", d]) for d in spec.deps]],
+        group_name=GROUP,
+        kinds={"scipy", "duckdb", "html"},
+        pool=WAREHOUSE_POOL,
+        automation_condition=DRIFT_AUTOMATION,
+        description=(
+            f"Drift of {MODELS[model]}'s inputs, predictions and labels: the champion's "
+            "training reference against the rows that arrived since it was trained and what "
+            "the API was asked to score. HTML report and JSON summary under data/monitoring/."
+        ),
+    )
+    def _drift(context: dg.AssetExecutionContext, config: DriftConfig,
+               warehouse: DuckDBResource, settings: SettingsResource,
+               model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+        return evaluate_drift(context, model, config, warehouse, settings, model_registry)
+
+    return _drift
+
+
+drift_assets = [drift_asset(model) for model in MONITORED]
+
+
+# -- realised performance ---------------------------------------------------------------------
+
+
+class RealisedPerformanceConfig(dg.Config):
+    horizon_days: int = 90
+    """A customer scored for churn churned if they bought nothing in this many days after."""
+    calibration_bins: int = 10
+
+
+def judged_predictions(conn: duckdb.DuckDBPyConnection, horizon_days: int) -> pd.DataFrame:
+    """Served predictions with the outcome that followed, where one is known yet."""
+    predictions = read_table(conn, "raw.predictions")
+    if predictions is None or predictions.empty:
+        return stack([])
+    served = served_probabilities(predictions)
+    served["model"] = served["model"].map(lambda m: SHORT_NAME.get(m, m))
+    parts = []
+    leads = read_table(conn, "features.lead_features")
+    lead_rows = served[served["model"] == "lead_conversion"]
+    if leads is not None and len(lead_rows):
+        parts.append(lead_outcomes(lead_rows, leads))
+    invoices = read_table(conn, "clean.invoices")
+    activity_rows = served[served["model"] == "activity_churn"]
+    if invoices is not None and len(activity_rows):
+        bought = invoices[(invoices["quantity"] > 0) & ~invoices["is_return"].fillna(False)]
+        activity = pd.DataFrame({"subject": bought["customer_id"], "at": bought["invoice_date"]})
+        as_of = pd.to_datetime(invoices["invoice_date"]).max()
+        parts.append(churn_outcomes(activity_rows, activity, horizon_days, as_of))
+    snapshot_rows = served[served["model"] == "snapshot_churn"]
+    customers = read_table(conn, "features.customer_snapshot")
+    payments = read_table(conn, "clean.payments")
+    if customers is not None and payments is not None and len(snapshot_rows):
+        emails = customers.dropna(subset=["email"])
+        to_id = dict(zip(emails["email"].astype(str).str.lower(),
+                         emails["customer_id"].astype(str).str.lower(), strict=False))
+        paid = payments[payments["status"] == "succeeded"]
+        activity = pd.DataFrame({
+            "subject": paid["customer_email"].astype("string").str.lower().map(to_id),
+            "at": paid["created_at"]}).dropna()
+        as_of = pd.to_datetime(payments["created_at"]).max()
+        parts.append(churn_outcomes(snapshot_rows, activity, horizon_days, as_of))
+    return stack(parts)
+
+
+@dg.asset(
+    key=["monitoring", "realised_performance"],
+    deps=[PREDICTIONS_KEY, dg.AssetKey(["features", "lead_features"]),
+          dg.AssetKey(["features", "customer_snapshot"]), dg.AssetKey(["clean", "invoices"]),
+          dg.AssetKey(["clean", "payments"])],
+    group_name=GROUP,
+    kinds={"duckdb", "scikit-learn"},
+    pool=WAREHOUSE_POOL,
+    # daily whatever changed: outcomes arrive with any of the deps, rarely with all of them
+    automation_condition=(dg.AutomationCondition.cron_tick_passed("0 5 * * *")
+                          & ~dg.AutomationCondition.in_progress()).with_label("daily at 05:00"),
+)
+def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerformanceConfig,
+                         warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """ROC-AUC, Brier score and calibration of what each served model version predicted,
+    against the outcomes that arrived since (a scored lead paid within its window; a scored
+    customer bought again within the horizon). Tables ``monitoring.realised_performance`` and
+    ``monitoring.realised_calibration``."""
+    with warehouse.get_connection() as conn:
+        judged = judged_predictions(conn, config.horizon_days)
+        summary, calibration = performance_by_version(judged, config.calibration_bins)
+        ensure_schemas(conn)
+        for table, frame in (("realised_performance", summary),
+                             ("realised_calibration", calibration)):
+            conn.register("_perf", frame)
+            conn.execute(f"CREATE OR REPLACE TABLE monitoring.{table} AS SELECT * FROM _perf")
+            conn.unregister("_perf")
+    meta: dict[str, object] = {
+        "judged_predictions": len(judged),
+        "dagster/row_count": len(summary),
+        "per_version": dg.MetadataValue.md(markdown_table(summary) if len(summary)
+                                           else "no predictions with a known outcome yet"),
+        "calibration": dg.MetadataValue.md(markdown_table(calibration) if len(calibration)
+                                           else "n/a"),
+    }
+    for row in summary.itertuples(index=False):
+        if np.isfinite(row.roc_auc):
+            meta[f"roc_auc/{row.model}/v{row.version}"] = float(row.roc_auc)
+    context.log.info(f"{len(judged)} served predictions have a known outcome")
+    return dg.MaterializeResult(metadata=meta)
+
+
+monitoring_assets = [raw_predictions, *drift_assets, realised_performance]

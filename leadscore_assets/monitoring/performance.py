@@ -1,0 +1,151 @@
+"""Realised performance: what the served models predicted, against what then happened.
+
+Pure functions (pandas, scikit-learn). The outcome of a prediction is known only once its
+window has closed:
+
+- a scored lead converted if it paid (a succeeded payment with its email) within the lead
+  window; the lead features already hold that label (``converted``, ``label_source`` other
+  than ``open``), so a lead prediction is joined to its lead by id or email;
+- a customer scored for churn churned if they bought nothing in the horizon after the
+  prediction; only predictions whose horizon ended before the latest data are judged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+CALIBRATION_BINS = 10
+PROBABILITY_KEYS = ("probability", "conversion_probability", "churn_probability")
+ID_KEYS = ("id", "lead_id", "customer_id", "email")
+
+
+def served_probabilities(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Raw prediction log rows -> ``predicted_at, model, version, subject, probability``.
+
+    ``subject`` is the id the caller sent (lower-cased: emails identify leads); rows without
+    a probability (e.g. plan recommendations) or an id are left out.
+    """
+    rows = []
+    for rec in predictions.itertuples(index=False):
+        inputs = _as_dict(rec.inputs)
+        outputs = _as_dict(rec.outputs)
+        p = next((outputs[k] for k in PROBABILITY_KEYS if outputs.get(k) is not None), None)
+        subject = next((inputs[k] for k in ID_KEYS if inputs.get(k) not in (None, "")), None)
+        if p is None or subject is None:
+            continue
+        rows.append((rec.predicted_at, rec.model, str(rec.version),
+                     str(subject).strip().lower(), float(p)))
+    return pd.DataFrame(rows, columns=["predicted_at", "model", "version", "subject",
+                                       "probability"])
+
+
+def _as_dict(value: object) -> dict:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def lead_outcomes(served: pd.DataFrame, lead_features: pd.DataFrame) -> pd.DataFrame:
+    """Lead predictions whose lead has a known outcome, with ``outcome`` (converted)."""
+    known = lead_features[lead_features["converted"].notna()]
+    if "label_source" in known:
+        known = known[known["label_source"].astype("string") != "open"]
+    by_key: dict[str, bool] = {}
+    for col in ("email", "lead_id"):  # the lead id wins over an email that repeats
+        if col in known:
+            keys = known[col].astype("string").str.strip().str.lower()
+            by_key.update({k: bool(v) for k, v in zip(keys, known["converted"], strict=True)
+                           if k is not pd.NA and k})
+    out = served.assign(outcome=served["subject"].map(by_key))
+    return out[out["outcome"].notna()].assign(outcome=lambda d: d["outcome"].astype(bool))
+
+
+def churn_outcomes(served: pd.DataFrame, activity: pd.DataFrame, horizon_days: int,
+                   as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Churn predictions judged by later activity: ``outcome`` True when no activity followed.
+
+    ``activity`` has ``subject`` (customer id or email, lower-cased) and ``at`` (a purchase
+    or a succeeded payment). A prediction is judged once ``predicted_at + horizon`` is no
+    later than ``as_of`` (default: the latest activity), so open horizons are never counted
+    as churn.
+    """
+    if served.empty:
+        return served.assign(outcome=pd.Series(dtype=bool))
+    at = pd.to_datetime(activity["at"])
+    as_of = as_of if as_of is not None else (at.max() if len(at) else None)
+    if as_of is None or pd.isna(as_of):
+        return served.iloc[0:0].assign(outcome=pd.Series(dtype=bool))
+    predicted_at = _naive(served["predicted_at"])
+    end = predicted_at + pd.Timedelta(days=horizon_days)
+    judged = served[(end <= as_of).to_numpy()].copy()
+    judged["_start"] = predicted_at[(end <= as_of).to_numpy()].to_numpy()
+    judged["_end"] = judged["_start"] + pd.Timedelta(days=horizon_days)
+    events = pd.DataFrame({"subject": activity["subject"].astype("string").str.strip()
+                           .str.lower(), "at": _naive(at)})
+    pairs = judged.reset_index().merge(events, on="subject", how="left")
+    inside = (pairs["at"] > pairs["_start"]) & (pairs["at"] <= pairs["_end"])
+    active = pairs.loc[inside.fillna(False).to_numpy(), "index"].unique()
+    judged["outcome"] = ~judged.index.isin(active)
+    return judged.drop(columns=["_start", "_end"])
+
+
+def _naive(values: pd.Series) -> pd.Series:
+    ts = pd.to_datetime(values, utc=True)
+    return ts.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def performance_by_version(judged: pd.DataFrame, bins: int = CALIBRATION_BINS
+                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per model and version: ROC-AUC, Brier score and calibration of what was served.
+
+    Returns ``(summary, calibration)``. The summary has one row per (model, version) with
+    ``predictions, positives, mean_predicted, observed_rate, roc_auc, brier``; ``roc_auc`` is
+    NaN while only one outcome has been seen. Calibration bins predictions into ``bins``
+    equal-width probability bins and compares the mean predicted probability with the
+    observed rate in each.
+    """
+    summary_rows, calib_rows = [], []
+    for (model, version), g in judged.groupby(["model", "version"], sort=True):
+        y = g["outcome"].astype(bool).to_numpy()
+        p = g["probability"].astype(float).to_numpy()
+        auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+        summary_rows.append({
+            "model": model, "version": version, "predictions": len(g),
+            "positives": int(y.sum()), "mean_predicted": float(p.mean()),
+            "observed_rate": float(y.mean()), "roc_auc": auc,
+            "brier": float(brier_score_loss(y, p)) if len(np.unique(y)) == 2 else float(
+                np.mean((p - y) ** 2)),
+        })
+        idx = np.minimum((p * bins).astype(int), bins - 1)
+        for b in np.unique(idx):
+            m = idx == b
+            calib_rows.append({
+                "model": model, "version": version,
+                "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "predictions": int(m.sum()),
+                "mean_predicted": float(p[m].mean()), "observed_rate": float(y[m].mean()),
+            })
+    summary = pd.DataFrame(summary_rows, columns=["model", "version", "predictions",
+                                                  "positives", "mean_predicted",
+                                                  "observed_rate", "roc_auc", "brier"])
+    calibration = pd.DataFrame(calib_rows, columns=["model", "version", "bin", "predictions",
+                                                    "mean_predicted", "observed_rate"])
+    return summary, calibration
+
+
+def stack(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["predicted_at", "model", "version", "subject",
+                                     "probability", "outcome"])
+    return pd.concat(frames, ignore_index=True)

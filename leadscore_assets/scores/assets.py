@@ -1,0 +1,256 @@
+"""Batch scores with the champion models, and the read-only snapshot the API serves from.
+
+``scores/leads`` ranks every lead without a decision yet; ``scores/customers`` gives every
+customer a churn probability and a risk level. Both use the registry's ``champion`` versions
+(never the freshly trained challenger) and depend on the model assets, so a failed champion
+gate blocks them in the same run. Each table is also exported as a CSV a CRM can import:
+plain header, ISO 8601 dates, UTF-8, written to a temporary file and renamed into place so an
+importer never reads half a file.
+
+``serving/customer_activity_snapshot`` publishes the latest activity features per customer as
+a Parquet file for the API, swapped in with an atomic rename: the API never opens the
+warehouse, which has one writer.
+"""
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from api.tiers import lead_tiers_document, lead_tiers_path
+from leadscore_assets.features.assets import markdown_table, read_table, write_table
+from leadscore_assets.models.checks import ModelRegistryResource
+from leadscore_assets.models.registry import CHAMPION, MODELS, ModelRegistry
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.serving import TIERS, Explanation, ModelBundle
+from leadscore_assets.settings import Settings
+
+GROUP = "scores"
+TOP_REASONS = 3
+LEAD_EXPORT = "lead_scores.csv"
+CUSTOMER_EXPORT = "customer_churn_risk.csv"
+
+
+class CustomerRiskConfig(dg.Config):
+    high_threshold: float | None = None
+    """Churn probability at or above which a customer's risk is High (default:
+    ``LEADSCORE_CHURN_HIGH``, the same the API uses)."""
+    medium_threshold: float | None = None
+    """Churn probability at or above which (and below High) the risk is Medium (default:
+    ``LEADSCORE_CHURN_MEDIUM``)."""
+
+    def thresholds(self, settings: Settings) -> tuple[float, float]:
+        high = settings.churn_high if self.high_threshold is None else self.high_threshold
+        medium = (settings.churn_medium if self.medium_threshold is None
+                  else self.medium_threshold)
+        return high, medium
+
+
+def risk_levels(probability: np.ndarray, high: float, medium: float) -> np.ndarray:
+    if not 0 <= medium <= high <= 1:
+        raise ValueError(f"risk thresholds must satisfy 0 <= medium ({medium}) <= high ({high})"
+                         " <= 1")
+    return np.where(probability >= high, "High",
+                    np.where(probability >= medium, "Medium", "Low"))
+
+
+def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
+    """A (top quartile) to D, by the quartiles of these scores (the current open leads)."""
+    values = np.asarray(scores, dtype=np.float64)
+    bounds = [float(q) for q in np.quantile(values, [0.25, 0.5, 0.75])]
+    # the same rule as ``ModelBundle.tier``: a score on a boundary belongs to the tier above
+    idx = np.searchsorted(bounds, values, side="right")
+    return [TIERS[3 - int(i)] for i in idx], bounds
+
+
+def reason_columns(explanations: list[Explanation], top_k: int = TOP_REASONS
+                   ) -> pd.DataFrame:
+    """``reason_for_1..k`` / ``reason_against_1..k`` as ``Feature = value`` text."""
+    def text(reason) -> str:
+        value = reason.value
+        if isinstance(value, float):
+            value = f"{value:g}"
+        return f"{reason.feature} = {'blank' if value is None else value}"
+
+    rows = []
+    for e in explanations:
+        row = {}
+        for side, reasons in (("for", e.reasons_for), ("against", e.reasons_against)):
+            for i in range(top_k):
+                row[f"reason_{side}_{i + 1}"] = text(reasons[i]) if i < len(reasons) else ""
+        rows.append(row)
+    columns = [f"reason_{s}_{i + 1}" for s in ("for", "against") for i in range(top_k)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def publish_file(write, path: Path) -> Path:
+    """Write through ``write(tmp_path)`` beside ``path``, then rename into place (atomic).
+
+    A reader (a CRM import, the API) sees the old file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        # mkstemp makes owner-only files; a published file is for other readers too
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """CRM-importable CSV: header, ISO dates, UTF-8; replaced atomically."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S").where(out[col].notna(), "")
+    return publish_file(
+        lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n"), path)
+
+
+def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
+    version = registry.by_alias(model, CHAMPION)
+    if version is None:
+        raise dg.Failure(f"{MODELS[model]} has no champion version yet: the champion gate "
+                         f"has not promoted any training")
+    return registry.load_bundle(model, version.version), str(version.version)
+
+
+@dg.asset(
+    key=["scores", "leads"],
+    deps=[dg.AssetKey(["models", "lead_conversion"]),
+          dg.AssetKey(["features", "lead_features"])],
+    group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
+)
+def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
+                model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+    """Every open lead (no conversion decided yet) scored 0-100 by the champion model, tiered A
+    to D by quartile of the current open leads, with its top three reasons for and against."""
+    bundle, version = _champion(model_registry.registry(), "lead_conversion")
+    with warehouse.get_connection() as conn:
+        leads = read_table(conn, "features.lead_features")
+        if leads is None:
+            raise dg.Failure("features.lead_features does not exist yet")
+        open_leads = leads[leads["converted"].isna()].reset_index(drop=True)
+        X = bundle.encoder.transform_frame(open_leads)
+        probability = bundle.predict_proba(X) if len(open_leads) else np.empty(0)
+        scores = ModelBundle.score(probability)
+        tiers, bounds = quartile_tiers(scores) if len(scores) else ([], [])
+        frame = pd.concat([
+            pd.DataFrame({
+                "lead_id": open_leads["lead_id"].astype("string"),
+                "email": open_leads["email"].astype("string"),
+                "created_at": pd.to_datetime(open_leads["created_at"]),
+                "score": scores.astype("int64"),
+                "tier": pd.Series(tiers, dtype="string"),
+                "probability": probability.round(6),
+            }),
+            reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else []),
+        ], axis=1)
+        frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
+                                  ignore_index=True)
+        frame["model_version"] = version
+        frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+        write_table(conn, "scores.leads", frame)
+    path = export_csv(frame, settings.get().exports_dir / LEAD_EXPORT)
+    tiers_file = None
+    if bounds:
+        # the API tiers a posted lead by these same boundaries while this version is served
+        document = lead_tiers_document(MODELS["lead_conversion"], version, bounds,
+                                       open_leads=len(frame))
+        tiers_file = publish_file(
+            lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2)),
+            lead_tiers_path(settings.get().serving_snapshot))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "model_version": version,
+        "tier_boundaries": ", ".join(f"{b:g}" for b in bounds),
+        "tier_boundaries_file": dg.MetadataValue.path(str(tiers_file) if tiers_file else ""),
+        "tiers": dg.MetadataValue.json(frame["tier"].value_counts().sort_index().to_dict()),
+        "export": dg.MetadataValue.path(str(path)),
+        "top_leads": dg.MetadataValue.md(markdown_table(
+            frame[["lead_id", "score", "tier", "reason_for_1", "reason_against_1"]].head(10))),
+    })
+
+
+@dg.asset(
+    key=["scores", "customers"],
+    deps=[dg.AssetKey(["models", "activity_churn"]), dg.AssetKey(["models", "snapshot_churn"]),
+          dg.AssetKey(["features", "customer_activity_latest"]),
+          dg.AssetKey(["features", "customer_snapshot"])],
+    group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
+)
+def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
+                    settings: SettingsResource,
+                    model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+    """Every customer's churn probability and risk level (High, Medium, Low): from purchase
+    activity (invoices) and from the account snapshot, each by its champion model."""
+    registry = model_registry.registry()
+    high, medium = config.thresholds(settings.get())
+    parts, versions = [], {}
+    with warehouse.get_connection() as conn:
+        for model, table in (("activity_churn", "features.customer_activity_latest"),
+                             ("snapshot_churn", "features.customer_snapshot")):
+            features = read_table(conn, table)
+            if features is None or registry.by_alias(model, CHAMPION) is None:
+                continue  # this business has no such data (or no model trained on it yet)
+            bundle, version = _champion(registry, model)
+            probability = bundle.predict_frame(features) if len(features) else np.empty(0)
+            versions[model] = version
+            parts.append(pd.DataFrame({
+                "customer_id": features["customer_id"].astype("string"),
+                "model": model,
+                "churn_probability": np.round(probability, 6),
+                "risk_level": risk_levels(probability, high, medium),
+                "model_version": version,
+            }))
+        if not parts:
+            raise dg.Failure("no churn champion and customer features to score: train "
+                             "models/activity_churn or models/snapshot_churn first")
+        frame = pd.concat(parts, ignore_index=True)
+        frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+        write_table(conn, "scores.customers", frame)
+    path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
+    levels = frame.groupby(["model", "risk_level"]).size().rename("customers").reset_index()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "model_versions": dg.MetadataValue.json(versions),
+        "risk_levels": dg.MetadataValue.md(markdown_table(levels)),
+        "thresholds": f"High >= {high}, Medium >= {medium}",
+        "export": dg.MetadataValue.path(str(path)),
+    })
+
+
+@dg.asset(
+    key=["serving", "customer_activity_snapshot"],
+    deps=[dg.AssetKey(["features", "customer_activity_latest"])],
+    group_name="serving", kinds={"parquet"}, pool=WAREHOUSE_POOL,
+)
+def customer_activity_snapshot(warehouse: DuckDBResource,
+                               settings: SettingsResource) -> dg.MaterializeResult:
+    """The latest activity features per customer as a Parquet file for the API, published by
+    writing a new file beside the served one and renaming it into place (atomic)."""
+    target = settings.get().serving_snapshot
+    with warehouse.get_connection() as conn:
+        frame = read_table(conn, "features.customer_activity_latest")
+    if frame is None:
+        raise dg.Failure("features.customer_activity_latest does not exist yet")
+    publish_file(lambda tmp: frame.to_parquet(tmp, index=False), target)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "path": dg.MetadataValue.path(str(target)),
+        "as_of": str(frame["cutoff"].max()) if len(frame) else "",
+    })
+
+
+score_assets = [lead_scores, customer_scores, customer_activity_snapshot]
