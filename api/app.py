@@ -1,0 +1,437 @@
+"""The Litestar prediction API: lead scores, plan recommendations and churn risk.
+
+``create_app`` reads the settings once, builds the request bodies from the active source
+profiles and the champion models' features, and returns the app. Models are loaded in the
+lifespan (``/ready`` answers 503 until every configured model is), then a background task
+follows the registry alias so a newly promoted champion is served without a restart.
+
+Handlers are defined inside ``create_app`` because their body types are built there; this
+module therefore does not use postponed annotations (Litestar must see the real types).
+"""
+
+import asyncio
+import contextlib
+import gc
+import hmac
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    ServiceUnavailableException,
+    ValidationException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.params import FromPath, JSONBody, KwargDefinition
+from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+from api.config import (
+    ACTIVITY_CHURN,
+    LEAD_CONVERSION,
+    PLAN,
+    SNAPSHOT_CHURN,
+    ApiSettings,
+    risk_levels,
+)
+from api.metrics import SCOPE_KEY, ApiMetrics
+from api.models import MlflowRegistry, ModelRegistry, ModelWatcher, ServedModel, ServedModels
+from api.schemas import (
+    ChurnRisk,
+    ErrorBody,
+    LeadScore,
+    ModelInfo,
+    PlanRecommendation,
+    Readiness,
+    merge_fields,
+    model_fields,
+    profile_fields,
+    request_struct,
+)
+from api.scoring import churn_risks, recommend_plans, score_leads
+from api.snapshot import ServingSnapshot, SnapshotUnavailable
+from api.tiers import PublishedTiers, lead_tiers_path
+from leadscore_assets.plans import PlanCatalogue
+from leadscore_assets.profiles import load_profiles
+from leadscore_assets.settings import Settings, get_settings
+
+log = logging.getLogger("leadscore.api")
+
+# Requests up to this many rows are scored on the event loop (a few ms at most); larger
+# batches go to a worker thread so one big batch never stalls every other request.
+INLINE_ROWS = 128
+# How often answered requests are handed to the prediction log's writer.
+LOG_HANDOVER_SECONDS = 0.1
+
+_ERROR_MEANING = {
+    400: "A field has the wrong type or the body is not JSON (each field and reason listed)",
+    401: "Missing or wrong X-API-Key header",
+    404: "Unknown customer, or a model this API does not serve",
+    413: "Batch larger than the configured limit, or body too large",
+    503: "The model (or the serving snapshot) is not loaded yet",
+}
+
+
+def _errors(*codes: int) -> dict[int, ResponseSpec]:
+    return {c: ResponseSpec(data_container=ErrorBody, description=_ERROR_MEANING[c])
+            for c in codes}
+
+
+def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | None = None,
+               registry: ModelRegistry | None = None) -> Litestar:
+    """The API for ``settings`` (default: the environment) and a model registry (default:
+    the MLflow registry at ``settings.mlflow_uri``)."""
+    settings = settings or get_settings()
+    api = api_settings or ApiSettings()
+    registry = registry or MlflowRegistry(settings.mlflow_uri)
+    profiles = load_profiles(settings.user_profiles_dir)
+    lead_profile = profiles[settings.lead_profile]
+    customer_profile = profiles[settings.customer_profile]
+    served_names = api.model_names
+
+    # The champions' own features shape the request bodies; a model not registered yet is
+    # described by its profile alone, and loaded by the lifespan when it appears.
+    preloaded: dict[str, ServedModel] = {}
+    for name in (LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN):
+        if name not in served_names:
+            continue
+        try:
+            version = registry.version_for_alias(name, api.alias)
+            if version is not None:
+                preloaded[name] = ServedModel(name, version, registry.load(name, version),
+                                              api.explain)
+        except Exception as exc:  # the API still starts; /ready tells the truth
+            log.warning("champion of %s not readable at start-up: %s", name, exc)
+
+    def fields_for(profile, name):
+        found = preloaded.get(name)
+        return merge_fields(profile_fields(profile),
+                            model_fields(found.specs) if found else [])
+
+    Lead = request_struct("Lead", fields_for(lead_profile, LEAD_CONVERSION),
+                          id_description="your id for the lead (echoed and logged)")
+    PlanLead = request_struct("PlanLead", fields_for(lead_profile, PLAN),
+                              id_description="your id for the lead (echoed and logged)")
+    Customer = request_struct("Customer", fields_for(customer_profile, SNAPSHOT_CHURN),
+                              id_description="your id for the customer (echoed and logged)")
+
+    def batch_of(item: type) -> Any:
+        # the limit in the schema (maxItems) tells a client; the handler answers 413 above it
+        return Annotated[list[item], KwargDefinition(max_items=api.max_batch)]
+
+    metrics = ApiMetrics()
+    snapshot = ServingSnapshot(settings.serving_snapshot)
+    tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
+    risk = risk_levels(settings.churn_high, settings.churn_medium)
+    catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
+    prices = {p["plan"].lower(): {k: (float(v) if k.endswith("price") else v)
+                                  for k, v in p.items()} for p in catalogue.price_list()}
+
+    # -- lifespan ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        models: ServedModels = app.state.models
+        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds, api.explain)
+        for served in preloaded.values():
+            models.put(served)
+        writer = None
+        if api.prediction_log:
+            from leadscore_assets.predlog import PredictionLogWriter
+
+            writer = PredictionLogWriter(settings.predictions_dir)
+        app.state.prediction_log = writer
+        # Requests only append to ``pending``; this task hands it to the writer in bursts, so
+        # the writer thread wakes a few times a second rather than once per request (each
+        # wake-up takes the GIL from the event loop).
+        pending: list[tuple] = []
+        app.state.pending_log = pending if writer is not None else None
+
+        def hand_over() -> None:
+            if writer is None or not pending:
+                return
+            burst = pending[:]
+            del pending[:len(burst)]
+            for model, version, endpoint, rows in burst:
+                writer.log_many(model, version, endpoint, rows)
+
+        async def drain() -> None:
+            while True:
+                await asyncio.sleep(LOG_HANDOVER_SECONDS)
+                hand_over()
+
+        async def follow() -> None:
+            while True:
+                await watcher.refresh_once()
+                with contextlib.suppress(Exception):
+                    await anyio.to_thread.run_sync(snapshot.refresh)
+                with contextlib.suppress(Exception):
+                    await anyio.to_thread.run_sync(tiers.refresh)
+                await asyncio.sleep(api.poll_seconds)
+
+        # Everything built so far (libraries, models, profiles: a few hundred thousand
+        # objects) lives as long as the process; the collector no longer walks it on every
+        # full collection, which otherwise stalls a request for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
+        task = asyncio.create_task(follow(), name="leadscore-model-watcher")
+        drainer = asyncio.create_task(drain(), name="leadscore-prediction-log")
+        app.state.watcher = watcher
+        try:
+            yield
+        finally:
+            for t in (task, drainer):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            if writer is not None:
+                hand_over()
+                await anyio.to_thread.run_sync(writer.close)
+            gc.unfreeze()
+
+    # -- dependencies and helpers --------------------------------------------------------------
+
+    def provide_models(state: State) -> ServedModels:
+        return state.models
+
+    def require(models: ServedModels, name: str) -> ServedModel:
+        if name not in served_names:
+            raise NotFoundException(f"model {name} is not served by this API")
+        served = models.get(name)
+        if served is None:
+            why = models.errors.get(name, "loading")
+            raise ServiceUnavailableException(f"model {name} not loaded yet ({why})")
+        return served
+
+    def as_batch(data: Any) -> tuple[Sequence[Any], bool]:
+        if isinstance(data, list):
+            if len(data) > api.max_batch:
+                raise HTTPException(
+                    status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    detail=f"batch of {len(data)} exceeds the limit of {api.max_batch}")
+            return data, True
+        return [data], False
+
+    async def run(fn, rows: int, *args):
+        if rows == 0:  # an empty batch has an empty answer (LightGBM rejects zero rows)
+            return [], []
+        if rows <= INLINE_ROWS:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    def record(request: Request, served: ServedModel, endpoint: str, log_rows,
+               probabilities, outcomes) -> None:
+        request.scope[SCOPE_KEY] = (served.name, served.version)  # type: ignore[literal-required]
+        metrics.observe_predictions(served.name, served.version, probabilities, outcomes)
+        pending = request.app.state.pending_log
+        if pending is not None:
+            pending.append((served.name, served.version, endpoint, log_rows))
+
+    auth = (401,) if settings.api_key else ()
+    batch_errors = _errors(400, 413, 503, *auth)
+
+    # -- prediction endpoints ------------------------------------------------------------------
+
+    @post("/leads/score", status_code=200, responses=batch_errors,
+          summary="Score one lead or a batch",
+          description="Conversion probability, score 0-100, tier A-D and the top three reasons "
+                      "for and against. Send one lead (an object) or a batch (an array, up to "
+                      f"{api.max_batch}).")
+    async def score(request: Request, data: JSONBody[Lead | batch_of(Lead)],
+                    models: NamedDependency[ServedModels]
+                    ) -> LeadScore | list[LeadScore]:
+        served = require(models, LEAD_CONVERSION)
+        leads, batch = as_batch(data)
+        bounds = tiers.bounds_for(served.name, served.version)
+        out, log_rows = await run(score_leads, len(leads), served, leads, bounds)
+        record(request, served, "/v1/leads/score", log_rows, [r.probability for r in out],
+               [r.tier for r in out])
+        return out if batch else out[0]
+
+    @post("/leads/plan", status_code=200, responses=batch_errors,
+          summary="Recommend a plan for a lead or a batch",
+          description="The most likely plan, its price, and the probability of every plan.")
+    async def plan(request: Request, data: JSONBody[PlanLead | batch_of(PlanLead)],
+                   models: NamedDependency[ServedModels]
+                   ) -> PlanRecommendation | list[PlanRecommendation]:
+        served = require(models, PLAN)
+        leads, batch = as_batch(data)
+        out, log_rows = await run(recommend_plans, len(leads), served, leads, prices)
+        record(request, served, "/v1/leads/plan", log_rows,
+               [r.probabilities[r.plan] for r in out], [r.plan for r in out])
+        return out if batch else out[0]
+
+    @post("/customers/churn", status_code=200, responses=batch_errors,
+          summary="Churn risk from posted customer fields",
+          description="Churn probability, risk level (High/Medium/Low) and the top reasons, "
+                      "from the customer-snapshot model.")
+    async def churn_posted(request: Request, data: JSONBody[Customer | batch_of(Customer)],
+                           models: NamedDependency[ServedModels]) -> ChurnRisk | list[ChurnRisk]:
+        served = require(models, SNAPSHOT_CHURN)
+        customers, batch = as_batch(data)
+        out, log_rows = await run(churn_risks, len(customers), served, customers, risk)
+        record(request, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
+               [r.risk for r in out])
+        return out if batch else out[0]
+
+    @get("/customers/{customer_id:str}/churn", responses=_errors(404, 503, *auth),
+         summary="Churn risk of a known customer",
+         description="From the customer's latest activity features (the serving snapshot "
+                     "Dagster publishes) and the activity-churn model.")
+    async def churn_known(request: Request, customer_id: FromPath[str],
+                          models: NamedDependency[ServedModels]
+                          ) -> ChurnRisk:
+        served = require(models, ACTIVITY_CHURN)
+        try:
+            found = snapshot.lookup(customer_id)
+        except SnapshotUnavailable as exc:
+            raise ServiceUnavailableException(str(exc)) from exc
+        if found is None:
+            raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
+        features, as_of = found
+        out, log_rows = churn_risks(served, None, risk, records=[dict(features)],
+                                    ids=[customer_id], as_of=as_of)
+        record(request, served, "/v1/customers/{customer_id}/churn", log_rows,
+               [out[0].probability], [out[0].risk])
+        return out[0]
+
+    @get("/models", responses=_errors(*auth),
+         summary="The served model versions, when trained, held-out metrics")
+    async def list_models(models: NamedDependency[ServedModels]) -> list[ModelInfo]:
+        out = []
+        for name in served_names:
+            served = models.get(name)
+            if served is None:
+                out.append(ModelInfo(name=name, status="unavailable",
+                                     error=models.errors.get(name, "loading")))
+                continue
+            out.append(ModelInfo(
+                name=name, status="serving", version=served.version, alias=api.alias,
+                task=served.task, trained_at=_text(served.trained_at),
+                loaded_at=served.loaded_at, metrics=_plain(served.metrics),
+                features=[s.name for s in served.specs]))
+        return out
+
+    # -- operations ----------------------------------------------------------------------------
+
+    @get("/health", summary="The process is alive", include_in_schema=True)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", summary="Every configured model is loaded (503 until then)",
+         responses={503: ResponseSpec(data_container=Readiness, description="Not ready yet")})
+    async def ready(models: NamedDependency[ServedModels]) -> Response[Readiness]:
+        status = {}
+        for name in served_names:
+            served = models.get(name)
+            status[name] = served.version if served else models.errors.get(name, "loading")
+        body = Readiness(ready=models.ready, models=status)
+        return Response(body, status_code=200 if models.ready else 503)
+
+    @get("/metrics", summary="Prometheus metrics", media_type=MediaType.TEXT,
+         guards=[], include_in_schema=False)
+    async def prometheus() -> Response[bytes]:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    # -- auth and errors -----------------------------------------------------------------------
+
+    def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        given = connection.headers.get("x-api-key", "")
+        if not hmac.compare_digest(given.encode(), (settings.api_key or "").encode()):
+            raise NotAuthorizedException("missing or wrong X-API-Key header")
+
+    guards = [api_key_guard] if settings.api_key else []
+    v1 = Router("/v1", route_handlers=[score, plan, churn_posted, churn_known, list_models],
+                guards=guards)
+    protected_metrics = Router("/", route_handlers=[prometheus], guards=guards)
+
+    app = Litestar(
+        route_handlers=[v1, protected_metrics, health, ready],
+        lifespan=[lifespan],
+        state=State({"models": ServedModels(served_names), "prediction_log": None,
+                     "pending_log": None}),
+        dependencies={"models": Provide(provide_models, sync_to_thread=False)},
+        exception_handlers={
+            ValidationException: _validation_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        middleware=[metrics.middleware],
+        request_max_body_size=api.max_batch * api.max_body_bytes_per_lead,
+        openapi_config=OpenAPIConfig(
+            title="leadscore prediction API", version="1",
+            description="Lead scores, plan recommendations and churn risk from the registry's "
+                        "champion models.",
+            path="/schema"),
+    )
+    app.state.metrics = metrics
+    app.state.snapshot = snapshot
+    app.state.api_settings = api
+    app.state.lead_tiers = tiers
+    return app
+
+
+# -- error bodies ------------------------------------------------------------------------------
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response[ErrorBody]:
+    """400 naming each field (with its position in a batch) and what is wrong with it."""
+    problems = []
+    cause = exc.__cause__
+    if isinstance(cause, msgspec.ValidationError) and " - at `$" in str(cause):
+        # msgspec's own message keeps the full path (``$.data[3].tenure``); Litestar's drops
+        # the batch position.
+        reason, _, path = str(cause).partition(" - at ")
+        field = path.strip("`").removeprefix("$.data").lstrip(".") or "body"
+        problems.append({"field": field, "reason": reason})
+    for item in exc.extra if isinstance(exc.extra, list) and not problems else []:
+        if isinstance(item, dict):
+            field = item.get("key") or item.get("source") or "body"
+            reason = item.get("message", "invalid")
+            if field == "data" and reason == "'data'":
+                field, reason = "body", "a JSON request body is required"
+            problems.append({"field": field, "reason": reason})
+    if not problems:
+        problems.append({"field": "body", "reason": exc.detail})
+    detail = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
+    return Response(ErrorBody(400, f"invalid request: {detail}", problems), status_code=400)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
+    extra = exc.extra if isinstance(exc.extra, list | dict) else None
+    headers = dict(exc.headers or {})
+    return Response(ErrorBody(exc.status_code, exc.detail, extra), status_code=exc.status_code,
+                    headers=headers)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response[ErrorBody]:
+    if isinstance(exc, msgspec.ValidationError | msgspec.DecodeError):
+        return Response(ErrorBody(400, f"invalid request: {exc}"), status_code=400)
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return Response(ErrorBody(500, "internal error; the request was not scored"),
+                    status_code=500)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Held-out metrics as JSON-safe values (non-finite numbers become null)."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+            out[key] = None
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,62 @@
+"""What the API serves and how: read once from the environment (prefix ``LEADSCORE_API_``).
+
+The project-wide settings (data folder, MLflow URI, active profiles, API key, host and port)
+come from :mod:`leadscore_assets.settings`; these are the serving-only knobs. Every one has a
+default that works with nothing set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leadscore_assets.models.registry import MODELS
+
+# Registered model names, one per thing the API answers.
+LEAD_CONVERSION = MODELS["lead_conversion"]
+PLAN = MODELS["plan"]
+ACTIVITY_CHURN = MODELS["activity_churn"]
+SNAPSHOT_CHURN = MODELS["snapshot_churn"]
+ALL_MODELS = (LEAD_CONVERSION, PLAN, ACTIVITY_CHURN, SNAPSHOT_CHURN)
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_API_", env_file=".env",
+                                      extra="ignore")
+
+    models: str = Field(
+        ",".join(ALL_MODELS),
+        description="Comma-separated registered model names to serve; /ready waits for all",
+    )
+    alias: str = Field("champion", description="Registry alias that names the served version")
+    poll_seconds: float = Field(5.0, gt=0, description="How often the alias is checked")
+    max_batch: int = Field(10_000, ge=1, description="Most leads in one request (413 above)")
+    explain: Literal["path", "shap"] = Field(
+        "path", description="Reasons from per-leaf path contributions (fast) or LightGBM's "
+                            "SHAP values (as the batch scores)")
+    prediction_log: bool = Field(True, description="Append every prediction to the log")
+    max_body_bytes_per_lead: int = Field(
+        4_096, ge=256, description="Request size allowance per lead (max_batch x this)"
+    )
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.models.split(",") if n.strip())
+
+
+def risk_levels(high: float, medium: float) -> Callable[[float], str]:
+    """High / Medium / Low by the project-wide thresholds (``LEADSCORE_CHURN_HIGH`` and
+    ``LEADSCORE_CHURN_MEDIUM``, the same the batch scores use)."""
+    if not 0 <= medium <= high <= 1:
+        raise ValueError(f"churn thresholds must satisfy 0 <= medium ({medium}) <= high "
+                         f"({high}) <= 1")
+
+    def risk(probability: float) -> str:
+        if probability >= high:
+            return "High"
+        return "Medium" if probability >= medium else "Low"
+
+    return risk

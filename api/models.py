@@ -1,0 +1,219 @@
+"""The served models: where they come from, and how a new champion replaces the old one.
+
+A ``ModelRegistry`` answers two questions: which version does the alias name now, and what
+is that version's ``ModelBundle``. ``MlflowRegistry`` asks the MLflow registry (the
+embedded default is the SQLite store under ``data/``). ``ModelWatcher`` polls the alias in
+the background; when it moves, the new version is loaded and warmed up completely before one
+reference in ``ServedModels`` is replaced, so a request in flight keeps the model it started
+with and no request ever sees a half-loaded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio.to_thread
+import lightgbm as lgb
+import numpy as np
+
+from api.explain import PathExplainer
+from api.fastrow import NORMAL, RAW_SCORE, FastRow
+from api.schemas import Reason as ApiReason
+from leadscore_assets.serving import FeatureSpec, ModelBundle
+
+log = logging.getLogger("leadscore.api")
+
+
+class ModelRegistry(Protocol):
+    def version_for_alias(self, name: str, alias: str) -> str | None:
+        """The version the alias names, or None when the model or the alias does not exist."""
+
+    def load(self, name: str, version: str) -> ModelBundle:
+        """The bundle of one registered version."""
+
+
+class MlflowRegistry:
+    """The project's MLflow registry (``leadscore_assets.models.registry``), read-only."""
+
+    def __init__(self, tracking_uri: str):
+        from leadscore_assets.models.registry import ModelRegistry as ProjectRegistry
+
+        # A server log is no place for download progress bars.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        self.tracking_uri = tracking_uri
+        self.registry = ProjectRegistry(tracking_uri)
+
+    def version_for_alias(self, name: str, alias: str) -> str | None:
+        found = self.registry.by_alias(name, alias)
+        return None if found is None else str(found.version)
+
+    def load(self, name: str, version: str) -> ModelBundle:
+        return self.registry.load_bundle(name, version)
+
+
+@dataclass
+class ServedModel:
+    """One loaded version with what every request needs, computed once at load time."""
+
+    name: str
+    version: str
+    bundle: ModelBundle
+    explain_method: str = "path"  # path (precomputed per leaf) | shap (LightGBM pred_contrib)
+    loaded_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        bundle = self.bundle
+        # A request is one row or a small batch: OpenMP's thread team costs more than it
+        # saves, and its spinning threads steal the core the event loop needs. One thread per
+        # prediction; several workers (processes) are how the API uses more cores.
+        bundle.booster.predict = functools.partial(lgb.Booster.predict, bundle.booster,
+                                                   num_threads=1)
+        self.specs: list[FeatureSpec] = bundle.encoder.specs
+        self.task = bundle.task
+        self.classes = list(bundle.classes)
+        bounds = bundle.metadata.get("tier_boundaries")
+        self.tier_bounds = np.asarray(bounds, dtype=np.float64) if bounds else None
+        self.trained_at = bundle.metadata.get("trained_at")
+        self.metrics = dict(bundle.metadata.get("metrics") or {})
+        self._proba_row: FastRow | None = None
+        if self.task == "binary" and not bundle.calibration:
+            self._proba_row = FastRow(bundle.booster, NORMAL, len(self.specs), 1)
+        elif self.task == "binary" and bundle.calibration.get("method") == "platt":
+            self._proba_row = FastRow(bundle.booster, RAW_SCORE, len(self.specs), 1)
+        # The probability is a function of the raw score, which path contributions already
+        # add up to: reuse it rather than walk every tree a second time.
+        self._from_raw = None
+        if self.explain_method == "path":
+            explainer = PathExplainer(bundle)
+            explainer.single_row_fast_path()
+            # reasons built directly as the response's type
+            self.explain = functools.partial(explainer.explain, reason=ApiReason)
+            self._from_raw = _raw_to_probability(bundle)
+        elif self.explain_method == "shap":
+            self.explain = bundle.explain
+        else:
+            raise ValueError(f"unknown explanation method {self.explain_method!r} "
+                             "(path or shap)")
+        # First LightGBM calls allocate; pay that here, not on a client's request.
+        warm = np.full((1, len(self.specs)), np.nan)
+        self.predict_proba(warm)
+        self.explain(warm)
+
+    def score_and_explain(self, X: np.ndarray, top_k: int) -> tuple[np.ndarray, list]:
+        """Binary models: probabilities and explanations of the rows of ``X``."""
+        explanations = self.explain(X, top_k=top_k)
+        if self._from_raw is None:
+            return self.predict_proba(X), explanations
+        return self._from_raw(np.fromiter((e.raw_score for e in explanations), np.float64,
+                                          len(explanations))), explanations
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``bundle.predict_proba``, with one row through the prepared single-row handle."""
+        if len(X) != 1 or self._proba_row is None:
+            return self.bundle.predict_proba(X)
+        value = self._proba_row(X[0])
+        if self.bundle.calibration:  # the bundle's Platt scaling of the raw score
+            z = self.bundle.calibration["a"] * value + self.bundle.calibration["b"]
+            return 1.0 / (1.0 + np.exp(-z))
+        return value
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class ServedModels:
+    """Name -> the version served now. Replacing an entry is one reference assignment."""
+
+    def __init__(self, names: Iterable[str]):
+        self.names = tuple(names)
+        self._models: dict[str, ServedModel] = {}
+        self.errors: dict[str, str] = {}
+
+    def get(self, name: str) -> ServedModel | None:
+        return self._models.get(name)
+
+    def put(self, model: ServedModel) -> None:
+        # A new dict, never a mutated one: a reader iterating the old mapping is unaffected.
+        self._models = {**self._models, model.name: model}
+        self.errors.pop(model.name, None)
+
+    def all(self) -> dict[str, ServedModel]:
+        return self._models
+
+    @property
+    def missing(self) -> list[str]:
+        return [n for n in self.names if n not in self._models]
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing
+
+
+class ModelWatcher:
+    """Keeps ``ServedModels`` on the version the alias names, checking every ``interval``."""
+
+    def __init__(self, registry: ModelRegistry, models: ServedModels, alias: str,
+                 interval: float, explain_method: str = "path"):
+        self.explain_method = explain_method
+        self.registry = registry
+        self.models = models
+        self.alias = alias
+        self.interval = interval
+
+    async def refresh_once(self) -> list[str]:
+        """Check every model's alias; load and swap in what moved. Returns what changed."""
+        changed = []
+        for name in self.models.names:
+            try:
+                version = await anyio.to_thread.run_sync(
+                    self.registry.version_for_alias, name, self.alias)
+                current = self.models.get(name)
+                if version is None:
+                    if current is None:
+                        self.models.errors[name] = f"no version has the alias {self.alias!r}"
+                    continue
+                if current is not None and current.version == version:
+                    continue
+                served = await anyio.to_thread.run_sync(self._load, name, version)
+                self.models.put(served)
+                changed.append(name)
+                log.info("serving %s (was %s)", served.label,
+                         current.label if current else "nothing")
+            except Exception as exc:  # a broken registry or bundle must not stop the others
+                self.models.errors[name] = f"{type(exc).__name__}: {exc}"
+                log.warning("could not load %s@%s: %s", name, self.alias, exc)
+        return changed
+
+    def _load(self, name: str, version: str) -> ServedModel:
+        return ServedModel(name, version, self.registry.load(name, version),
+                           self.explain_method)
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh_once()
+            await asyncio.sleep(self.interval)
+
+
+def _raw_to_probability(bundle: ModelBundle):
+    """raw score -> probability exactly as the bundle computes it, or None when the
+    objective's link is not the plain logistic one (then LightGBM is asked)."""
+    if bundle.task != "binary":
+        return None
+    calibration = bundle.calibration
+    if calibration:
+        if calibration.get("method") != "platt":
+            return None
+        a, b = float(calibration["a"]), float(calibration["b"])
+        return lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
+    objective = str(bundle.booster.dump_model(num_iteration=0).get("objective", ""))
+    if objective not in ("binary sigmoid:1", "binary sigmoid:1.0"):
+        return None
+    return lambda raw: 1.0 / (1.0 + np.exp(-raw))

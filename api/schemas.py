@@ -1,0 +1,151 @@
+"""Request and response bodies.
+
+Responses have a fixed shape. Requests follow the model: their fields are the features the
+active source profile declares plus the features the served model was trained on, built as
+``msgspec.Struct`` types when the app is created, so the OpenAPI document tells a client
+exactly which fields to send and of which type. Every feature is optional (the models treat
+a missing value as missing); a value of the wrong type is a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+from leadscore_assets.profiles import Profile, snake
+from leadscore_assets.serving import FeatureSpec
+
+_TYPES: dict[str, Any] = {"categorical": str, "numeric": float, "boolean": bool}
+# Request fields that are not features: the caller's own id, echoed back and logged so an
+# outcome arriving later can be joined to what was predicted.
+ID_FIELD = "id"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str
+    original_name: str
+    examples: tuple[str, ...] = ()
+
+
+def profile_fields(profile: Profile) -> list[FieldSpec]:
+    """The features a profile declares by name (``features.rest`` needs a file's header)."""
+    out = []
+    for kind in ("categorical", "numeric", "boolean"):
+        for original in getattr(profile.features, kind):
+            out.append(FieldSpec(snake(original), kind, original))
+    return out
+
+
+def model_fields(specs: Iterable[FeatureSpec]) -> list[FieldSpec]:
+    return [FieldSpec(s.name, s.kind, s.original_name, tuple((s.categories or [])[:5]))
+            for s in specs]
+
+
+def merge_fields(*groups: Iterable[FieldSpec]) -> list[FieldSpec]:
+    """Union by name; a later group (the model) wins over an earlier one (the profile)."""
+    merged: dict[str, FieldSpec] = {}
+    for group in groups:
+        for spec in group:
+            merged[spec.name] = spec
+    return list(merged.values())
+
+
+def request_struct(struct_name: str, fields: Iterable[FieldSpec], *,
+                   id_description: str) -> type[Struct]:
+    """A Struct with an optional ``id`` and one optional, typed field per feature."""
+    members: list[tuple[str, Any, Any]] = [
+        (ID_FIELD, Annotated[str | None, Meta(description=id_description)], None)]
+    for spec in fields:
+        if spec.name == ID_FIELD:
+            continue
+        meta: dict[str, Any] = {"description": _describe(spec)}
+        if spec.examples:
+            meta["examples"] = list(spec.examples)
+        members.append((spec.name, Annotated[_TYPES[spec.kind] | None, Meta(**meta)], None))
+    return msgspec.defstruct(struct_name, members, kw_only=True, omit_defaults=True,
+                             module=__name__)
+
+
+def _describe(spec: FieldSpec) -> str:
+    what = {"categorical": "category (case and spacing ignored; an unseen value counts as "
+                           "missing)",
+            "numeric": "number (one that is not finite counts as missing)",
+            "boolean": "true or false"}[spec.kind]
+    source = f"export column '{spec.original_name}'" if spec.original_name != spec.name else ""
+    return "; ".join(x for x in (what, source) if x)
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class Reason(Struct):
+    feature: str  # the export's column name, as people know it
+    value: str | float | bool | None
+    contribution: float  # on the raw (log-odds) scale
+
+
+class LeadScore(Struct):
+    id: str | None
+    probability: Annotated[float, Meta(ge=0, le=1)]
+    score: Annotated[int, Meta(ge=0, le=100)]
+    tier: str | None
+    reasons_for: list[Reason]
+    reasons_against: list[Reason]
+    base_value: float
+    raw_score: float
+    model: str
+    version: str
+
+
+class PlanRecommendation(Struct):
+    id: str | None
+    plan: str
+    monthly_price: float | None
+    first_month_price: float | None
+    currency: str | None
+    probabilities: dict[str, float]
+    model: str
+    version: str
+
+
+class ChurnRisk(Struct):
+    id: str | None
+    probability: Annotated[float, Meta(ge=0, le=1)]
+    risk: str
+    reasons_for: list[Reason]
+    reasons_against: list[Reason]
+    base_value: float
+    raw_score: float
+    model: str
+    version: str
+    as_of: str | None = None
+
+
+class ModelInfo(Struct):
+    name: str
+    status: str  # serving | unavailable
+    version: str | None = None
+    alias: str | None = None
+    task: str | None = None
+    trained_at: str | None = None
+    loaded_at: float | None = None
+    metrics: dict[str, Any] = {}
+    features: list[str] = []
+    error: str | None = None
+
+
+class Readiness(Struct):
+    ready: bool
+    models: dict[str, str]  # name -> served version, or why it is not served
+
+
+class ErrorBody(Struct):
+    status_code: int
+    detail: str
+    extra: list[dict[str, Any]] | dict[str, Any] | None = None

@@ -1,0 +1,127 @@
+"""From request bodies to answers: encode, predict, explain, no DataFrame on the way.
+
+Each function takes the ``ServedModel`` a request started with (so a champion swapped in
+meanwhile never mixes into one answer) and returns the response bodies plus the
+(inputs, outputs) pairs for the prediction log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from msgspec import Struct
+from msgspec.structs import asdict
+
+from api.models import ServedModel
+from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason
+from leadscore_assets.serving import TIERS, Explanation
+
+LogRows = list[tuple[dict[str, Any], dict[str, Any]]]
+TOP_K = 3
+
+
+def records_of(bodies: Sequence[Struct]) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """Feature mappings for the encoder, and the callers' ids."""
+    records = [asdict(b) for b in bodies]
+    ids = [r.pop(ID_FIELD, None) for r in records]
+    return records, ids
+
+
+def encode(model: ServedModel, records: list[dict[str, Any]]) -> np.ndarray:
+    return model.bundle.encoder.transform_records(records)
+
+
+def _reasons(explanation: Explanation) -> tuple[list[Reason], list[Reason]]:
+    first = (explanation.reasons_for or explanation.reasons_against or [None])[0]
+    if first is None or type(first) is Reason:  # the path explainer builds them as such
+        return explanation.reasons_for, explanation.reasons_against
+    return (
+        [Reason(r.feature, r.value, r.contribution) for r in explanation.reasons_for],
+        [Reason(r.feature, r.value, r.contribution) for r in explanation.reasons_against],
+    )
+
+
+def _binary(model: ServedModel, records: list[dict[str, Any]]
+            ) -> tuple[np.ndarray, list[Explanation]]:
+    return model.score_and_explain(encode(model, records), TOP_K)
+
+
+def _tiers(model: ServedModel, scores: np.ndarray, bounds: np.ndarray | None
+           ) -> list[str | None]:
+    bounds = model.tier_bounds if bounds is None else bounds
+    if bounds is None:
+        return [None] * len(scores)
+    idx = np.searchsorted(bounds, scores, side="right")
+    return [TIERS[3 - int(i)] for i in idx]
+
+
+def _inputs(record: Mapping[str, Any], id_: str | None) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if v is not None}
+    if id_ is not None:
+        out[ID_FIELD] = id_
+    return out
+
+
+def score_leads(model: ServedModel, bodies: Sequence[Struct],
+                tier_bounds: np.ndarray | None = None) -> tuple[list[LeadScore], LogRows]:
+    """``tier_bounds``: the batch scores' published boundaries for this version (default: the
+    bundle's own)."""
+    records, ids = records_of(bodies)
+    proba, explanations = _binary(model, records)
+    scores = np.rint(100.0 * proba).astype(int)
+    tiers = _tiers(model, scores, tier_bounds)
+    out, log = [], []
+    for i, explanation in enumerate(explanations):
+        p, s = float(proba[i]), int(scores[i])
+        reasons_for, reasons_against = _reasons(explanation)
+        out.append(LeadScore(
+            id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,
+            reasons_against=reasons_against, base_value=explanation.base_value,
+            raw_score=explanation.raw_score, model=model.name, version=model.version))
+        log.append((_inputs(records[i], ids[i]), {"probability": p, "score": s,
+                                                  "tier": tiers[i]}))
+    return out, log
+
+
+def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
+                risk: Callable[[float], str], *, records: list[dict[str, Any]] | None = None,
+                ids: list[str | None] | None = None, as_of: str | None = None,
+                ) -> tuple[list[ChurnRisk], LogRows]:
+    if records is None:
+        records, ids = records_of(bodies or [])
+    proba, explanations = _binary(model, records)
+    out, log = [], []
+    for i, explanation in enumerate(explanations):
+        p = float(proba[i])
+        level = risk(p)
+        reasons_for, reasons_against = _reasons(explanation)
+        out.append(ChurnRisk(
+            id=ids[i], probability=p, risk=level, reasons_for=reasons_for,
+            reasons_against=reasons_against, base_value=explanation.base_value,
+            raw_score=explanation.raw_score, model=model.name, version=model.version,
+            as_of=as_of))
+        log.append((_inputs(records[i], ids[i]), {"probability": p, "risk": level}))
+    return out, log
+
+
+def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
+                    prices: Mapping[str, Mapping[str, Any]]
+                    ) -> tuple[list[PlanRecommendation], LogRows]:
+    records, ids = records_of(bodies)
+    X = encode(model, records)
+    proba = np.atleast_2d(model.bundle.predict_proba(X))
+    best = np.argmax(proba, axis=1)
+    out, log = [], []
+    for i in range(len(records)):
+        plan = model.classes[int(best[i])]
+        probabilities = {c: float(proba[i, k]) for k, c in enumerate(model.classes)}
+        price = prices.get(plan.lower(), {})
+        out.append(PlanRecommendation(
+            id=ids[i], plan=plan, monthly_price=price.get("monthly_price"),
+            first_month_price=price.get("first_month_price"), currency=price.get("currency"),
+            probabilities=probabilities, model=model.name, version=model.version))
+        log.append((_inputs(records[i], ids[i]), {"plan": plan, **{
+            f"probability_{c}": v for c, v in probabilities.items()}}))
+    return out, log
