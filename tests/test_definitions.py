@@ -1,0 +1,160 @@
+"""The code location loads, and its asset graph is exactly the one this file describes.
+
+The expected graph below is written by hand: a change to an asset's key, group, inputs or
+automation shows up here in review instead of silently in production.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from leadscore_assets.definitions import defs
+from leadscore_assets.resources import WAREHOUSE_POOL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# asset -> (group, upstream assets)
+EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
+    "raw/leads": ("ingest", set()),
+    "raw/payments": ("ingest", set()),
+    "raw/invoices": ("ingest", set()),
+    "raw/customers": ("ingest", set()),
+    "raw/predictions": ("ingest", set()),
+    "clean/leads": ("clean", {"raw/leads"}),
+    "clean/payments": ("clean", {"raw/payments"}),
+    "clean/invoices": ("clean", {"raw/invoices"}),
+    "clean/customers": ("clean", {"raw/customers"}),
+    "features/lead_features": ("features", {"clean/leads", "clean/payments"}),
+    "features/plan_labels": ("features", {"clean/payments", "features/lead_features"}),
+    "features/customer_activity": ("features", {"clean/invoices"}),
+    "features/customer_activity_latest": ("features", {"clean/invoices"}),
+    "features/customer_snapshot": ("features", {"clean/customers", "clean/payments"}),
+    "models/lead_conversion": ("models", {"features/lead_features"}),
+    "models/plan": ("models", {"features/plan_labels"}),
+    "models/activity_churn": ("models", {"features/customer_activity"}),
+    "models/snapshot_churn": ("models", {"features/customer_snapshot"}),
+    "scores/leads": ("scores", {"features/lead_features", "models/lead_conversion"}),
+    "scores/customers": ("scores", {
+        "features/customer_activity_latest", "features/customer_snapshot",
+        "models/activity_churn", "models/snapshot_churn",
+    }),
+    "serving/customer_activity_snapshot": ("serving", {"features/customer_activity_latest"}),
+    "monitoring/lead_conversion_drift": ("monitoring", {
+        "features/lead_features", "models/lead_conversion", "raw/predictions"}),
+    "monitoring/plan_drift": ("monitoring", {
+        "features/plan_labels", "models/plan", "raw/predictions"}),
+    "monitoring/activity_churn_drift": ("monitoring", {
+        "features/customer_activity", "features/customer_activity_latest",
+        "models/activity_churn", "raw/predictions"}),
+    "monitoring/snapshot_churn_drift": ("monitoring", {
+        "features/customer_snapshot", "models/snapshot_churn", "raw/predictions"}),
+    "monitoring/realised_performance": ("monitoring", {
+        "clean/invoices", "clean/payments", "features/customer_snapshot",
+        "features/lead_features", "raw/predictions"}),
+}
+
+# (asset, check) -> blocking
+EXPECTED_CHECKS: dict[tuple[str, str], bool] = {
+    **{(f"clean/{s}", "schema"): True for s in ("leads", "payments", "invoices", "customers")},
+    **{(f"clean/{s}", "raw_rows_accounted_for"): True
+       for s in ("leads", "payments", "invoices", "customers")},
+    **{(f"clean/{s}", "newest_export_row_count"): False
+       for s in ("leads", "payments", "invoices", "customers")},
+    ("clean/payments", "succeeded_payment_emails_match_leads"): False,
+    ("clean/invoices", "invoice_customers_exist"): False,
+    **{(f"models/{m}", "champion_gate"): True
+       for m in ("lead_conversion", "plan", "activity_churn", "snapshot_churn")},
+    **{(f"monitoring/{m}_drift", "drift_within_bounds"): False
+       for m in ("lead_conversion", "plan", "activity_churn", "snapshot_churn")},
+}
+
+EXPECTED_SENSORS = {
+    "leads_inbox_sensor", "payments_inbox_sensor", "invoices_inbox_sensor",
+    "customers_inbox_sensor", "alert_on_run_failure", "automation",
+    "prediction_log_sensor", "retraining_sensor", "monitoring_automation_sensor",
+}
+
+# Assets that write DuckDB must be in the single-writer pool.
+WAREHOUSE_WRITERS = {k for k in EXPECTED_GRAPH if k.split("/")[0] in
+                     {"raw", "clean", "features", "scores"}}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_matches_snapshot(graph):
+    actual = {
+        key.to_user_string(): (
+            graph.get(key).group_name,
+            {p.to_user_string() for p in graph.get(key).parent_keys},
+        )
+        for key in graph.get_all_asset_keys()
+    }
+    assert actual == EXPECTED_GRAPH
+
+
+def test_checks_and_blocking_match_snapshot():
+    actual = {}
+    for checks_def in [*defs.asset_checks, *defs.assets]:
+        for spec in getattr(checks_def, "check_specs", []):
+            actual[(spec.asset_key.to_user_string(), spec.name)] = spec.blocking
+    assert actual == EXPECTED_CHECKS
+
+
+def test_sensors_match_snapshot():
+    assert {s.name for s in defs.sensors} == EXPECTED_SENSORS
+
+
+def test_raw_assets_are_partitioned_per_file(graph):
+    for source in ("leads", "payments", "invoices", "customers"):
+        partitions = graph.get(dg.AssetKey(["raw", source])).partitions_def
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition)
+        assert partitions.name == f"raw_{source}_files"
+
+
+def test_warehouse_writers_share_the_single_writer_pool():
+    pools = {
+        key.to_user_string(): assets_def.op.pool
+        for assets_def in defs.assets if isinstance(assets_def, dg.AssetsDefinition)
+        for key in assets_def.keys
+    }
+    missing = {k for k in WAREHOUSE_WRITERS if pools.get(k) != WAREHOUSE_POOL}
+    assert not missing, f"not in pool {WAREHOUSE_POOL}: {sorted(missing)}"
+
+
+def test_automation_policy(graph):
+    labels = {
+        key.to_user_string(): graph.get(key).automation_condition.get_label()
+        for key in graph.get_all_asset_keys() if graph.get(key).automation_condition
+    }
+    for key in ("features/lead_features", "scores/leads", "scores/customers"):
+        assert labels[key] == "when inputs update and their blocking checks pass"
+    for model in ("lead_conversion", "plan", "activity_churn", "snapshot_churn"):
+        assert labels[f"models/{model}"] == "first training (retraining: retraining_sensor)"
+    # raw files land through the inbox sensors, never through automation
+    assert not any(k.startswith("raw/") for k in labels)
+
+
+def test_dagster_cli_loads_the_workspace(tmp_path):
+    """`dagster definitions validate` on workspace.yaml, as the daemon would load it."""
+    env = {"DAGSTER_HOME": str(ROOT), "LEADSCORE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+           "LEADSCORE_DAGSTER_COMPUTE_LOGS": str(tmp_path / "logs"),
+           "LEADSCORE_DATA_DIR": str(tmp_path / "data"), "PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+         "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "leadscore" in result.stdout + result.stderr

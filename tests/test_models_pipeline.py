@@ -1,0 +1,397 @@
+"""Features -> models -> champion gate -> scores, materialised in-process for real.
+
+The clean tables are hand-made (small, with a known signal: conversion depends on the utm
+source, the plan on business size, churn on engagement) and written to a temporary DuckDB
+file; MLflow is a SQLite store in the test's folder. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.features.assets import feature_assets
+from leadscore_assets.models.assets import (
+    ModelConfig,
+    TrainingSet,
+    learnable,
+    mlflow_resource,
+    model_assets,
+)
+from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource, champion_gates
+from leadscore_assets.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    HOLDOUT_ARTIFACT,
+    MODELS,
+    REFERENCE_ARTIFACT,
+    ModelRegistry,
+)
+from leadscore_assets.models.training import TrainConfig
+from leadscore_assets.resources import SettingsResource
+from leadscore_assets.scores.assets import (
+    CUSTOMER_EXPORT,
+    LEAD_EXPORT,
+    export_csv,
+    quartile_tiers,
+    risk_levels,
+    score_assets,
+)
+
+PLANS = {"micro": "Business", "small": "Elite", "medium": "MVP", "large": "Now"}
+SIZES = list(PLANS)
+SOURCES = ["google", "facebook", "newsletter", "partner"]
+TYPES = ["retail", "agency", "clinic"]
+# Small, quick models: the point here is the plumbing, not the last point of ROC-AUC.
+FAST = {"num_leaves": [7], "min_data_in_leaf": [10], "max_rounds": 80,
+        "early_stopping_rounds": 15, "cv_folds": 3, "learning_rate": 0.1,
+        # one thread: on a shared 2-core runner, two OpenMP threads mostly wait for each other
+        "num_threads": 1}
+MODEL_KEYS = {m: f"models__{m}" for m in MODELS}
+
+
+# -- hand-made clean tables ------------------------------------------------------------------
+
+
+def lineage(n: int) -> dict[str, object]:
+    return {"_source_file": "handmade.csv", "_row_number": np.arange(1, n + 1),
+            "_ingested_at": pd.Timestamp("2026-01-05")}
+
+
+def make_clean_tables(seed: int = 3, n_leads: int = 900, n_customers: int = 400
+                      ) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2025-01-01")
+
+    # leads: partner/newsletter convert, google/facebook rarely; the last weeks stay open
+    created = start + pd.to_timedelta(np.sort(rng.uniform(0, 360, n_leads)), unit="D")
+    source = rng.choice(SOURCES, n_leads)
+    size = rng.choice(SIZES, n_leads)
+    p_convert = np.select([source == "partner", source == "newsletter"], [0.75, 0.55], 0.12)
+    converts = rng.random(n_leads) < p_convert
+    emails = [f"lead{i}@example.com" for i in range(n_leads)]
+    leads = pd.DataFrame({
+        "lead_id": emails, "profile": "webform", "created_at": created, "email": emails,
+        "converted": pd.Series(pd.NA, index=range(n_leads), dtype="boolean"),
+        "business_type": rng.choice(TYPES, n_leads), "business_size": size,
+        "utm_source": source, "utm_medium": rng.choice(["cpc", "email"], n_leads),
+        "utm_campaign": rng.choice(["spring", "autumn", None], n_leads), **lineage(n_leads),
+    })
+
+    # payments: a converted lead pays within 20 days, its plan follows its size (mostly)
+    payer = np.flatnonzero(converts)
+    paid_at = created[payer] + pd.to_timedelta(rng.uniform(0.5, 20, len(payer)), unit="D")
+    plan = np.array([PLANS[s] for s in size[payer]], dtype=object)
+    noise = rng.random(len(payer)) < 0.1
+    plan[noise] = rng.choice(list(PLANS.values()), noise.sum())
+    payments = pd.DataFrame({
+        "payment_id": [f"ch_{i}" for i in range(len(payer))], "object_type": "charge",
+        "created_at": paid_at, "amount": 150.0, "amount_refunded": 0.0, "currency": "USD",
+        "status": "succeeded", "failure_code": None, "customer_id": None,
+        "customer_email": np.asarray(emails, dtype=object)[payer], "plan": plan,
+        "setup_fee": False, **lineage(len(payer)),
+    })
+    failed = payments.head(40).assign(payment_id=lambda d: d["payment_id"] + "_f",
+                                      status="failed", failure_code="card_declined")
+    payments = pd.concat([payments, failed], ignore_index=True)
+
+    # invoices: loyal customers buy all year; churners stop at a random month
+    ids = [str(10001 + i) for i in range(n_customers)]
+    churner = rng.random(n_customers) < 0.45
+    stop = np.where(churner, rng.uniform(60, 330, n_customers), 400)
+    rate = rng.uniform(0.05, 0.25, n_customers)  # invoices per day
+    rows = []
+    for i, cid in enumerate(ids):
+        days = np.cumsum(rng.exponential(1 / rate[i], 200))
+        days = days[(days < min(stop[i], 364))]
+        for k, d in enumerate(days):
+            qty = int(rng.integers(1, 12))
+            rows.append((f"{i:04d}{k:03d}", f"SKU{rng.integers(1, 40)}", qty,
+                         start + pd.Timedelta(days=float(d)), float(rng.uniform(1, 9)), cid,
+                         "United Kingdom" if i % 3 else "France"))
+    inv = pd.DataFrame(rows, columns=["invoice_no", "stock_code", "quantity", "invoice_date",
+                                      "unit_price", "customer_id", "country"])
+    inv.insert(2, "description", "item")
+    inv["is_return"] = False
+    inv["line_total"] = inv["quantity"] * inv["unit_price"]
+    invoices = inv.assign(**lineage(len(inv)))
+
+    # customer snapshots: churned accounts log in less and open more tickets
+    churned = rng.random(n_customers) < 0.3
+    customers = pd.DataFrame({
+        "customer_id": ids, "profile": "saas_accounts",
+        "created_at": start - pd.to_timedelta(rng.uniform(30, 900, n_customers), unit="D"),
+        "email": [f"lead{i}@example.com" for i in range(n_customers)],
+        "churned": churned,
+        "business_type": rng.choice(TYPES, n_customers),
+        "business_size": rng.choice(SIZES, n_customers),
+        "plan": rng.choice(list(PLANS.values()), n_customers),
+        "tenure_months": rng.integers(1, 36, n_customers).astype(float),
+        "monthly_fee": rng.choice([150.0, 250.0, 350.0, 500.0], n_customers),
+        "seats": rng.integers(1, 20, n_customers).astype(float),
+        "logins_30d": np.where(churned, rng.poisson(3, n_customers),
+                               rng.poisson(14, n_customers)).astype(float),
+        "active_users_30d": rng.integers(1, 10, n_customers).astype(float),
+        "support_tickets_90d": np.where(churned, rng.poisson(4, n_customers),
+                                        rng.poisson(1, n_customers)).astype(float),
+        "days_since_last_login": np.where(churned, rng.uniform(5, 40, n_customers),
+                                          rng.uniform(0, 10, n_customers)),
+        "auto_renew": rng.random(n_customers) < np.where(churned, 0.3, 0.8),
+        **lineage(n_customers),
+    })
+    return {"leads": leads, "payments": payments, "invoices": invoices,
+            "customers": customers}
+
+
+def write_clean_warehouse(path: Path, tables: dict[str, pd.DataFrame]) -> None:
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS clean")
+        for name, frame in tables.items():
+            conn.register("frame", frame)
+            conn.execute(f"CREATE OR REPLACE TABLE clean.{name} AS SELECT * FROM frame")
+            conn.unregister("frame")
+
+
+class Stack:
+    """A temporary data folder, warehouse and MLflow store, and a way to run assets on them."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.data = root / "data"
+        self.warehouse = self.data / "warehouse.duckdb"
+        self.data.mkdir(parents=True, exist_ok=True)
+        (self.data / "mlflow").mkdir(exist_ok=True)
+        self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+        write_clean_warehouse(self.warehouse, make_clean_tables())
+        self.registry = ModelRegistry(self.tracking_uri)
+
+    def resources(self, **gate: float) -> dict[str, object]:
+        return {
+            "warehouse": DuckDBResource(database=str(self.warehouse)),
+            "settings": SettingsResource(data_dir=str(self.data)),
+            "mlflow": mlflow_resource(self.tracking_uri, self.data / "mlflow" / "artifacts"),
+            "model_registry": ModelRegistryResource(tracking_uri=self.tracking_uri, **gate),
+        }
+
+    def materialize(self, selection: dg.AssetSelection | None = None, ops: dict | None = None,
+                    gate: dict | None = None) -> dg.ExecuteInProcessResult:
+        everything = [*feature_assets, *model_assets, *champion_gates(), *score_assets]
+        return dg.materialize(everything, selection=selection,
+                              resources=self.resources(**(gate or {})),
+                              run_config={"ops": ops or {}}, raise_on_error=False)
+
+
+def fast(**extra: object) -> dict:
+    return {"config": {**FAST, **extra}}
+
+
+# -- one full run, shared by the tests of this module ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory):
+    stack = Stack(tmp_path_factory.mktemp("pipeline"))
+    result = stack.materialize(ops={key: fast() for key in MODEL_KEYS.values()})
+    return stack, result
+
+
+def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
+    stack, result = full_run
+    assert result.success
+    for model, name in MODELS.items():
+        versions = stack.registry.versions(model)
+        assert [v.version for v in versions] == ["1"], name
+        assert set(versions[0].aliases) == {CHAMPION, CHALLENGER}, name
+        assert versions[0].tags["leadscore.gate"] == "promoted"
+
+
+def test_every_gate_passed_and_says_why(full_run):
+    _, result = full_run
+    evaluations = result.get_asset_check_evaluations()
+    gates = {e.asset_key.path[-1]: e for e in evaluations if e.check_name == CHAMPION_GATE}
+    assert set(gates) == set(MODELS)
+    for model, evaluation in gates.items():
+        assert evaluation.passed, model
+        assert "no champion yet" in evaluation.description
+
+
+def test_models_learn_the_planted_signal(full_run):
+    stack, result = full_run
+    materialized = [e.event_specific_data.materialization
+                    for e in result.get_asset_materialization_events()]
+    by_key = {m.asset_key.path[-1]: m.metadata for m in materialized
+              if m.asset_key.path[0] == "models"}
+    assert by_key["lead_conversion"]["holdout_roc_auc"].value > 0.75
+    assert by_key["snapshot_churn"]["holdout_roc_auc"].value > 0.8
+    assert by_key["plan"]["holdout_macro_f1"].value > 0.6
+    assert by_key["activity_churn"]["holdout_roc_auc"].value > 0.6
+    assert "| roc_auc |" in by_key["lead_conversion"]["metrics"].value
+    run = stack.registry.client.get_run(stack.registry.by_alias("plan", CHAMPION).run_id)
+    assert {"accuracy", "macro_f1", "log_loss", "baseline_macro_f1"} <= set(run.data.metrics)
+
+
+def test_run_keeps_holdout_reference_and_bundle(full_run):
+    stack, _ = full_run
+    version = stack.registry.by_alias("activity_churn", CHAMPION)
+    holdout = stack.registry.run_frame(version.run_id, HOLDOUT_ARTIFACT)
+    reference = stack.registry.run_frame(version.run_id, REFERENCE_ARTIFACT)
+    assert "churned" in holdout and "recency_days" in holdout
+    assert "churned" not in reference and len(reference) > len(holdout)
+    # the held-out rows are the latest cutoff's only: training never saw that moment
+    bundle = stack.registry.load_bundle("activity_churn")
+    assert bundle.task == "binary" and "recency_days" in bundle.feature_names
+    plots = {Path(a.path).name for a in
+             stack.registry.client.list_artifacts(version.run_id, "plots")}
+    assert {"roc.png", "precision_recall.png", "calibration.png"} <= plots
+    plan = stack.registry.by_alias("plan", CHAMPION)
+    assert "confusion_matrix.png" in {Path(a.path).name for a in
+                                      stack.registry.client.list_artifacts(plan.run_id, "plots")}
+
+
+def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
+    stack, _ = full_run
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        open_leads = conn.execute(
+            "SELECT count(*) FROM features.lead_features WHERE converted IS NULL").fetchone()[0]
+    export = pd.read_csv(stack.data / "exports" / LEAD_EXPORT)
+    assert open_leads > 0 and len(export) == open_leads
+    assert list(export.columns[:6]) == ["lead_id", "email", "created_at", "score", "tier",
+                                        "probability"]
+    assert {f"reason_for_{i}" for i in (1, 2, 3)} <= set(export.columns)
+    assert export["score"].between(0, 100).all()
+    assert set(export["tier"]) <= set("ABCD")
+    # A is the top quartile of the current open leads
+    assert export.loc[export["tier"] == "A", "score"].min() >= export["score"].quantile(0.75) - 1
+    assert pd.to_datetime(export["created_at"], format="%Y-%m-%dT%H:%M:%S").notna().all()
+    reasons = export["reason_for_1"].dropna().astype(str)
+    assert reasons.str.contains(" = ").all()
+
+
+def test_customer_scores_cover_every_customer_of_both_models(full_run):
+    stack, _ = full_run
+    export = pd.read_csv(stack.data / "exports" / CUSTOMER_EXPORT, dtype={"customer_id": str})
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        activity = conn.execute(
+            "SELECT count(*) FROM features.customer_activity_latest").fetchone()[0]
+    assert (export["model"] == "snapshot_churn").sum() == 400
+    assert (export["model"] == "activity_churn").sum() == activity
+    assert set(export["risk_level"]) <= {"High", "Medium", "Low"}
+    high = export[export["risk_level"] == "High"]["churn_probability"]
+    low = export[export["risk_level"] == "Low"]["churn_probability"]
+    assert high.min() >= 0.6 and low.max() < 0.3
+
+
+def test_serving_snapshot_published_for_the_api(full_run):
+    stack, _ = full_run
+    path = stack.data / "serving" / "snapshot.parquet"
+    snapshot = pd.read_parquet(path)
+    assert snapshot["customer_id"].is_unique and "recency_days" in snapshot
+    assert not list(path.parent.glob(".*.tmp"))  # nothing half-written left beside it
+
+
+def test_lead_labels_come_from_payments_and_open_windows_stay_open(full_run):
+    stack, _ = full_run
+    tables = make_clean_tables()
+    leads, payments = tables["leads"], tables["payments"]
+    paid = payments[payments["status"] == "succeeded"].groupby("customer_email")["created_at"].min()
+    first_paid = leads["email"].map(paid)
+    last_seen = payments["created_at"].max()
+    window = pd.Timedelta(days=30)
+    in_window = first_paid.notna() & (first_paid <= leads["created_at"] + window)
+    still_open = ~in_window & (leads["created_at"] + window > last_seen)
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        features = conn.sql("SELECT lead_id, converted, label_source FROM features.lead_features"
+                            ).df().set_index("lead_id").loc[leads["lead_id"]]
+    assert (features["converted"].fillna(False).to_numpy(bool) == in_window.to_numpy()).all()
+    assert (features["converted"].isna().to_numpy() == still_open.to_numpy()).all()
+    assert set(features["label_source"]) == {"payments", "open"}
+
+
+# -- the small pure parts --------------------------------------------------------------------
+
+
+def test_nothing_to_learn_is_said_not_trained():
+    few = TrainingSet(frame=pd.DataFrame({"plan": ["Elite"] * 10, "x": range(10)}),
+                      task="multiclass", label="plan", features={"x": "numeric"},
+                      original_names={})
+    assert "10 labelled rows" in learnable(few)
+    one_class = TrainingSet(frame=pd.DataFrame({"plan": ["Elite"] * 80, "x": range(80)}),
+                            task="multiclass", label="plan", features={"x": "numeric"},
+                            original_names={})
+    assert "same 'plan'" in learnable(one_class)
+    two = one_class.frame.assign(plan=["Elite", "MVP"] * 40)
+    assert learnable(TrainingSet(two, "multiclass", "plan", {"x": "numeric"}, {})) is None
+
+
+def test_run_config_overrides_only_what_it_sets():
+    base = TrainConfig()
+    config = ModelConfig(num_leaves=[4, 8], min_data_in_leaf=[100, 50], cv_folds=3)
+    trained = config.train_config(base)
+    assert trained.grid == [{"num_leaves": 4, "min_data_in_leaf": 100},
+                            {"num_leaves": 8, "min_data_in_leaf": 50}]
+    assert trained.cv_folds == 3
+    assert trained.max_rounds == base.max_rounds and trained.base_params == base.base_params
+    with pytest.raises(ValueError, match="same length"):
+        ModelConfig(num_leaves=[4, 8], min_data_in_leaf=[1]).train_config(base)
+
+
+def test_tiers_are_quartiles_of_the_scores_given():
+    scores = np.arange(1, 101)
+    tiers, bounds = quartile_tiers(scores)
+    assert bounds == [25.75, 50.5, 75.25]
+    assert tiers.count("A") == 25 and tiers.count("D") == 25
+    assert tiers[99] == "A" and tiers[0] == "D" and tiers[50] == "B"
+
+
+def test_risk_levels_follow_the_thresholds():
+    levels = risk_levels(np.array([0.05, 0.3, 0.59, 0.6, 0.99]), high=0.6, medium=0.3)
+    assert list(levels) == ["Low", "Medium", "Medium", "High", "High"]
+    with pytest.raises(ValueError):
+        risk_levels(np.array([0.5]), high=0.2, medium=0.4)
+
+
+def test_csv_export_is_plain_utf8_with_iso_dates(tmp_path):
+    frame = pd.DataFrame({"lead_id": ["ä@example.com"], "created_at": [pd.Timestamp(
+        "2025-03-04 05:06:07")], "score": [87]})
+    path = export_csv(frame, tmp_path / "out" / "scores.csv")
+    assert path.read_bytes().decode("utf-8") == (
+        "lead_id,created_at,score\nä@example.com,2025-03-04T05:06:07,87\n")
+    assert [p.name for p in path.parent.iterdir()] == ["scores.csv"]
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by the importer, not owner-only
+
+
+def test_asset_graph_of_the_model_stage():
+    """Keys, groups and upstream keys as reviewed; a change to the graph shows up here."""
+    graph = {}
+    for asset in [*feature_assets, *model_assets, *score_assets]:
+        assert asset.op.pool == "duckdb_writer"  # one DuckDB writer at a time
+        for spec in asset.specs:
+            assert spec.description and spec.kinds
+            graph[spec.key.to_user_string()] = (
+                spec.group_name, sorted(d.asset_key.to_user_string() for d in spec.deps))
+    assert graph == {
+        "features/lead_features": ("features", ["clean/leads", "clean/payments"]),
+        "features/plan_labels": ("features", ["clean/payments", "features/lead_features"]),
+        "features/customer_activity": ("features", ["clean/invoices"]),
+        "features/customer_activity_latest": ("features", ["clean/invoices"]),
+        "features/customer_snapshot": ("features", ["clean/customers", "clean/payments"]),
+        "models/lead_conversion": ("models", ["features/lead_features"]),
+        "models/plan": ("models", ["features/plan_labels"]),
+        "models/activity_churn": ("models", ["features/customer_activity"]),
+        "models/snapshot_churn": ("models", ["features/customer_snapshot"]),
+        "scores/leads": ("scores", ["features/lead_features", "models/lead_conversion"]),
+        "scores/customers": ("scores", [
+            "features/customer_activity_latest", "features/customer_snapshot",
+            "models/activity_churn", "models/snapshot_churn"]),
+        "serving/customer_activity_snapshot": ("serving", ["features/customer_activity_latest"]),
+    }
+    gates = {key.asset_key.to_user_string() for check in champion_gates()
+             for key in check.check_keys if key.name == CHAMPION_GATE}
+    assert gates == {f"models/{m}" for m in MODELS}
+    assert all(spec.blocking for check in champion_gates() for spec in check.check_specs)

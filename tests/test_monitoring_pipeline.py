@@ -1,0 +1,452 @@
+"""Prediction log -> raw/predictions, drift reports, drift checks, retraining, realised
+performance: materialised in-process against a temporary DuckDB file and MLflow store.
+
+The customer snapshots are hand-made with a known signal (churn follows the monthly fee,
+logins and days since the last login), so the fee is one of the model's top features and a
+30% price rise is a drift the model cares about.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.alerts import AlertChannel
+from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
+from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
+from leadscore_assets.models.registry import CHAMPION, ModelRegistry
+from leadscore_assets.monitoring.assets import drift_key, monitoring_assets, raw_predictions
+from leadscore_assets.monitoring.automation import (
+    REASON_TAG,
+    RetrainPolicy,
+    _retrain_reasons,
+    prediction_log_sensor,
+    retraining_sensor,
+)
+from leadscore_assets.monitoring.checks import DRIFT_CHECK, drift_checks
+from leadscore_assets.predlog import PredictionLogWriter
+from leadscore_assets.resources import SettingsResource
+
+MODEL = "snapshot_churn"
+REGISTERED = "leadscore-snapshot-churn"
+FAST = {"num_leaves": [7], "min_data_in_leaf": [10], "max_rounds": 80,
+        "early_stopping_rounds": 15, "cv_folds": 3, "learning_rate": 0.1}
+FEES = [150.0, 250.0, 350.0, 500.0]
+TRAINED_BEFORE = pd.Timestamp("2026-01-05")
+
+
+def customers(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED_BEFORE,
+              price_rise: float = 1.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    fee = rng.choice(FEES, n)
+    logins = rng.poisson(10, n).astype(float)
+    idle = rng.uniform(0, 30, n)
+    risk = -2.0 + 0.006 * fee - 0.25 * logins + 0.08 * idle
+    churned = rng.random(n) < 1 / (1 + np.exp(-risk))
+    ids = [f"c{start + i}" for i in range(n)]
+    return pd.DataFrame({
+        "customer_id": ids, "profile": "saas_accounts",
+        "created_at": pd.Series([pd.Timestamp("2024-01-01")] * n, dtype="datetime64[us]"),
+        "email": [f"{i}@example.com" for i in ids], "churned": churned,
+        "business_type": rng.choice(["retail", "agency", "clinic"], n),
+        "business_size": rng.choice(["micro", "small", "medium"], n),
+        "plan": "MVP",
+        "tenure_months": rng.integers(1, 36, n).astype(float),
+        "monthly_fee": fee * price_rise,
+        "seats": rng.integers(1, 20, n).astype(float),
+        "logins_30d": logins,
+        "active_users_30d": rng.integers(1, 10, n).astype(float),
+        "support_tickets_90d": rng.poisson(1, n).astype(float),
+        "days_since_last_login": idle,
+        "auto_renew": rng.random(n) < 0.7,
+        "payments_matched": False,
+        "_source_file": "handmade.csv", "_row_number": np.arange(1, n + 1),
+        "_ingested_at": pd.Series([ingested] * n, dtype="datetime64[us]"),
+    })
+
+
+def utc_now() -> pd.Timestamp:
+    """Landing time of rows that arrive after the champion was trained (naive UTC, as the
+    warehouse stores it)."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def write_table(warehouse: Path, table: str, frame: pd.DataFrame, append: bool = False) -> None:
+    schema = table.split(".")[0]
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.register("frame", frame)
+        if append:
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+        else:
+            conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
+        conn.unregister("frame")
+
+
+class Stack:
+    def __init__(self, root: Path):
+        self.data = root / "data"
+        (self.data / "mlflow").mkdir(parents=True)
+        self.warehouse = self.data / "warehouse.duckdb"
+        self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+        self.alerts_log = self.data / "alerts.jsonl"
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.registry = ModelRegistry(self.tracking_uri)
+        self.resources = {
+            "warehouse": DuckDBResource(database=str(self.warehouse)),
+            "settings": SettingsResource(data_dir=str(self.data)),
+            "mlflow": mlflow_resource(self.tracking_uri, self.data / "mlflow" / "artifacts"),
+            "model_registry": ModelRegistryResource(tracking_uri=self.tracking_uri),
+            "alerts": AlertChannel(log_path=str(self.alerts_log)),
+            # every window below brings far more labelled rows than the first training had:
+            # only drift may trigger here; the new-label rule is tested on its own
+            "retrain_policy": RetrainPolicy(new_label_ratio=100.0),
+        }
+        self.defs = dg.Definitions(
+            assets=[snapshot_churn_model, *monitoring_assets],
+            asset_checks=[champion_gate(MODEL), *drift_checks],
+            sensors=[prediction_log_sensor, retraining_sensor],
+            resources=self.resources,
+        )
+
+    def train(self, **config: object) -> dg.ExecuteInProcessResult:
+        result = dg.materialize(
+            [snapshot_churn_model, champion_gate(MODEL)], instance=self.instance,
+            resources=self.resources, raise_on_error=False,
+            run_config={"ops": {"models__snapshot_churn": {"config": {**FAST, **config}}}})
+        # a rejected challenger fails the (blocking) gate, and so the run: the model itself
+        # must have been trained and registered either way
+        assert result.asset_materializations_for_node("models__snapshot_churn")
+        return result
+
+    def drift(self) -> tuple[dict, dg.AssetCheckEvaluation]:
+        drift_asset = next(a for a in monitoring_assets if drift_key(MODEL) in a.keys)
+        check = next(c for c in drift_checks if drift_key(MODEL) in
+                     {k.asset_key for k in c.check_keys})
+        result = dg.materialize([drift_asset, check], instance=self.instance,
+                                resources=self.resources)
+        meta = result.asset_materializations_for_node(drift_asset.op.name)[0].metadata
+        evaluation = result.get_asset_check_evaluations()[0]
+        assert evaluation.check_name == DRIFT_CHECK
+        return {k: getattr(v, "value", v) for k, v in meta.items()}, evaluation
+
+    def retraining_tick(self, cursor: str | None = None) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=cursor, definitions=self.defs,
+            resources={k: self.resources[k] for k in ("model_registry", "retrain_policy")})
+        return retraining_sensor(context)
+
+    def champion(self) -> str:
+        return str(self.registry.by_alias(MODEL, CHAMPION).version)
+
+    def alerts(self) -> list[dict]:
+        if not self.alerts_log.exists():
+            return []
+        return [json.loads(line) for line in self.alerts_log.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    s = Stack(tmp_path_factory.mktemp("monitoring"))
+    # a first champion held back on purpose (500 rows, three shallow trees) so that a later,
+    # properly trained version has room to beat it at the gate
+    write_table(s.warehouse, "features.customer_snapshot", customers(500, seed=1))
+    s.train(max_rounds=3, early_stopping_rounds=1, num_leaves=[3], min_data_in_leaf=[40])
+    assert s.champion() == "1"
+    return s
+
+
+# -- the drift loop, in order ------------------------------------------------------------------
+
+
+def test_01_nothing_arrived_since_training_gives_no_verdict(stack):
+    meta, check = stack.drift()
+    assert meta["status"] == "too_few_rows"
+    assert meta["champion_version"] == "1"
+    assert check.passed
+    assert stack.retraining_tick().run_requests == []
+
+
+def test_02_same_distribution_window_is_not_flagged(stack):
+    write_table(stack.warehouse, "features.customer_snapshot",
+                customers(1_500, seed=2, start=10_000, ingested=utc_now()),
+                append=True)
+    meta, check = stack.drift()
+    assert meta["status"] == "evaluated"
+    assert meta["current_rows_from_features"] == 1_500
+    assert meta["dataset_drifted"] is False, meta["verdict"]
+    assert check.passed
+    assert "monthly_fee" in meta["top_features"]
+    assert Path(meta["report"]).read_text().startswith("<!doctype html>")
+    assert stack.retraining_tick().run_requests == []
+
+
+def test_03_price_rise_is_detected_the_check_fails_and_retraining_is_requested(stack):
+    with duckdb.connect(str(stack.warehouse)) as conn:
+        conn.execute("DELETE FROM features.customer_snapshot WHERE _ingested_at > ?",
+                     [TRAINED_BEFORE.to_pydatetime()])
+    write_table(stack.warehouse, "features.customer_snapshot",
+                customers(1_500, seed=3, start=20_000, price_rise=1.3,
+                          ingested=utc_now()), append=True)
+    meta, check = stack.drift()
+    assert meta["dataset_drifted"] is True
+    assert "monthly_fee" in meta["drifted_features"]
+    assert "top feature" in meta["verdict"] and "monthly_fee" in meta["verdict"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    summary = json.loads(Path(meta["summary"]).read_text())
+    assert summary["dataset_drifted"] is True and summary["n_current"] == 1_500
+
+    alerts = [a for a in stack.alerts() if a["check"] == DRIFT_CHECK]
+    assert len(alerts) == 1 and alerts[0]["severity"] == "error"
+    assert "monthly_fee" in alerts[0]["detail"]
+
+    tick = stack.retraining_tick()
+    assert len(tick.run_requests) == 1
+    request = tick.run_requests[0]
+    assert request.asset_selection == [dg.AssetKey(["models", MODEL])]
+    assert request.run_key == f"retrain/{MODEL}/champion-v1/drift"
+    assert request.tags[REASON_TAG].startswith("drift")
+    # asked once: the next tick with the cursor asks for nothing
+    assert stack.retraining_tick(tick.cursor).run_requests == []
+
+    stack.drift()  # the same drift seen again alerts nobody again
+    assert len([a for a in stack.alerts() if a["check"] == DRIFT_CHECK]) == 1
+
+
+def test_04_a_worse_retrained_model_is_not_promoted_and_the_reference_stays(stack):
+    stack.train(shuffle_labels=True)
+    assert stack.champion() == "1"
+    meta, check = stack.drift()
+    assert meta["champion_version"] == "1" and meta["dataset_drifted"] is True
+    assert not check.passed
+    # still champion v1: the retraining it already asked for is not asked for again
+    first = stack.retraining_tick()
+    assert [r.run_key for r in first.run_requests] == [f"retrain/{MODEL}/champion-v1/drift"]
+    assert stack.retraining_tick(first.cursor).run_requests == []
+
+
+def test_05_a_better_retrained_model_is_promoted_and_becomes_the_reference(stack):
+    stack.train()  # learns from the 500 + 1,500 rows, prices raised included
+    assert stack.champion() == "3"
+    meta, check = stack.drift()
+    assert meta["champion_version"] == "3"
+    assert meta["reference_rows"] > 1_500  # the new champion's own training sample
+    assert meta["status"] == "too_few_rows"  # nothing arrived since it was trained
+    assert check.passed
+    assert stack.retraining_tick().run_requests == []  # no loop
+
+
+def test_new_labelled_rows_trigger_retraining_by_ratio():
+    policy = RetrainPolicy(new_label_ratio=0.2)
+    base = {"status": "too_few_rows", "dataset_drifted": False,
+            "labelled_rows_at_training": 1_000}
+    assert _retrain_reasons({**base, "labelled_rows": 1_199}, policy) == []
+    assert _retrain_reasons({**base, "labelled_rows": 1_200}, policy) == ["new_labels"]
+    drifted = {**base, "status": "evaluated", "dataset_drifted": True, "labelled_rows": 1_000}
+    assert _retrain_reasons(drifted, policy) == ["drift"]
+    assert _retrain_reasons(drifted, RetrainPolicy(on_drift=False)) == []
+
+
+# -- the prediction log ------------------------------------------------------------------------
+
+
+def test_prediction_log_is_landed_once_with_bad_lines_quarantined(tmp_path):
+    data = tmp_path / "data"
+    warehouse = data / "warehouse.duckdb"
+    data.mkdir()
+    settings = SettingsResource(data_dir=str(data))
+    resources = {"warehouse": DuckDBResource(database=str(warehouse)), "settings": settings}
+    log_dir = settings.get().predictions_dir
+
+    context = dg.build_sensor_context(resources={"settings": settings})
+    assert prediction_log_sensor(context).run_requests == []
+
+    writer = PredictionLogWriter(log_dir)
+    writer.log_many(REGISTERED, "1", "/v1/customers/churn",
+                    [({"id": f"c{i}", "monthly_fee": 150.0}, {"probability": 0.1})
+                     for i in range(5)])
+    writer.flush()
+    context = dg.build_sensor_context(resources={"settings": settings})
+    assert prediction_log_sensor(context).run_requests == []  # still open: not landed
+    writer.close()
+    (log_dir / "predictions-20260101T000000-other-1-0000.jsonl").write_text(
+        '{"time": "2026-01-01T00:00:00+00:00", "model": "m", "version": "1", '
+        '"endpoint": "/x", "inputs": {}, "outputs": {}}\n{broken\n')
+
+    tick = prediction_log_sensor(dg.build_sensor_context(resources={"settings": settings}))
+    assert len(tick.run_requests) == 1
+    again = prediction_log_sensor(dg.build_sensor_context(cursor=tick.cursor,
+                                                          resources={"settings": settings}))
+    assert again.run_requests == []
+    # still waiting an hour later (the landing run failed): asked for again
+    stale = json.dumps({**json.loads(tick.cursor), "at": json.loads(tick.cursor)["at"] - 7_200})
+    retry = prediction_log_sensor(dg.build_sensor_context(cursor=stale,
+                                                          resources={"settings": settings}))
+    assert [r.run_key for r in retry.run_requests] == [
+        tick.run_requests[0].run_key[:-1] + "2"]
+
+    first = dg.materialize([raw_predictions], resources=resources)
+    meta = first.asset_materializations_for_node("raw__predictions")[0].metadata
+    assert meta["entries_landed"].value == 6 and meta["lines_quarantined"].value == 1
+    assert list(log_dir.glob("*.jsonl")) == []
+    assert len(list((log_dir / "landed").glob("*.jsonl"))) == 2
+
+    # the same bytes dropped back in are recognised and add nothing
+    for path in (log_dir / "landed").glob("*.jsonl"):
+        (log_dir / path.name).write_bytes(path.read_bytes())
+    second = dg.materialize([raw_predictions], resources=resources)
+    meta = second.asset_materializations_for_node("raw__predictions")[0].metadata
+    assert meta["files_already_landed"].value == 2 and meta["entries_landed"].value == 0
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 6
+        bad = conn.execute("SELECT _source_file, _row_number, reason "
+                           "FROM quarantine.predictions").fetchall()
+        ids = conn.execute("SELECT inputs->>'id' FROM raw.predictions "
+                           f"WHERE model = '{REGISTERED}' ORDER BY _row_number").fetchall()
+    assert bad == [("predictions-20260101T000000-other-1-0000.jsonl", 2,
+                    bad[0][2])] and "invalid JSON" in bad[0][2]
+    assert [r[0] for r in ids] == [f"c{i}" for i in range(5)]
+
+
+# -- realised performance ----------------------------------------------------------------------
+
+
+def pair_counting_auc(probabilities: list[float], outcomes: list[bool]) -> float:
+    """ROC-AUC as the share of (positive, negative) pairs ranked right; ties count half."""
+    pos = [p for p, y in zip(probabilities, outcomes, strict=True) if y]
+    neg = [p for p, y in zip(probabilities, outcomes, strict=True) if not y]
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    warehouse = data / "warehouse.duckdb"
+    # eight scored leads: served probability and whether the lead paid within its window
+    served = [0.9, 0.8, 0.7, 0.6, 0.55, 0.4, 0.3, 0.2]
+    paid = [True, False, True, True, False, False, True, False]
+    # a ninth lead is still inside its window and a tenth was never scored
+    leads = pd.DataFrame({
+        "lead_id": [f"lead{i}@example.com" for i in range(10)],
+        "email": [f"lead{i}@example.com" for i in range(10)],
+        "converted": pd.array([*paid, None, True], dtype="boolean"),
+        "label_source": [*(["payments"] * 8), "open", "payments"],
+    })
+    write_table(warehouse, "features.lead_features", leads)
+    at = "2026-02-01T10:00:00+00:00"
+    entries = [{"time": at, "model": "leadscore-lead-conversion", "version": "2",
+                "endpoint": "/v1/leads/score", "inputs": {"id": f"Lead{i}@example.com"},
+                "outputs": {"probability": p, "score": round(100 * p)}}
+               for i, p in enumerate([*served, 0.5])]
+    # activity churn: scored 2011-01-01 with a 90-day horizon; the data runs to 2011-06-01
+    entries += [{"time": "2011-01-01T00:00:00+00:00", "model": "leadscore-activity-churn",
+                 "version": "1", "endpoint": "/v1/customers/churn",
+                 "inputs": {"id": cid}, "outputs": {"probability": p}}
+                for cid, p in (("17850", 0.8), ("12345", 0.3), ("13000", 0.6))]
+    log = data / "predictions" / "predictions-20260201T100000-h-1-0000.jsonl"
+    log.parent.mkdir()
+    log.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
+    invoices = pd.DataFrame({
+        "customer_id": ["17850", "12345", "12345", "13000"],
+        "invoice_date": pd.to_datetime(["2010-12-15", "2011-02-01", "2011-06-01",
+                                        "2011-05-01"]),
+        "quantity": [3, 2, 1, 5], "is_return": [False, False, False, False],
+    })
+    write_table(warehouse, "clean.invoices", invoices)
+
+    resources = {"warehouse": DuckDBResource(database=str(warehouse)),
+                 "settings": SettingsResource(data_dir=str(data))}
+    perf = next(a for a in monitoring_assets
+                if dg.AssetKey(["monitoring", "realised_performance"]) in a.keys)
+    dg.materialize([raw_predictions], resources=resources)
+    result = dg.materialize([perf], resources=resources)
+    meta = result.asset_materializations_for_node("monitoring__realised_performance")[0].metadata
+
+    expected = pair_counting_auc(served, paid)
+    # by hand: 0.9 beats all 4 negatives, 0.7 and 0.6 beat 3 each, 0.3 beats 1: 11 of 16
+    assert expected == pytest.approx(11 / 16)
+    assert meta["roc_auc/lead_conversion/v2"].value == pytest.approx(expected, abs=1e-12)
+    # 17850 bought nothing after 2011-01-01 (churned), 12345 bought on 2011-02-01, 13000 only
+    # after its horizon ended (churned): positives 0.8 and 0.6 above the negative 0.3
+    assert meta["roc_auc/activity_churn/v1"].value == pytest.approx(1.0)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        rows = conn.execute("SELECT model, version, predictions, positives, observed_rate "
+                            "FROM monitoring.realised_performance ORDER BY model").fetchall()
+        calib = conn.execute("SELECT sum(predictions) FROM monitoring.realised_calibration "
+                             "WHERE model = 'lead_conversion'").fetchone()[0]
+    assert rows == [("activity_churn", "1", 3, 2, pytest.approx(2 / 3)),
+                    ("lead_conversion", "2", 8, 4, 0.5)]
+    assert calib == 8
+
+
+def test_06_what_the_api_scored_is_part_of_the_window(stack):
+    # the API scores 150 customers with the new champion; their fees are far above anything
+    # the champion trained on
+    asked = customers(150, seed=6, start=30_000, price_rise=2.0)
+    features = ["business_type", "business_size", "tenure_months", "monthly_fee", "seats",
+                "logins_30d", "active_users_30d", "support_tickets_90d",
+                "days_since_last_login", "auto_renew"]
+    log_dir = stack.data / "predictions"
+    with PredictionLogWriter(log_dir) as writer:
+        writer.log_many(REGISTERED, stack.champion(), "/v1/customers/churn", [
+            ({"id": row["customer_id"], **{f: row[f] for f in features}}, {"probability": 0.5})
+            for row in asked.to_dict("records")])
+    landed = dg.materialize([raw_predictions], instance=stack.instance,
+                            resources=stack.resources)
+    assert landed.asset_materializations_for_node("raw__predictions")[0].metadata[
+        "entries_landed"].value == 150
+
+    meta, check = stack.drift()
+    assert meta["current_rows_from_api"] == 150
+    assert meta["current_rows_from_features"] == 0
+    assert meta["status"] == "evaluated"
+    assert "monthly_fee" in meta["drifted_features"]
+    assert not check.passed
+
+
+# -- the graph ---------------------------------------------------------------------------------
+
+
+def test_monitoring_stage_is_wired_into_the_code_location():
+    from leadscore_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    shape = {}
+    for key in graph.get_all_asset_keys():
+        if key.path[0] == "monitoring" or key == dg.AssetKey(["raw", "predictions"]):
+            node = graph.get(key)
+            shape[key.to_user_string()] = (
+                node.group_name, sorted(p.to_user_string() for p in node.parent_keys),
+                node.automation_condition.get_label() if node.automation_condition else None)
+    hourly = "hourly, or when the model, its features or the prediction log change"
+    assert shape == {
+        "raw/predictions": ("ingest", [], None),
+        "monitoring/lead_conversion_drift": (
+            "monitoring", ["features/lead_features", "models/lead_conversion",
+                           "raw/predictions"], hourly),
+        "monitoring/plan_drift": (
+            "monitoring", ["features/plan_labels", "models/plan", "raw/predictions"], hourly),
+        "monitoring/activity_churn_drift": (
+            "monitoring", ["features/customer_activity", "features/customer_activity_latest",
+                           "models/activity_churn", "raw/predictions"], hourly),
+        "monitoring/snapshot_churn_drift": (
+            "monitoring", ["features/customer_snapshot", "models/snapshot_churn",
+                           "raw/predictions"], hourly),
+        "monitoring/realised_performance": (
+            "monitoring", ["clean/invoices", "clean/payments", "features/customer_snapshot",
+                           "features/lead_features", "raw/predictions"], "daily at 05:00"),
+    }
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {(f"monitoring/{m}_drift", DRIFT_CHECK) for m in
+            ("lead_conversion", "plan", "activity_churn", "snapshot_churn")} <= checks
+    sensors = {s.name for s in defs.sensors}
+    assert {"prediction_log_sensor", "retraining_sensor", "monitoring_automation_sensor"} <= sensors

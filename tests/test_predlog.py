@@ -1,0 +1,167 @@
+"""The prediction log: nothing lost on close or rotation, nothing read while being written."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leadscore_assets.predlog import (
+    OPEN_SUFFIX,
+    PredictionLogWriter,
+    closed_files,
+    mark_landed,
+    read_log_file,
+    seal_abandoned,
+)
+
+
+def _all_entries(directory: Path) -> list[dict]:
+    out = []
+    for path in closed_files(directory):
+        entries, bad = read_log_file(path)
+        assert bad == []
+        out.extend(entries)
+    return out
+
+
+def test_entries_survive_close(tmp_path):
+    writer = PredictionLogWriter(tmp_path, flush_interval=60)  # only close() writes
+    for i in range(1_000):
+        writer.log("lead_conversion", 3, "/v1/leads/score",
+                   {"email": f"x{i}@example.com", "utm_source": "google"},
+                   {"probability": np.float64(i / 1000), "tier": "B"})
+    writer.close()
+
+    entries = _all_entries(tmp_path)
+    assert [e["inputs"]["email"] for e in entries] == [f"x{i}@example.com" for i in range(1_000)]
+    assert entries[999]["outputs"] == {"probability": 0.999, "tier": "B"}
+    assert {e["model"] for e in entries} == {"lead_conversion"}
+    assert {e["version"] for e in entries} == {"3"}
+    assert len({e["id"] for e in entries}) == 1_000
+    assert not list(tmp_path.glob(f"*{OPEN_SUFFIX}"))
+
+
+def test_nothing_is_read_while_a_file_is_open(tmp_path):
+    writer = PredictionLogWriter(tmp_path)
+    writer.log("plan", "1", "/v1/plans/recommend", {"business_type": "cafe"}, {"plan": "MVP"})
+    writer.flush()
+    open_path = writer.open_path
+    assert open_path is not None and open_path.name.endswith(OPEN_SUFFIX)
+    assert json.loads(open_path.read_text())["outputs"] == {"plan": "MVP"}  # on disk already
+    assert closed_files(tmp_path) == []
+    with pytest.raises(ValueError, match="still being written"):
+        read_log_file(open_path)
+    writer.close()
+    assert [p.name for p in closed_files(tmp_path)] == [
+        open_path.name[: -len(OPEN_SUFFIX)] + ".jsonl"]
+
+
+def test_rotation_by_size_keeps_every_entry_once(tmp_path):
+    writer = PredictionLogWriter(tmp_path, max_bytes=2_000, max_batch=10, flush_interval=0.01)
+    for i in range(300):
+        writer.log("activity_churn", "2", "/v1/customers/churn", {"customer_id": str(i)},
+                   {"probability": 0.5})
+        if i % 50 == 49:
+            writer.flush()
+    writer.flush()
+    rotated = closed_files(tmp_path)
+    assert len(rotated) >= 5  # rotated while the writer is still running
+    writer.close()
+    files = closed_files(tmp_path)
+    assert set(rotated) <= set(files)
+    assert not list(tmp_path.glob(f"*{OPEN_SUFFIX}"))
+    assert len({f.name for f in files}) == len(files)
+    ids = [e["inputs"]["customer_id"] for e in _all_entries(tmp_path)]
+    assert ids == [str(i) for i in range(300)]
+
+
+def test_rotation_by_age_seals_an_idle_file(tmp_path):
+    writer = PredictionLogWriter(tmp_path, max_age_seconds=0.05, flush_interval=0.01)
+    writer.log("plan", "1", "/v1/plans/recommend", {}, {"plan": "Now"})
+    writer.flush()
+    deadline = time.monotonic() + 5
+    while not closed_files(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(closed_files(tmp_path)) == 1  # no further request needed to seal it
+    writer.close()
+
+
+def _worker(directory: str, n: int) -> None:
+    writer = PredictionLogWriter(directory)
+    for i in range(n):
+        writer.log("lead_conversion", "1", "/v1/leads/score", {"i": i, "pid": os.getpid()}, {})
+    writer.close()
+
+
+def test_several_processes_write_their_own_files(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), 200)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    entries = _all_entries(tmp_path)
+    assert len(entries) == 400
+    by_pid: dict[int, list[int]] = {}
+    for e in entries:
+        by_pid.setdefault(e["inputs"]["pid"], []).append(e["inputs"]["i"])
+    assert sorted(by_pid) == sorted(p.pid for p in procs)
+    assert all(sorted(v) == list(range(200)) for v in by_pid.values())
+    for path in closed_files(tmp_path):
+        pid = json.loads(path.read_text().splitlines()[0])["inputs"]["pid"]
+        assert f"-{pid}-" in path.name
+
+
+def test_bad_lines_are_reported_with_file_line_and_reason(tmp_path):
+    good = {"time": "2026-03-01T10:00:00+00:00", "model": "plan", "version": "1",
+            "endpoint": "/v1/plans/recommend", "inputs": {}, "outputs": {"plan": "MVP"}}
+    path = tmp_path / "predictions-20260301T100000-h-1-0000.jsonl"
+    path.write_text("\n".join([
+        json.dumps(good),
+        "{not json",
+        json.dumps({k: v for k, v in good.items() if k != "model"}),
+        json.dumps({**good, "inputs": [1, 2]}),
+        json.dumps({**good, "time": "yesterday"}),
+        json.dumps(good),
+    ]) + "\n")
+    entries, bad = read_log_file(path)
+    assert [e["line"] for e in entries] == [1, 6]
+    assert [(b.file, b.line) for b in bad] == [(path.name, 2), (path.name, 3), (path.name, 4),
+                                               (path.name, 5)]
+    assert "invalid JSON" in bad[0].reason
+    assert "model" in bad[1].reason
+    assert "inputs" in bad[2].reason
+    assert "time" in bad[3].reason
+
+
+def test_abandoned_open_file_is_sealed_and_landed_files_are_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    import socket
+
+    host = socket.gethostname().split(".")[0].replace("-", "_")
+    orphan = tmp_path / f"predictions-20260301T100000-{host}-{dead_pid}-0000{OPEN_SUFFIX}"
+    orphan.write_text('{"x": 1}\n')
+    mine = tmp_path / f"predictions-20260301T100000-{host}-{os.getpid()}-0000{OPEN_SUFFIX}"
+    mine.write_text('{"x": 2}\n')
+    old = time.time() - 3_600
+    for p in (orphan, mine):
+        os.utime(p, (old, old))
+
+    sealed = seal_abandoned(tmp_path, min_age_seconds=60)
+    assert [p.name for p in sealed] == [orphan.name[: -len(OPEN_SUFFIX)] + ".jsonl"]
+    assert mine.exists()  # its writer (this process) is alive
+
+    landed = mark_landed(sealed[0])
+    assert landed.parent.name == "landed" and landed.read_text() == '{"x": 1}\n'
+    assert closed_files(tmp_path) == []
