@@ -43,6 +43,7 @@ from api.config import (
     ApiSettings,
     risk_levels,
 )
+from api.direct import DirectRoute
 from api.metrics import SCOPE_KEY, ApiMetrics
 from api.models import MlflowRegistry, ModelRegistry, ModelWatcher, ServedModel, ServedModels
 from api.schemas import (
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         return Annotated[list[item], KwargDefinition(max_items=api.max_batch)]
 
     metrics = ApiMetrics()
+    state_models = ServedModels(served_names)
+    max_body = api.max_batch * api.max_body_bytes_per_lead
     snapshot = ServingSnapshot(settings.serving_snapshot)
     tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
     risk = risk_levels(settings.churn_high, settings.churn_medium)
@@ -228,13 +231,53 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             return fn(*args)
         return await anyio.to_thread.run_sync(fn, *args)
 
-    def record(request: Request, served: ServedModel, endpoint: str, log_rows,
+    def record(scope: Any, served: ServedModel, endpoint: str, log_rows,
                probabilities, outcomes) -> None:
-        request.scope[SCOPE_KEY] = (served.name, served.version)  # type: ignore[literal-required]
+        scope[SCOPE_KEY] = (served.name, served.version)
         metrics.observe_predictions(served.name, served.version, probabilities, outcomes)
-        pending = request.app.state.pending_log
+        pending = app.state.pending_log
         if pending is not None:
             pending.append((served.name, served.version, endpoint, log_rows))
+
+    # -- what each prediction endpoint answers (shared by its handler and its direct path) -----
+
+    async def lead_scores(scope: Any, served: ServedModel, leads: Sequence[Any]
+                          ) -> list[LeadScore]:
+        bounds = tiers.bounds_for(served.name, served.version)
+        out, log_rows = await run(score_leads, len(leads), served, leads, bounds)
+        record(scope, served, "/v1/leads/score", log_rows, [r.probability for r in out],
+               [r.tier for r in out])
+        return out
+
+    async def plan_recommendations(scope: Any, served: ServedModel, leads: Sequence[Any]
+                                   ) -> list[PlanRecommendation]:
+        out, log_rows = await run(recommend_plans, len(leads), served, leads, prices)
+        record(scope, served, "/v1/leads/plan", log_rows,
+               [r.probabilities[r.plan] for r in out], [r.plan for r in out])
+        return out
+
+    async def posted_churn_risks(scope: Any, served: ServedModel, customers: Sequence[Any]
+                                 ) -> list[ChurnRisk]:
+        out, log_rows = await run(churn_risks, len(customers), served, customers, risk)
+        record(scope, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
+               [r.risk for r in out])
+        return out
+
+    direct_routes: dict[str, DirectRoute] = {}
+
+    def direct(item: type, name: str, answer) -> list[DirectRoute]:
+        """The route middleware answering plain requests without the handler pipeline."""
+        if not api.direct_path:
+            return []
+
+        async def loaded(scope: Any, items: Sequence[Any]) -> list[Any] | None:
+            served = state_models.get(name) if name in served_names else None
+            return None if served is None else await answer(scope, served, items)
+
+        route = DirectRoute(item, loaded, max_batch=api.max_batch, max_body=max_body,
+                            api_key=settings.api_key, inline_rows=INLINE_ROWS)
+        direct_routes[name] = route
+        return [route]
 
     auth = (401,) if settings.api_key else ()
     batch_errors = _errors(400, 413, 503, *auth)
@@ -242,6 +285,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     # -- prediction endpoints ------------------------------------------------------------------
 
     @post("/leads/score", status_code=200, responses=batch_errors,
+          middleware=direct(Lead, LEAD_CONVERSION, lead_scores),
           summary="Score one lead or a batch",
           description="Conversion probability, score 0-100, tier A-D and the top three reasons "
                       "for and against. Send one lead (an object) or a batch (an array, up to "
@@ -251,13 +295,11 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                     ) -> LeadScore | list[LeadScore]:
         served = require(models, LEAD_CONVERSION)
         leads, batch = as_batch(data)
-        bounds = tiers.bounds_for(served.name, served.version)
-        out, log_rows = await run(score_leads, len(leads), served, leads, bounds)
-        record(request, served, "/v1/leads/score", log_rows, [r.probability for r in out],
-               [r.tier for r in out])
+        out = await lead_scores(request.scope, served, leads)
         return out if batch else out[0]
 
     @post("/leads/plan", status_code=200, responses=batch_errors,
+          middleware=direct(PlanLead, PLAN, plan_recommendations),
           summary="Recommend a plan for a lead or a batch",
           description="The most likely plan, its price, and the probability of every plan.")
     async def plan(request: Request, data: JSONBody[PlanLead | batch_of(PlanLead)],
@@ -265,12 +307,11 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                    ) -> PlanRecommendation | list[PlanRecommendation]:
         served = require(models, PLAN)
         leads, batch = as_batch(data)
-        out, log_rows = await run(recommend_plans, len(leads), served, leads, prices)
-        record(request, served, "/v1/leads/plan", log_rows,
-               [r.probabilities[r.plan] for r in out], [r.plan for r in out])
+        out = await plan_recommendations(request.scope, served, leads)
         return out if batch else out[0]
 
     @post("/customers/churn", status_code=200, responses=batch_errors,
+          middleware=direct(Customer, SNAPSHOT_CHURN, posted_churn_risks),
           summary="Churn risk from posted customer fields",
           description="Churn probability, risk level (High/Medium/Low) and the top reasons, "
                       "from the customer-snapshot model.")
@@ -278,9 +319,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                            models: NamedDependency[ServedModels]) -> ChurnRisk | list[ChurnRisk]:
         served = require(models, SNAPSHOT_CHURN)
         customers, batch = as_batch(data)
-        out, log_rows = await run(churn_risks, len(customers), served, customers, risk)
-        record(request, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
-               [r.risk for r in out])
+        out = await posted_churn_risks(request.scope, served, customers)
         return out if batch else out[0]
 
     @get("/customers/{customer_id:str}/churn", responses=_errors(404, 503, *auth),
@@ -300,7 +339,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         features, as_of = found
         out, log_rows = churn_risks(served, None, risk, records=[dict(features)],
                                     ids=[customer_id], as_of=as_of)
-        record(request, served, "/v1/customers/{customer_id}/churn", log_rows,
+        record(request.scope, served, "/v1/customers/{customer_id}/churn", log_rows,
                [out[0].probability], [out[0].risk])
         return out[0]
 
@@ -358,7 +397,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     app = Litestar(
         route_handlers=[v1, protected_metrics, health, ready],
         lifespan=[lifespan],
-        state=State({"models": ServedModels(served_names), "prediction_log": None,
+        state=State({"models": state_models, "prediction_log": None,
                      "pending_log": None}),
         dependencies={"models": Provide(provide_models, sync_to_thread=False)},
         exception_handlers={
@@ -367,7 +406,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             Exception: _unexpected_error,
         },
         middleware=[metrics.middleware],
-        request_max_body_size=api.max_batch * api.max_body_bytes_per_lead,
+        request_max_body_size=max_body,
         openapi_config=OpenAPIConfig(
             title="leadscore prediction API", version="1",
             description="Lead scores, plan recommendations and churn risk from the registry's "
@@ -378,6 +417,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     app.state.snapshot = snapshot
     app.state.api_settings = api
     app.state.lead_tiers = tiers
+    app.state.direct_routes = direct_routes
     return app
 
 

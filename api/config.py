@@ -38,6 +38,10 @@ class ApiSettings(BaseSettings):
         "path", description="Reasons from per-leaf path contributions (fast) or LightGBM's "
                             "SHAP values (as the batch scores)")
     prediction_log: bool = Field(True, description="Append every prediction to the log")
+    direct_path: bool = Field(
+        True, description="Answer well-formed prediction requests without the framework's "
+                          "handler pipeline (same decoding, scoring and response; off: every "
+                          "request goes through the handler)")
     max_body_bytes_per_lead: int = Field(
         4_096, ge=256, description="Request size allowance per lead (max_batch x this)"
     )

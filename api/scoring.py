@@ -18,7 +18,9 @@ from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason
 from leadscore_assets.serving import TIERS, Explanation
 
-LogRows = list[tuple[dict[str, Any], dict[str, Any]]]
+# (inputs, outputs) per prediction; inputs are the request's own body (a Struct that encodes
+# without its unset fields) or, for a customer looked up by id, the features used
+LogRows = list[tuple[Struct | dict[str, Any], dict[str, Any]]]
 TOP_K = 3
 
 
@@ -80,8 +82,7 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
             id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,
             raw_score=explanation.raw_score, model=model.name, version=model.version))
-        log.append((_inputs(records[i], ids[i]), {"probability": p, "score": s,
-                                                  "tier": tiers[i]}))
+        log.append((bodies[i], {"probability": p, "score": s, "tier": tiers[i]}))
     return out, log
 
 
@@ -91,6 +92,10 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
                 ) -> tuple[list[ChurnRisk], LogRows]:
     if records is None:
         records, ids = records_of(bodies or [])
+        inputs: Sequence[Any] = bodies or []
+    else:
+        inputs = [_inputs(r, i) for r, i in zip(records, ids or [None] * len(records),
+                                                strict=True)]
     proba, explanations = _binary(model, records)
     out, log = [], []
     for i, explanation in enumerate(explanations):
@@ -102,7 +107,7 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
             reasons_against=reasons_against, base_value=explanation.base_value,
             raw_score=explanation.raw_score, model=model.name, version=model.version,
             as_of=as_of))
-        log.append((_inputs(records[i], ids[i]), {"probability": p, "risk": level}))
+        log.append((inputs[i], {"probability": p, "risk": level}))
     return out, log
 
 
@@ -122,6 +127,6 @@ def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
             id=ids[i], plan=plan, monthly_price=price.get("monthly_price"),
             first_month_price=price.get("first_month_price"), currency=price.get("currency"),
             probabilities=probabilities, model=model.name, version=model.version))
-        log.append((_inputs(records[i], ids[i]), {"plan": plan, **{
+        log.append((bodies[i], {"plan": plan, **{
             f"probability_{c}": v for c, v in probabilities.items()}}))
     return out, log

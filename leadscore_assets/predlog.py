@@ -59,13 +59,25 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+class _Entry(msgspec.Struct):
+    """One line of the log (encoded in this field order)."""
+
+    id: str
+    time: str
+    model: str
+    version: str
+    endpoint: str
+    inputs: Any
+    outputs: Any
+
+
 class PredictionLogWriter:
     """Buffered, append-only writer of the prediction log for one process.
 
-    ``log`` only puts the entry on an in-memory queue (a few microseconds, never blocks the
-    request); a background thread writes the queue out every ``flush_interval`` seconds or
-    ``max_batch`` entries, and rotates the file when it reaches ``max_bytes`` or
-    ``max_age_seconds``. ``close`` writes everything still queued and seals the file, so a
+    ``log`` and ``log_many`` only put the request's entries, as one item, on an in-memory
+    queue (a few microseconds, never blocks the request); a background thread writes the
+    queue out every ``flush_interval`` seconds or ``max_batch`` entries, and rotates the file
+    when it reaches ``max_bytes`` or ``max_age_seconds``. ``close`` writes everything still queued and seals the file, so a
     clean shutdown loses nothing. Create one writer per process (e.g. in the API's lifespan,
     after worker processes are forked).
 
@@ -99,6 +111,10 @@ class PredictionLogWriter:
         self._pid = os.getpid()
         self._host = socket.gethostname().split(".")[0].replace("-", "_") or "host"
         self._seq = 0
+        # Entry ids: this writer's random prefix and a counter, unique across processes and
+        # restarts without a random draw per entry
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._entries = 0
         self._file = None
         self._path: Path | None = None
         self._opened_at = 0.0
@@ -120,19 +136,23 @@ class PredictionLogWriter:
         outputs: Mapping[str, Any],
     ) -> None:
         """Queue one prediction; the dicts must not be changed by the caller afterwards."""
-        if self._closed:  # a request finishing during shutdown must not fail for this
-            self.dropped += 1
-            return
-        try:
-            self._queue.put_nowait((time.time(), model, str(version), endpoint, inputs, outputs))
-        except queue.Full:
-            self.dropped += 1
+        self.log_many(model, version, endpoint, [(inputs, outputs)])
 
     def log_many(self, model: str, version: str | int, endpoint: str,
-                 rows: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
-        """Queue a batch request's predictions: ``rows`` of (inputs, outputs)."""
-        for inputs, outputs in rows:
-            self.log(model, version, endpoint, inputs, outputs)
+                 rows: Iterable[tuple[Any, Mapping[str, Any]]]) -> None:
+        """Queue a request's predictions: ``rows`` of (inputs, outputs), all served now.
+
+        ``inputs`` is a mapping or a ``msgspec.Struct`` (written as its JSON object); neither
+        may be changed by the caller afterwards.
+        """
+        rows = rows if isinstance(rows, list) else list(rows)
+        if self._closed:  # a request finishing during shutdown must not fail for this
+            self.dropped += len(rows)
+            return
+        try:
+            self._queue.put_nowait((time.time(), model, str(version), endpoint, rows))
+        except queue.Full:
+            self.dropped += len(rows)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything queued so far is written to disk (for tests and shutdown)."""
@@ -179,6 +199,7 @@ class PredictionLogWriter:
     def _loop(self) -> None:
         while True:
             batch: list[tuple] = []
+            entries = 0
             waiters: list[threading.Event] = []
             stop = False
             try:
@@ -192,7 +213,8 @@ class PredictionLogWriter:
                     waiters.append(item)
                 else:
                     batch.append(item)
-                if len(batch) >= self.max_batch:
+                    entries += len(item[-1])
+                if entries >= self.max_batch:
                     break
                 try:
                     item = self._queue.get_nowait()
@@ -214,29 +236,32 @@ class PredictionLogWriter:
         if self._file is None:
             self._open()
         lines = []
-        for ts, model, version, endpoint, inputs, outputs in batch:
-            entry = {
-                "id": uuid.uuid4().hex,
-                "time": datetime.fromtimestamp(ts, UTC).isoformat(),
-                "model": model,
-                "version": version,
-                "endpoint": endpoint,
-                "inputs": inputs,
-                "outputs": outputs,
-            }
-            lines.append(self._encoder.encode(entry))
+        encode, prefix, n = self._encoder.encode, self._id_prefix, self._entries
+        for ts, model, version, endpoint, rows in batch:
+            stamp = datetime.fromtimestamp(ts, UTC).isoformat()
+            for inputs, outputs in rows:
+                lines.append(encode(_Entry(f"{prefix}{n:08x}", stamp, model, version, endpoint,
+                                           inputs, outputs)))
+                n += 1
+        written = n - self._entries
+        self._entries = n
         data = b"\n".join(lines) + b"\n"
         self._file.write(data)
         self._file.flush()
         self._size += len(data)
-        self.written += len(batch)
+        self.written += written
 
     def _open(self) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        name = f"predictions-{stamp}-{self._host}-{self._pid}-{self._seq:04d}{OPEN_SUFFIX}"
-        self._seq += 1
-        self._path = self.directory / name
-        self._file = open(self._path, "xb")  # noqa: SIM115 - kept open across batches
+        while True:  # another writer of this process may have taken the name this second
+            name = f"predictions-{stamp}-{self._host}-{self._pid}-{self._seq:04d}{OPEN_SUFFIX}"
+            self._seq += 1
+            self._path = self.directory / name
+            try:
+                self._file = open(self._path, "xb")  # noqa: SIM115 - kept open across batches
+                break
+            except FileExistsError:
+                continue
         self._opened_at = time.time()
         self._size = 0
 

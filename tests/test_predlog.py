@@ -49,6 +49,41 @@ def test_entries_survive_close(tmp_path):
     assert not list(tmp_path.glob(f"*{OPEN_SUFFIX}"))
 
 
+def test_a_request_batch_keeps_its_rows_and_struct_inputs(tmp_path):
+    """``log_many`` queues a request as one item; each row is its own entry, an input given
+    as a msgspec Struct is written as its object (unset fields left out)."""
+    import msgspec
+
+    class Lead(msgspec.Struct, kw_only=True, omit_defaults=True):
+        id: str | None = None
+        utm_source: str | None = None
+
+    writer = PredictionLogWriter(tmp_path)
+    writer.log_many("lead_conversion", "2", "/v1/leads/score",
+                    [(Lead(id=f"L{i}", utm_source="google" if i % 2 else None),
+                      {"probability": i / 10}) for i in range(5)])
+    writer.close()
+    entries = _all_entries(tmp_path)
+    assert [e["inputs"] for e in entries] == [
+        {"id": "L0"}, {"id": "L1", "utm_source": "google"}, {"id": "L2"},
+        {"id": "L3", "utm_source": "google"}, {"id": "L4"}]
+    assert len({e["id"] for e in entries}) == 5 and len({e["time"] for e in entries}) == 1
+    assert writer.written == 5
+
+
+def test_two_writers_of_one_process_never_share_a_file(tmp_path):
+    first, second = PredictionLogWriter(tmp_path), PredictionLogWriter(tmp_path)
+    for i in range(50):
+        first.log("plan", "1", "/v1/leads/plan", {"n": i}, {"plan": "MVP"})
+        second.log("plan", "1", "/v1/leads/plan", {"n": 100 + i}, {"plan": "Now"})
+    first.close()
+    second.close()
+    entries = _all_entries(tmp_path)
+    assert sorted(e["inputs"]["n"] for e in entries) == [*range(50), *range(100, 150)]
+    assert len(closed_files(tmp_path)) == 2
+    assert len({e["id"] for e in entries}) == 100
+
+
 def test_nothing_is_read_while_a_file_is_open(tmp_path):
     writer = PredictionLogWriter(tmp_path)
     writer.log("plan", "1", "/v1/plans/recommend", {"business_type": "cafe"}, {"plan": "MVP"})
