@@ -254,7 +254,8 @@ def wrk_load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: fl
     warm = max(1, int(min(1.0, seconds / 5)))
     for duration in (warm, seconds):
         done = subprocess.run(
-            [*prefix, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+            [*prefix, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
+             "--timeout", "10s",
              "-s", str(script), url], capture_output=True, text=True,
             timeout=duration + 60)
     found = re.search(r"^RESULT (.*)$", done.stdout, re.M)

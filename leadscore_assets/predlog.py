@@ -77,9 +77,9 @@ class PredictionLogWriter:
     ``log`` and ``log_many`` only put the request's entries, as one item, on an in-memory
     queue (a few microseconds, never blocks the request); a background thread writes the
     queue out every ``flush_interval`` seconds or ``max_batch`` entries, and rotates the file
-    when it reaches ``max_bytes`` or ``max_age_seconds``. ``close`` writes everything still queued and seals the file, so a
-    clean shutdown loses nothing. Create one writer per process (e.g. in the API's lifespan,
-    after worker processes are forked).
+    when it reaches ``max_bytes`` or ``max_age_seconds``. ``close`` writes everything still
+    queued and seals the file, so a clean shutdown loses nothing. Create one writer per
+    process (e.g. in the API's lifespan, after worker processes are forked).
 
     If the queue is ever full (the disk cannot keep up), ``log`` drops the entry rather than
     slow the request down, and counts it in ``dropped``.

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADSCORE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Root of everything a run writes.")
-    warehouse_path: Path | None = Field(None, description="DuckDB file; default data/warehouse.duckdb")
+    warehouse_path: Path | None = Field(
+        None, description="DuckDB file; default data/warehouse.duckdb")
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking and registry URI; default SQLite under data/mlflow"
     )

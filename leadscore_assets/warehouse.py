@@ -53,7 +53,7 @@ RAW_DDL: dict[str, str] = {
     "payments": f"""
         object_type      VARCHAR NOT NULL,  -- charge | payment_intent
         payment_id       VARCHAR,
-        created          VARCHAR,           -- Unix seconds (JSON) or 'YYYY-MM-DD HH:MM[:SS]' UTC (CSV)
+        created          VARCHAR,           -- Unix s (JSON); 'YYYY-MM-DD HH:MM[:SS]' UTC (CSV)
         amount           VARCHAR,
         amount_refunded  VARCHAR,
         amount_unit      VARCHAR NOT NULL,  -- minor | major
@@ -67,7 +67,7 @@ RAW_DDL: dict[str, str] = {
         payment_intent   VARCHAR,           -- a charge's payment intent id
         description      VARCHAR,
         event_id         VARCHAR,           -- set when the object came wrapped in an event
-        raw_format       VARCHAR NOT NULL,  -- json_array | json_list_page | json_mapping | jsonl | csv
+        raw_format       VARCHAR NOT NULL,  -- json_array|json_list_page|json_mapping|jsonl|csv
         raw_object       JSON NOT NULL,     -- the original object (or CSV row), untouched
         {LINEAGE_DDL}
     """,

@@ -168,9 +168,8 @@ def test_load_names_the_missing_bundle(tmp_path):
 def test_mlflow_pyfunc_serves_the_same_predictions(trained, tmp_path):
     import mlflow
 
-    from leadscore_assets.serving import LeadscorePyfunc
-
     from leadscore_assets.models.registry import ensure_experiment
+    from leadscore_assets.serving import LeadscorePyfunc
 
     bundle_dir = trained.bundle.save(tmp_path / "bundle")
     previous = mlflow.get_tracking_uri()
@@ -178,7 +177,8 @@ def test_mlflow_pyfunc_serves_the_same_predictions(trained, tmp_path):
     mlflow.set_tracking_uri(uri)
     try:
         # artifacts under tmp_path, not ./mlruns of the working directory
-        mlflow.set_experiment(experiment_id=ensure_experiment(uri, tmp_path / "artifacts", "pyfunc"))
+        mlflow.set_experiment(
+            experiment_id=ensure_experiment(uri, tmp_path / "artifacts", "pyfunc"))
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=LeadscorePyfunc(),

@@ -245,7 +245,8 @@ def _blank_to_na(values: pd.Series, placeholders: Iterable[str]) -> pd.Series:
     return s.mask(blank)
 
 
-def _to_bool(values: pd.Series, true_values: Iterable[str], false_values: Iterable[str]) -> pd.Series:
+def _to_bool(values: pd.Series, true_values: Iterable[str],
+             false_values: Iterable[str]) -> pd.Series:
     key = values.str.strip().str.lower()
     t = {v.lower() for v in true_values}
     f = {v.lower() for v in false_values}
