@@ -14,6 +14,7 @@ import contextlib
 import gc
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
@@ -164,8 +165,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                 return
             burst = pending[:]
             del pending[:len(burst)]
-            for model, version, endpoint, rows in burst:
-                writer.log_many(model, version, endpoint, rows)
+            writer.log_requests(burst)
 
         async def drain() -> None:
             while True:
@@ -237,7 +237,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         metrics.observe_predictions(served.name, served.version, probabilities, outcomes)
         pending = app.state.pending_log
         if pending is not None:
-            pending.append((served.name, served.version, endpoint, log_rows))
+            pending.append((time.time(), served.name, served.version, endpoint, log_rows))
 
     # -- what each prediction endpoint answers (shared by its handler and its direct path) -----
 

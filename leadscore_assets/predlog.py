@@ -146,13 +146,20 @@ class PredictionLogWriter:
         may be changed by the caller afterwards.
         """
         rows = rows if isinstance(rows, list) else list(rows)
+        self.log_requests([(time.time(), model, str(version), endpoint, rows)])
+
+    def log_requests(self, requests: list[tuple[float, str, str, str, list]]) -> None:
+        """Queue several requests at once, each ``(time, model, version, endpoint, rows)``:
+        one hand-over (and at most one wake-up of the writer) for all of them."""
+        if not requests:
+            return
         if self._closed:  # a request finishing during shutdown must not fail for this
-            self.dropped += len(rows)
+            self.dropped += sum(len(r[-1]) for r in requests)
             return
         try:
-            self._queue.put_nowait((time.time(), model, str(version), endpoint, rows))
+            self._queue.put_nowait(requests)
         except queue.Full:
-            self.dropped += len(rows)
+            self.dropped += sum(len(r[-1]) for r in requests)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything queued so far is written to disk (for tests and shutdown)."""
@@ -211,9 +218,9 @@ class PredictionLogWriter:
                     stop = True
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
-                else:
-                    batch.append(item)
-                    entries += len(item[-1])
+                else:  # a list of requests
+                    batch.extend(item)
+                    entries += sum(len(r[-1]) for r in item)
                 if entries >= self.max_batch:
                     break
                 try:
