@@ -68,8 +68,10 @@ def request_struct(struct_name: str, fields: Iterable[FieldSpec], *,
         if spec.examples:
             meta["examples"] = list(spec.examples)
         members.append((spec.name, Annotated[_TYPES[spec.kind] | None, Meta(**meta)], None))
+    # gc=False: a body holds only scalars, so it can never be part of a reference cycle;
+    # the collector need not track the thousands a batch creates
     return msgspec.defstruct(struct_name, members, kw_only=True, omit_defaults=True,
-                             module=__name__)
+                             gc=False, module=__name__)
 
 
 def _describe(spec: FieldSpec) -> str:
@@ -82,15 +84,17 @@ def _describe(spec: FieldSpec) -> str:
 
 
 # -- responses ---------------------------------------------------------------------------------
+# ``gc=False``: answers hold scalars and lists of reasons, never themselves, so they cannot
+# form reference cycles and the collector need not track them (a batch makes thousands).
 
 
-class Reason(Struct):
+class Reason(Struct, gc=False):
     feature: str  # the export's column name, as people know it
     value: str | float | bool | None
     contribution: float  # on the raw (log-odds) scale
 
 
-class LeadScore(Struct):
+class LeadScore(Struct, gc=False):
     id: str | None
     probability: Annotated[float, Meta(ge=0, le=1)]
     score: Annotated[int, Meta(ge=0, le=100)]
@@ -103,7 +107,7 @@ class LeadScore(Struct):
     version: str
 
 
-class PlanRecommendation(Struct):
+class PlanRecommendation(Struct, gc=False):
     id: str | None
     plan: str
     monthly_price: float | None
@@ -114,7 +118,7 @@ class PlanRecommendation(Struct):
     version: str
 
 
-class ChurnRisk(Struct):
+class ChurnRisk(Struct, gc=False):
     id: str | None
     probability: Annotated[float, Meta(ge=0, le=1)]
     risk: str
