@@ -46,6 +46,10 @@ class PathExplainer:
             rows.extend(table)
         self.table = np.asarray(rows, dtype=np.float64).reshape(-1, n_features)
         self.leaf_row: FastRow | None = None
+        specs = bundle.encoder.specs
+        self._names = [spec.original_name for spec in specs]
+        self._decode = [spec.decode for spec in specs]
+        self._single_base = float(self.base[0])
 
     def single_row_fast_path(self) -> None:
         """Answer one-row calls through a prepared handle (event-loop thread only)."""
@@ -82,6 +86,8 @@ class PathExplainer:
         ``reason(feature, value, contribution)`` (the API passes its response type, so no
         second copy is made)."""
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.bundle.encoder.specs))
+        if len(X) == 1 and self.n_classes == 1 and self.leaf_row is not None:
+            return [self._explain_one(X[0], top_k, reason)]
         contrib = self.contributions(X)
         classes: list[str | None] = [None] * len(X)
         if self.bundle.task == "multiclass":
@@ -90,9 +96,7 @@ class PathExplainer:
             classes = [self.bundle.classes[w] for w in winners]
         else:
             rows = contrib[:, 0]
-        specs = self.bundle.encoder.specs
-        names = [spec.original_name for spec in specs]
-        decode = [spec.decode for spec in specs]
+        names, decode = self._names, self._decode
         values = rows[:, :-1]
         # every row ranked at once; "against" is the stable descending order read backwards
         order = np.argsort(-values, axis=1, kind="stable")
@@ -112,6 +116,27 @@ class PathExplainer:
                                    explained_class=classes[i], reasons_for=reasons_for,
                                    reasons_against=reasons_against))
         return out
+
+
+    def _explain_one(self, x: np.ndarray, top_k: int, reason: type) -> Explanation:
+        """One row of a binary model, as ``explain`` answers it, in plain Python: for a
+        single row, numpy's per-call overhead is most of the cost."""
+        leaves = self.leaf_row(x).astype(np.int64) + self.offsets
+        total = self.table[leaves].sum(axis=0)
+        c = total.tolist()
+        base = self._single_base
+        # Python's sort is stable with reverse=True too: ties keep feature order, as the
+        # stable argsort of the batch path does
+        order = sorted(range(len(c)), key=c.__getitem__, reverse=True)
+        names, decode = self._names, self._decode
+        codes = x.tolist()
+        reasons_for = [reason(names[j], decode[j](codes[j]), c[j]) for j in order[:top_k]
+                       if c[j] > 0]
+        reasons_against = [reason(names[j], decode[j](codes[j]), c[j])
+                           for j in order[::-1][:top_k] if c[j] < 0]
+        raw = float(np.append(total, base).sum())  # the batch path's summation, to the bit
+        return Explanation(base_value=base, raw_score=raw, explained_class=None,
+                           reasons_for=reasons_for, reasons_against=reasons_against)
 
 
 def _value(node: dict) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import bisect
+
 import numpy as np
 from msgspec import Struct
 from msgspec.structs import asdict
@@ -55,6 +57,8 @@ def _tiers(model: ServedModel, scores: np.ndarray, bounds: np.ndarray | None
     bounds = model.tier_bounds if bounds is None else bounds
     if bounds is None:
         return [None] * len(scores)
+    if len(scores) == 1:  # one lead: three comparisons, not a numpy call
+        return [TIERS[3 - bisect.bisect_right(bounds, scores[0])]]
     idx = np.searchsorted(bounds, scores, side="right")
     return [TIERS[3 - int(i)] for i in idx]
 

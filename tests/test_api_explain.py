@@ -77,3 +77,21 @@ def test_a_batch_larger_than_a_block_matches_row_by_row():
     np.testing.assert_allclose(whole[:3], np.concatenate(
         [explainer.contributions(X[i:i + 1]) for i in range(3)]), atol=1e-12)
     np.testing.assert_allclose(whole[-1:], explainer.contributions(X[-1:]), atol=1e-12)
+
+
+def test_one_row_through_the_prepared_handle_explains_as_the_batch_does():
+    """The single-row path (LightGBM's prepared handle, plain-Python ranking) names the same
+    reasons in the same order, with the same values, as the batch path."""
+    bundle, X = bundle_for("binary", seed=7)
+    explainer = PathExplainer(bundle)
+    batch = explainer.explain(X[:200])
+    explainer.single_row_fast_path()
+    for i in range(200):
+        [one] = explainer.explain(X[i:i + 1])
+        assert one.raw_score == pytest.approx(batch[i].raw_score, abs=1e-12)
+        assert one.base_value == batch[i].base_value
+        for mine, theirs in ((one.reasons_for, batch[i].reasons_for),
+                             (one.reasons_against, batch[i].reasons_against)):
+            assert [(r.feature, r.value) for r in mine] == [(r.feature, r.value) for r in theirs]
+            assert [r.contribution for r in mine] == pytest.approx(
+                [r.contribution for r in theirs], abs=1e-12)
