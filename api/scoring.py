@@ -7,10 +7,9 @@ meanwhile never mixes into one answer) and returns the response bodies plus the
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-import bisect
 
 import numpy as np
 from msgspec import Struct
