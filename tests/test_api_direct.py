@@ -38,12 +38,14 @@ def run_asgi(app, body_chunks: list[bytes], headers: list[tuple[bytes, bytes]] |
     async def receive():
         message = messages.pop(0) if messages else {"type": "http.disconnect"}
         received.append(message)
+        scope["reads"] += 1
         return message
 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": "/x", "headers": headers or []}
+    scope = {"type": "http", "method": method, "path": "/x", "headers": headers or [],
+             "reads": 0}
     asyncio.run(app(scope, receive, send))
     return sent, received
 
@@ -57,6 +59,7 @@ def direct(answered: list, *, api_key: str | None = None, max_batch: int = 3,
     handed_on: list[bytes] = []
 
     async def handler(scope, receive, send):
+        scope["reads_before_handler"] = scope["reads"]
         body = b""
         while True:
             message = await receive()
@@ -99,10 +102,17 @@ def test_a_plain_request_is_answered_without_the_handler():
 def test_anything_else_reaches_the_handler_with_its_body_intact(chunks, why):
     answered: list = []
     app, handed_on = direct(answered)
-    sent, received = run_asgi(app, chunks)
+    sent, _ = run_asgi(app, chunks)
     assert sent[0]["status"] == 418, why
     assert handed_on == [b"".join(chunks)], why
     assert answered == [], why
+
+
+def _keep_scope(app, seen: list):
+    async def keep(scope, receive, send):
+        seen.append(scope)
+        await app(scope, receive, send)
+    return keep
 
 
 def test_a_model_not_loaded_is_left_to_the_handler():
@@ -121,11 +131,16 @@ def test_without_the_right_api_key_the_handler_answers():
     assert len(handed_on) == 2 and len(answered) == 1
 
 
-def test_a_declared_length_over_the_limit_is_not_read():
+def test_a_declared_length_over_the_limit_goes_to_the_handler_unread():
     answered: list = []
     app, handed_on = direct(answered, max_body=10)
-    sent, received = run_asgi(app, [b'{"size": 12345678}'], [(b"content-length", b"18")])
+    chunks = [b'{"size": ', b"12345678}"]
+    scope_seen: list[dict] = []
+    sent, received = run_asgi(_keep_scope(app, scope_seen), chunks,
+                              [(b"content-length", b"18")])
     assert sent[0]["status"] == 418 and handed_on == [b'{"size": 12345678}']
+    assert scope_seen[0]["reads_before_handler"] == 0  # the direct path read nothing
+    assert len(received) == 2
 
 
 # -- the whole app, direct path on and off ----------------------------------------------------
