@@ -15,6 +15,8 @@ SHAP values instead (what the batch scores use).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -32,7 +34,7 @@ class PathExplainer:
         n_features = len(bundle.encoder.specs)
         self.n_classes = max(1, int(dump.get("num_tree_per_iteration", 1)))
         trees = dump["tree_info"]
-        self.offsets = np.zeros(len(trees), dtype=np.int64)
+        self.offsets = np.zeros(len(trees), dtype=np.intp)
         self.tree_class = np.arange(len(trees)) % self.n_classes
         self.base = np.zeros(self.n_classes)
         rows: list[np.ndarray] = []
@@ -121,9 +123,9 @@ class PathExplainer:
     def _explain_one(self, x: np.ndarray, top_k: int, reason: type) -> Explanation:
         """One row of a binary model, as ``explain`` answers it, in plain Python: for a
         single row, numpy's per-call overhead is most of the cost."""
-        leaves = self.leaf_row(x).astype(np.int64) + self.offsets
-        total = self.table[leaves].sum(axis=0)
-        c = total.tolist()
+        leaves = self.leaf_row.into(x).astype(np.intp)
+        leaves += self.offsets
+        c = self.table.take(leaves, axis=0).sum(axis=0).tolist()
         base = self._single_base
         # Python's sort is stable with reverse=True too: ties keep feature order, as the
         # stable argsort of the batch path does
@@ -134,7 +136,8 @@ class PathExplainer:
                        if c[j] > 0]
         reasons_against = [reason(names[j], decode[j](codes[j]), c[j])
                            for j in order[::-1][:top_k] if c[j] < 0]
-        raw = float(np.append(total, base).sum())  # the batch path's summation, to the bit
+        # correctly rounded, so it agrees with the batch path's sum to the last bit or two
+        raw = math.fsum(c) + base
         return Explanation(base_value=base, raw_score=raw, explained_class=None,
                            reasons_for=reasons_for, reasons_against=reasons_against)
 

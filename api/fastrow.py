@@ -32,12 +32,18 @@ class FastRow:
         self._out = np.empty(n_out, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.c_int64()
+        self._out_len_ref = ctypes.byref(self._out_len)
+        self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
 
     def __call__(self, row: np.ndarray) -> np.ndarray:
+        return self.into(row).copy()
+
+    def into(self, row: np.ndarray | list[float]) -> np.ndarray:
+        """The output in the handle's own buffer: valid until the next call."""
         self._row[:] = row
-        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
-            self._handle, self._row_ptr, ctypes.byref(self._out_len), self._out_ptr))
-        return self._out[: self._out_len.value].copy()
+        if self._predict(self._handle, self._row_ptr, self._out_len_ref, self._out_ptr):
+            _safe_call(-1)  # raises LightGBM's last error
+        return self._out[: self._out_len.value]
 
     def __del__(self) -> None:
         if getattr(self, "_handle", None) and self._handle.value:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -89,13 +90,17 @@ class ServedModel:
             self._proba_row = FastRow(bundle.booster, RAW_SCORE, len(self.specs), 1)
         # The probability is a function of the raw score, which path contributions already
         # add up to: reuse it rather than walk every tree a second time.
-        self._from_raw = None
+        self._from_raw = self._from_raw_one = None
         if self.explain_method == "path":
             explainer = PathExplainer(bundle)
             explainer.single_row_fast_path()
             # reasons built directly as the response's type
             self.explain = functools.partial(explainer.explain, reason=ApiReason)
-            self._from_raw = _raw_to_probability(bundle)
+            link = _logistic_link(bundle)
+            if link is not None:
+                a, b = link
+                self._from_raw = lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
+                self._from_raw_one = lambda raw: _sigmoid(a * raw + b)
         elif self.explain_method == "shap":
             self.explain = bundle.explain
         else:
@@ -106,11 +111,14 @@ class ServedModel:
         self.predict_proba(warm)
         self.explain(warm)
 
-    def score_and_explain(self, X: np.ndarray, top_k: int) -> tuple[np.ndarray, list]:
+    def score_and_explain(self, X: np.ndarray, top_k: int
+                          ) -> tuple[np.ndarray | list[float], list]:
         """Binary models: probabilities and explanations of the rows of ``X``."""
         explanations = self.explain(X, top_k=top_k)
         if self._from_raw is None:
             return self.predict_proba(X), explanations
+        if len(explanations) == 1:  # one lead: plain floats, no array round trip
+            return [self._from_raw_one(explanations[0].raw_score)], explanations
         return self._from_raw(np.fromiter((e.raw_score for e in explanations), np.float64,
                                           len(explanations))), explanations
 
@@ -202,18 +210,22 @@ class ModelWatcher:
             await asyncio.sleep(self.interval)
 
 
-def _raw_to_probability(bundle: ModelBundle):
-    """raw score -> probability exactly as the bundle computes it, or None when the
-    objective's link is not the plain logistic one (then LightGBM is asked)."""
+def _logistic_link(bundle: ModelBundle) -> tuple[float, float] | None:
+    """(a, b) with probability = sigmoid(a * raw score + b), exactly as the bundle computes
+    it, or None when the link is something else (then LightGBM is asked)."""
     if bundle.task != "binary":
         return None
     calibration = bundle.calibration
     if calibration:
         if calibration.get("method") != "platt":
             return None
-        a, b = float(calibration["a"]), float(calibration["b"])
-        return lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
+        return float(calibration["a"]), float(calibration["b"])
     objective = str(bundle.booster.dump_model(num_iteration=0).get("objective", ""))
     if objective not in ("binary sigmoid:1", "binary sigmoid:1.0"):
         return None
-    return lambda raw: 1.0 / (1.0 + np.exp(-raw))
+    return 1.0, 0.0
+
+
+def _sigmoid(z: float) -> float:
+    # numpy's 1 / (1 + exp(-z)) is 0.0 where exp overflows; math.exp raises there
+    return 1.0 / (1.0 + math.exp(-z)) if z > -709.0 else 0.0

@@ -47,11 +47,11 @@ def _reasons(explanation: Explanation) -> tuple[list[Reason], list[Reason]]:
 
 
 def _binary(model: ServedModel, records: list[dict[str, Any]]
-            ) -> tuple[np.ndarray, list[Explanation]]:
+            ) -> tuple[np.ndarray | list[float], list[Explanation]]:
     return model.score_and_explain(encode(model, records), TOP_K)
 
 
-def _tiers(model: ServedModel, scores: np.ndarray, bounds: np.ndarray | None
+def _tiers(model: ServedModel, scores: list[int], bounds: np.ndarray | None
            ) -> list[str | None]:
     bounds = model.tier_bounds if bounds is None else bounds
     if bounds is None:
@@ -75,11 +75,13 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
     bundle's own)."""
     records, ids = records_of(bodies)
     proba, explanations = _binary(model, records)
-    scores = np.rint(100.0 * proba).astype(int)
+    # 0-100, half to even: Python's round and numpy's rint agree
+    scores = ([round(100.0 * proba[0])] if len(records) == 1
+              else np.rint(100.0 * np.asarray(proba)).astype(int).tolist())
     tiers = _tiers(model, scores, tier_bounds)
     out, log = [], []
     for i, explanation in enumerate(explanations):
-        p, s = float(proba[i]), int(scores[i])
+        p, s = float(proba[i]), scores[i]
         reasons_for, reasons_against = _reasons(explanation)
         out.append(LeadScore(
             id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,

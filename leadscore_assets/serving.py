@@ -248,7 +248,11 @@ class Encoder:
                     code = true_code if v is True else false_code if v is False else miss
                 row.append(encode(j, v) if code is miss else code)
             out[0] = row
-        for j, name, kind, true_code, false_code in self._columns if n > 1 else ():
+            for j in self._numeric_columns:  # inf and overflowing ints count as missing
+                if not math.isfinite(out[0, j]):
+                    out[0, j] = NAN
+            return out
+        for j, name, kind, true_code, false_code in self._columns:
             column = [r.get(name) for r in records]
             get = self._seen[j].get
             if kind == "numeric":
@@ -264,7 +268,7 @@ class Encoder:
                 if v is miss:
                     values[i] = encode(j, column[i])
             out[:, j] = values
-        if n and self._numeric_columns:
+        if self._numeric_columns:
             block = out[:, self._numeric_columns]
             if not np.isfinite(block).all():  # inf and overflowing ints count as missing
                 out[:, self._numeric_columns] = np.where(np.isfinite(block), block, NAN)
