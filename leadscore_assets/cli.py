@@ -260,7 +260,10 @@ def demo(ctx: click.Context, scale: float) -> None:
 @click.option("--model", "names", multiple=True,
               help="Only this model (repeatable): telco_snapshot_churn, xeducation_conversion, "
                    "codepro_conversion, retail_activity_churn.")
-def evaluate(data_dir: Path, names: tuple[str, ...]) -> None:
+@click.option("--seeds", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also train with seeds 0..N-1 and print the spread of the held-out "
+                   "ROC-AUC (a new held-out slice per seed where the split is random).")
+def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int) -> None:
     """Train the reference models on the public data sets; print held-out ROC-AUC vs bars."""
     from leadscore_assets.models.quality import BUILDERS, format_table, run_quality
 
@@ -269,7 +272,7 @@ def evaluate(data_dir: Path, names: tuple[str, ...]) -> None:
         raise click.BadParameter(f"unknown model(s) {unknown}; known: {sorted(BUILDERS)}",
                                  param_hint="--model")
     try:
-        results = run_quality(data_dir, list(names) or None)
+        results = run_quality(data_dir, list(names) or None, seeds=seeds)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(format_table(results))
