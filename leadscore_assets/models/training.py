@@ -400,7 +400,9 @@ def fit_baseline(encoder: Encoder, X: np.ndarray, y: np.ndarray, config: TrainCo
             OneHotEncoder(handle_unknown="ignore", min_frequency=5)), cat))
     if num:
         steps.append(("numeric", make_pipeline(
-            SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), num))
+            # a column never filled in (CodePro's rarer interactions) stays, as a constant 0
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            StandardScaler()), num))
     model = Pipeline([
         ("encode", ColumnTransformer(steps)),
         ("model", LogisticRegression(C=config.baseline_c, max_iter=2000,
