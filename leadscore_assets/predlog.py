@@ -23,6 +23,7 @@ No Dagster imports: the API uses this module.
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import queue
@@ -110,7 +111,6 @@ class PredictionLogWriter:
         self._encoder = msgspec.json.Encoder(enc_hook=_json_default)
         self._pid = os.getpid()
         self._host = socket.gethostname().split(".")[0].replace("-", "_") or "host"
-        self._seq = 0
         # Entry ids: this writer's random prefix and a counter, unique across processes and
         # restarts without a random draw per entry
         self._id_prefix = uuid.uuid4().hex[:16]
@@ -260,10 +260,15 @@ class PredictionLogWriter:
 
     def _open(self) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        while True:  # another writer of this process may have taken the name this second
-            name = f"predictions-{stamp}-{self._host}-{self._pid}-{self._seq:04d}{OPEN_SUFFIX}"
-            self._seq += 1
+        while True:
+            # The sequence is shared by every writer of this process, so two writers never
+            # pick one name; a name an earlier process with this pid left (open or closed,
+            # say after a restart within the second) is skipped rather than overwritten.
+            seq = next(_FILE_SEQ)
+            name = f"predictions-{stamp}-{self._host}-{self._pid}-{seq:04d}{OPEN_SUFFIX}"
             self._path = self.directory / name
+            if _closed_name(self._path).exists():
+                continue
             try:
                 self._file = open(self._path, "xb")  # noqa: SIM115 - kept open across batches
                 break
@@ -276,11 +281,18 @@ class PredictionLogWriter:
         if self._file is None:
             return
         self._file.close()
-        closed = self._path.with_name(self._path.name[: -len(OPEN_SUFFIX)] + CLOSED_SUFFIX)
+        closed = _closed_name(self._path)
         os.replace(self._path, closed)
         self.closed_files.append(closed)
         self._file = None
         self._path = None
+
+
+_FILE_SEQ = itertools.count()
+
+
+def _closed_name(open_path: Path) -> Path:
+    return open_path.with_name(open_path.name[: -len(OPEN_SUFFIX)] + CLOSED_SUFFIX)
 
 
 # -- the landing side -------------------------------------------------------------------------

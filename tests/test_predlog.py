@@ -71,6 +71,19 @@ def test_a_request_batch_keeps_its_rows_and_struct_inputs(tmp_path):
     assert writer.written == 5
 
 
+def test_a_writer_never_overwrites_a_file_another_writer_has_sealed(tmp_path):
+    # The second writer opens its file only when it first writes (here: at close), after the
+    # first writer's file, named in the same second, was sealed and renamed.
+    first = PredictionLogWriter(tmp_path, flush_interval=60)
+    second = PredictionLogWriter(tmp_path, flush_interval=60)
+    first.log("plan", "1", "/v1/leads/plan", {"n": 1}, {"plan": "MVP"})
+    first.close()
+    second.log("plan", "1", "/v1/leads/plan", {"n": 2}, {"plan": "Now"})
+    second.close()
+    assert sorted(e["inputs"]["n"] for e in _all_entries(tmp_path)) == [1, 2]
+    assert len(closed_files(tmp_path)) == 2
+
+
 def test_two_writers_of_one_process_never_share_a_file(tmp_path):
     first, second = PredictionLogWriter(tmp_path), PredictionLogWriter(tmp_path)
     for i in range(50):
