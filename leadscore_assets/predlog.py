@@ -389,7 +389,7 @@ def seal_abandoned(directory: Path | str, min_age_seconds: float = 300.0) -> lis
             continue
         if file_host == host and _pid_alive(pid):
             continue
-        closed = path.with_name(path.name[: -len(OPEN_SUFFIX)] + CLOSED_SUFFIX)
+        closed = _closed_name(path)
         os.replace(path, closed)
         sealed.append(closed)
     return sealed
