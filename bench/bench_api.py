@@ -15,7 +15,8 @@ installed, else an async Python client (aiohttp); every scenario uses the same o
 machine with two or more cores the servers are pinned to one core and the generator to
 another (``taskset``), so the generator does not take the server's CPU. Each scenario runs
 ``--repeats`` times (scenarios interleaved) and the median is reported. Prints requests/s,
-rows/s, p50 and p99, and the ratios the targets are stated in:
+rows/s, p50, p99 and the server's CPU time per request (its process group, from ``/proc``),
+and the ratios the targets are stated in:
 
 - single lead, reasons included: >= 20x the requests/s of mlflow at concurrency 32,
   >= half the requests/s of the no-op endpoint, p99 < 5 ms at concurrency 1;
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +150,27 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by one process group: a server and its workers (Linux)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # after the name: state, ppid, pgrp, ..., utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_meter(process: subprocess.Popen) -> Callable[[], float] | None:
+    """Reads the server's CPU seconds (servers start in their own session), or None where
+    /proc is missing."""
+    if not Path(f"/proc/{process.pid}/stat").exists():
+        return None
+    return lambda: group_cpu_seconds(process.pid)
+
+
 async def wait_until_up(url: str, process: subprocess.Popen, log: Path,
                         timeout: float = 120) -> None:
     import aiohttp
@@ -171,7 +194,7 @@ async def wait_until_up(url: str, process: subprocess.Popen, log: Path,
 
 
 async def load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: float,
-               max_requests: int) -> dict[str, float]:
+               max_requests: int, cpu: Callable[[], float] | None = None) -> dict[str, float]:
     """Closed loop: ``concurrency`` clients, each sends its next request when answered."""
     import aiohttp
 
@@ -203,6 +226,7 @@ async def load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: 
         latencies.clear()
         errors = 0
         deadline = time.monotonic() + seconds
+        cpu_before = cpu() if cpu else float("nan")
         started = time.perf_counter()
 
         async def client(k: int) -> None:
@@ -213,9 +237,11 @@ async def load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: 
 
         await asyncio.gather(*(client(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu_used = (cpu() if cpu else float("nan")) - cpu_before
     lat = np.asarray(latencies) * 1000
     return {"requests": len(lat), "rps": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "errors": errors}
+            "p99": float(np.percentile(lat, 99)), "errors": errors,
+            "cpu_us": cpu_used / max(1, len(lat)) * 1e6}
 
 
 WRK_SCRIPT = """
@@ -240,7 +266,8 @@ end
 
 
 def wrk_load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: float,
-             workdir: Path, prefix: list[str]) -> dict[str, float]:
+             workdir: Path, prefix: list[str], cpu: Callable[[], float] | None = None
+             ) -> dict[str, float]:
     """One ``wrk`` run (one thread, ``concurrency`` connections); latencies from wrk's own
     histogram. Non-2xx answers count as errors."""
     key = f"{abs(hash((url, concurrency, len(bodies or []))))}"
@@ -253,11 +280,13 @@ def wrk_load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: fl
     script.write_text(WRK_SCRIPT % {"bodies": str(table)})
     warm = max(1, int(min(1.0, seconds / 5)))
     for duration in (warm, seconds):
+        cpu_before = cpu() if cpu else float("nan")
         done = subprocess.run(
             [*prefix, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
              "--timeout", "10s",
              "-s", str(script), url], capture_output=True, text=True,
             timeout=duration + 60)
+    cpu_used = (cpu() if cpu else float("nan")) - cpu_before  # the measured run's
     found = re.search(r"^RESULT (.*)$", done.stdout, re.M)
     if found is None:
         raise RuntimeError(f"wrk gave no result:\n{done.stdout}\n{done.stderr}")
@@ -265,7 +294,8 @@ def wrk_load(url: str, bodies: list[bytes] | None, concurrency: int, seconds: fl
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
     errors = r["errors"] + (int(non2xx.group(1)) if non2xx else 0)
     return {"requests": r["requests"], "rps": r["requests"] / (r["us"] / 1e6),
-            "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "errors": errors}
+            "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "errors": errors,
+            "cpu_us": cpu_used / max(1, r["requests"]) * 1e6}
 
 
 def bodies_for(rows: list[dict], batch: int, style: str, pool: int = 400) -> list[bytes]:
@@ -351,28 +381,32 @@ def main() -> None:
                                  bodies_for(rows, batch, "api")))
                     plan.append(("score", "mlflow", c, batch, f"{mlflow_url}/invocations",
                                  bodies_for(rows, batch, "mlflow")))
+            meters = {"mlflow": server_cpu_meter(processes[0]),
+                      "leadscore": server_cpu_meter(processes[1])}
             runs: dict[int, list[dict]] = {k: [] for k in range(len(plan))}
             for repeat in range(args.repeats):
                 for k, (what, server, c, batch, url, bodies) in enumerate(plan):
                     if use_wrk:
                         r = await asyncio.to_thread(wrk_load, url, bodies, c, seconds, tmp,
-                                                    client_cpu)
+                                                    client_cpu, meters[server])
                     else:
-                        r = await load(url, bodies, c, seconds, args.max_requests)
+                        r = await load(url, bodies, c, seconds, args.max_requests,
+                                       meters[server])
                     runs[k].append(r)
                     print(f"  [{repeat + 1}/{args.repeats}] {what:<16} {server:<10} c={c:<3} "
                           f"batch={batch:<4} {r['rps']:>9,.0f} req/s  p50 {r['p50']:>7.2f} ms"
-                          f"  p99 {r['p99']:>7.2f} ms  errors {r['errors']}", flush=True)
+                          f"  p99 {r['p99']:>7.2f} ms  server CPU {r['cpu_us']:>8.1f} us/req"
+                          f"  errors {r['errors']}", flush=True)
             print("\nmedian of the repeats:")
             for k, (what, server, c, batch, _, _) in enumerate(plan):
                 r = {key: float(np.median([x[key] for x in runs[k]]))
-                     for key in ("rps", "p50", "p99")}
+                     for key in ("rps", "p50", "p99", "cpu_us")}
                 r["errors"] = sum(x["errors"] for x in runs[k])
                 results.append((what, server, c, batch, r))
                 print(f"  {what:<16} {server:<10} c={c:<3} batch={batch:<4} "
                       f"{r['rps']:>9,.0f} req/s {r['rps'] * batch:>10,.0f} rows/s  "
                       f"p50 {r['p50']:>8.2f} ms  p99 {r['p99']:>8.2f} ms  "
-                      f"errors {r['errors']}", flush=True)
+                      f"CPU {r['cpu_us']:>8.1f} us/req  errors {r['errors']}", flush=True)
             return results
 
         if not use_wrk and client_cpu:
@@ -417,6 +451,16 @@ def main() -> None:
         ratio(f"100-lead batch rows/s vs mlflow models serve, c={c}",
               get("score", "leadscore", c, 100)["rps"] / get("score", "mlflow", c, 100)["rps"],
               5.0)
+    # Not a target: the server's CPU per request decides what one saturated core can serve,
+    # and moves less with the machine's other load than requests/s do.
+    print("server CPU per request (for reading the ratios; no target):")
+    for c in (1, 32):
+        noop, single = get("no-op (/health)", "leadscore", c, 1), get("score", "leadscore", c, 1)
+        print(f"  c={c:<3} no-op {noop['cpu_us']:.1f} us, single lead {single['cpu_us']:.1f} us: "
+              f"no-op share {noop['cpu_us'] / single['cpu_us']:.2f}; mlflow single lead "
+              f"{get('score', 'mlflow', c, 1)['cpu_us']:.1f} us, 100-lead batch "
+              f"{get('score', 'mlflow', c, 100)['cpu_us']:.1f} us vs "
+              f"{get('score', 'leadscore', c, 100)['cpu_us']:.1f} us")
     errors = sum(r["errors"] for *_, r in results)
     print(f"  non-200 answers: {errors}")
     shutil.rmtree(tmp, ignore_errors=True)
