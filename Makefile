@@ -9,7 +9,7 @@ export DAGSTER_HOME := $(CURDIR)
 export LEADSCORE_DAGSTER_STORAGE := $(CURDIR)/data/dagster
 export LEADSCORE_DAGSTER_COMPUTE_LOGS := $(CURDIR)/data/dagster/compute_logs
 
-.PHONY: setup demo test dev serve bench lint clean
+.PHONY: setup demo test dev serve bench lint clean cluster cluster-down cluster-status cluster-test
 
 setup:  ## install uv (if missing) and the locked environment
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -31,6 +31,19 @@ serve: setup  ## prediction API on http://127.0.0.1:8000
 bench: setup  ## benchmarks (figures against a baseline, printed)
 	@missed=""; for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || missed="$$missed $$b"; done; \
 	if [ -n "$$missed" ]; then echo "targets missed in:$$missed"; exit 1; fi
+
+cluster: setup  ## the cluster profile (deploy/cluster/): create databases, vhost; start every piece
+	$(UV) run python deploy/cluster/cluster.py up
+
+cluster-down:  ## stop the cluster profile's processes (DROP=1: also drop its databases, vhost)
+	$(UV) run python deploy/cluster/cluster.py down $(if $(DROP),--drop,)
+
+cluster-status:
+	$(UV) run python deploy/cluster/cluster.py status
+
+cluster-test: setup  ## the cluster topology's tests on the real PostgreSQL, RabbitMQ and Redis
+	env -u DAGSTER_HOME -u LEADSCORE_DATA_DIR LEADSCORE_CLUSTER_TESTS=1 \
+		$(UV) run pytest -p no:xdist -x -v tests/cluster
 
 lint: setup
 	$(UV) run ruff check .
