@@ -24,6 +24,7 @@ Creating the databases, the role and the RabbitMQ vhost is idempotent: ``up`` tw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -337,10 +338,8 @@ def stop(env: dict[str, str], name: str, grace: float = 20.0) -> None:
             break
         time.sleep(0.2)
     else:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     (_run_dir(env) / "pids" / f"{name}.pid").unlink(missing_ok=True)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -43,11 +45,21 @@ def cluster_module():
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory, cluster_module):
+def cluster_root():
+    """A folder of this session's own: pytest's numbered temporary folders are pruned by any
+    other pytest session of the same user, and the cluster's processes outlive a test."""
+    root = Path(tempfile.mkdtemp(prefix="leadscore_cluster_test_"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_root, cluster_module):
     """A running cluster: its settings (also exported to this process), stopped and dropped
     at the end."""
     tag = f"leadscore_test_{uuid.uuid4().hex[:8]}"
-    data = tmp_path_factory.mktemp("cluster_data")
+    data = cluster_root / "data"
+    data.mkdir()
     overrides = {
         "LEADSCORE_DATA_DIR": str(data),
         "LEADSCORE_DAGSTER_PG_URL": f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_dagster",

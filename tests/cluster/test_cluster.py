@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from leadscore_assets.ingest.landing import partition_key
 from leadscore_assets.models.registry import registered_name
-from leadscore_assets.resources import _advisory_key, warehouse_resource
+from leadscore_assets.resources import warehouse_resource, writer_lock
 from leadscore_assets.settings import Settings
 
 TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
@@ -67,8 +67,8 @@ def _messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sample_files(tmp_path_factory) -> dict[str, list[Path]]:
-    out = tmp_path_factory.mktemp("samples")
+def sample_files(cluster_root) -> dict[str, list[Path]]:
+    out = cluster_root / "samples"
     subprocess.run(["leadscore", "sample-data", "--inbox", str(out), "--scale", "0.2"],
                    check=True, capture_output=True)
     files = {s: sorted((out / s).iterdir())[:n] for s, n in DROPPED.items()}
@@ -196,7 +196,7 @@ def _launch(client: httpx.Client, selector_extra: dict, tags: list | None = None
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     for entry in instance.all_logs(run_id):
         if entry.dagster_event and entry.dagster_event.event_type_value == "RUN_START":
-            return entry.pid
+            return entry.dagster_event.pid
     return None
 
 
@@ -211,37 +211,30 @@ def test_killed_worker_fails_the_run_and_rerun_lands_once(cluster, landed, sampl
     inbox = settings.inbox(source)
     shutil.copyfile(path, inbox / path.name)
 
-    lock = psycopg2.connect(cluster["LEADSCORE_PG_ADMIN_URL"])
-    lock.autocommit = True
-    holding = True
-    try:
-        with lock.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (_advisory_key(str(settings.warehouse)),))
+    # this test holds the warehouse's writer lock, as another writer on another host would
+    with writer_lock(str(settings.warehouse), cluster["LEADSCORE_WAREHOUSE_LOCK_URL"]):
         run = _wait(lambda: next(iter(_file_runs(instance, {path.name})), None),
                     "the sensor's run for the new file", timeout=300)
+        activity = psycopg2.connect(cluster["LEADSCORE_PG_ADMIN_URL"])
+        activity.autocommit = True
 
         def waiting_on_lock():
-            with lock.cursor() as cur:
+            with activity.cursor() as cur:
                 cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                             "'leadscore-warehouse-writer' AND wait_event_type = 'Lock'")
                 return cur.fetchone()[0] > 0
 
-        # the run's landing step waits for the writer lock another session holds
-        _wait(waiting_on_lock, "the landing step to wait for the writer lock", timeout=600)
+        try:
+            # the run's landing step waits for the lock: it is in the middle of the run
+            _wait(waiting_on_lock, "the landing step to wait for the writer lock", timeout=600)
+        finally:
+            activity.close()
         pid = _run_pid(instance, run.run_id)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)  # the worker process executing the run
         failed = _wait(lambda: (r := instance.get_run_by_id(run.run_id)).status in TERMINAL
                        and r, "run monitoring to mark the run", timeout=300)
         assert failed.status == dg.DagsterRunStatus.FAILURE
-        with lock.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock_all()")
-        holding = False
-    finally:
-        if holding:
-            with lock.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock_all()")
-        lock.close()
 
     client = httpx.Client(base_url=f"http://127.0.0.1:{cluster['LEADSCORE_DAGSTER_UI_PORT']}")
     data = _graphql(client, REEXECUTE, {"params": {"parentRunId": run.run_id,
