@@ -34,6 +34,7 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, JSONBody, KwargDefinition
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
@@ -65,6 +66,7 @@ from api.schemas import (
 from api.scoring import churn_risks, recommend_plans, score_leads
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
 from api.tiers import PublishedTiers, lead_tiers_path
+from api.ui.pages import UiContext, docs_assets, template_config, ui_router
 from leadscore_assets.plans import PlanCatalogue
 from leadscore_assets.profiles import load_profiles
 from leadscore_assets.settings import Settings, get_settings
@@ -426,9 +428,15 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     v1 = Router("/v1", route_handlers=[score, plan, churn_posted, churn_known, list_models],
                 guards=guards)
     protected_metrics = Router("/", route_handlers=[prometheus], guards=guards)
+    pages, page_middleware = ui_router(UiContext(
+        settings=settings, api=api, models=state_models, registry=registry,
+        lead_profile=lead_profile, lead_struct=Lead, plan_struct=PlanLead, tiers=tiers,
+        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays))
+    docs = docs_assets()
 
     app = Litestar(
-        route_handlers=[v1, protected_metrics, health, ready],
+        route_handlers=[v1, protected_metrics, health, ready, pages],
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State({"models": state_models, "prediction_log": None,
                      "pending_log": None}),
@@ -438,13 +446,22 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
-        middleware=[metrics.middleware],
+        middleware=[metrics.middleware, *page_middleware],
         request_max_body_size=max_body,
         openapi_config=OpenAPIConfig(
             title="leadscore prediction API", version="1",
             description="Lead scores, plan recommendations and churn risk from the registry's "
                         "champion models.",
-            path="/schema"),
+            path="/schema",
+            # every script and style from the app itself: the docs work with no internet
+            render_plugins=[
+                SwaggerRenderPlugin(path="/swagger", js_url=docs["swagger_js"],
+                                    css_url=docs["swagger_css"],
+                                    standalone_preset_js_url=docs["swagger_preset"],
+                                    favicon=docs["favicon"]),
+                RedocRenderPlugin(path="/redoc", js_url=docs["redoc_js"], google_fonts=False,
+                                  favicon=docs["favicon"]),
+            ]),
     )
     app.state.metrics = metrics
     app.state.snapshot = snapshot

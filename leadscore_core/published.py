@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,25 @@ def open_leads_path(serving_snapshot: Path) -> Path:
 
 def realised_performance_path(monitoring_dir: Path) -> Path:
     return Path(monitoring_dir) / REALISED_PERFORMANCE_FILE
+
+
+def publish_file(write, path: Path) -> Path:
+    """Write through ``write(tmp_path)`` beside ``path``, then rename into place (atomic).
+
+    A reader (a CRM import, the API) sees the old file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        # mkstemp makes owner-only files; a published file is for other readers too
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 class PublishedFile(Generic[T]):

@@ -57,6 +57,7 @@ from leadscore_assets.models.training import TrainConfig, TrainedModel, train_mo
 from leadscore_assets.plans import PlanCatalogue
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_assets.serving import LeadscorePyfunc, ModelBundle
+from leadscore_assets.settings import get_settings
 
 GROUP = "models"
 KINDS = {"lightgbm", "mlflow"}
@@ -236,6 +237,9 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
         "registered_model": registered,
         "version": int(version.version),
         "mlflow_run_id": run.info.run_id,
+        # a link a person can open (make mlflow serves the UI)
+        "mlflow_run": dg.MetadataValue.url(
+            get_settings().mlflow_run_url(run.info.experiment_id, run.info.run_id)),
         "metrics": dg.MetadataValue.md(_metrics_table(trained)),
         f"holdout_{PRIMARY_METRIC[data.task]}": trained.metrics[PRIMARY_METRIC[data.task]],
         f"baseline_{PRIMARY_METRIC[data.task]}":

@@ -13,8 +13,6 @@ warehouse, which has one writer.
 """
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from leadscore_assets.profiles import Profile, load_profiles, snake
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_assets.serving import TIERS, Explanation, ModelBundle
 from leadscore_assets.settings import Settings
-from leadscore_core.published import open_leads_path
+from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
 
 GROUP = "scores"
@@ -101,25 +99,6 @@ def reason_columns(explanations: list[Explanation], link: Link,
                for part in ("", "_contribution")]
     return pd.DataFrame(rows, columns=columns).astype(
         {c: "float64" for c in columns if c.endswith("_contribution")})
-
-
-def publish_file(write, path: Path) -> Path:
-    """Write through ``write(tmp_path)`` beside ``path``, then rename into place (atomic).
-
-    A reader (a CRM import, the API) sees the old file or the new one, never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp makes owner-only files; a published file is for other readers too
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def export_csv(frame: pd.DataFrame, path: Path) -> Path:
