@@ -10,6 +10,7 @@ estimate drops, as the realised figure would weeks later.
 """
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -31,7 +32,7 @@ from leadscore_assets.monitoring.estimated import (
     estimated_key,
     top_tier_mask,
 )
-from leadscore_assets.monitoring.estimation import realised_metrics
+from leadscore_assets.monitoring.estimation import realised_metrics, summary_lines
 from leadscore_assets.resources import SettingsResource
 
 MODEL = "snapshot_churn"
@@ -169,6 +170,12 @@ def test_02_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(
         rows = conn.execute(f"SELECT evaluated_on, metric, \"rows\" FROM {WINDOW_TABLE} "
                             "ORDER BY evaluated_on, metric").fetchall()
     assert ("window", "roc_auc", 2_000) in rows and len(rows) == 8
+    # the summary the command line and the pages read says the same
+    summary = json.loads(Path(meta["summary"]).read_text())
+    assert summary["window"]["roc_auc"]["value"] == pytest.approx(meta["roc_auc/value"])
+    lines = summary_lines(summary)
+    assert "no drop" in lines[0] and lines[1].split()[0] == "ROC-AUC"
+    assert f"{meta['roc_auc/value']:.3f} [{meta['roc_auc/low']:.3f}" in lines[1]
 
 
 def test_03_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains(stack):

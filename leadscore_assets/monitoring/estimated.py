@@ -20,7 +20,10 @@ tracked over time. ``monitoring.estimated_performance`` keeps every window's est
 """
 
 
+import json
+import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -45,7 +48,7 @@ from leadscore_assets.monitoring.assets import (
 )
 from leadscore_assets.monitoring.estimation import Estimate, estimate, realised_metrics
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.scores.assets import quartile_tiers, risk_levels
+from leadscore_assets.scores.assets import publish_file, quartile_tiers, risk_levels
 from leadscore_assets.serving import ModelBundle
 from leadscore_assets.settings import Settings
 from leadscore_assets.warehouse import ensure_schemas
@@ -124,6 +127,34 @@ def estimate_vs_realised(model: str, judged: pd.DataFrame, config: EstimationCon
                          "within_interval": bool(row["low"] <= value <= row["high"])})
     return pd.DataFrame(rows, columns=["model", "version", "metric", "estimated", "low", "high",
                                        "rows", "realised", "error", "within_interval"])
+
+
+def summary_path(settings: Settings, model: str) -> Path:
+    return settings.root / "monitoring" / f"{model}_estimated.json"
+
+
+def write_summary(settings: Settings, model: str, summary: dict[str, object]) -> Path:
+    """The latest estimate as JSON for the command line and the pages (atomic replace)."""
+    text = json.dumps(_finite(summary), indent=2, default=_json_value, allow_nan=False)
+    path = summary_path(settings, model)
+    return publish_file(lambda tmp: Path(tmp).write_text(text), path)
+
+
+def _finite(value: object) -> object:
+    """NaN and infinities (a metric with nothing to measure) as JSON null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def _figures(estimates: dict[str, Estimate]) -> dict[str, object]:
@@ -212,7 +243,17 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     with warehouse.get_connection() as conn:
         _append(conn, WINDOW_TABLE, table)
         _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+    summary = write_summary(s, model, {
+        "model": MODELS[model], "champion_version": str(champion.version),
+        "evaluated_at": now.isoformat(timespec="seconds"), "window_rows": len(window),
+        "top_tier": TOP_TIER[model], "estimated_drop": dropped, "verdict": verdict,
+        "window": {k: vars(v) for k, v in current.items()},
+        "held_out": {k: vars(v) for k, v in reference.items()},
+        "held_out_realised": reference_realised,
+        "estimate_vs_realised": versus.to_dict("records"),
+    })
     return dg.MaterializeResult(metadata={
+        "summary": dg.MetadataValue.path(str(summary)),
         **meta,
         **_figures(current),
         "status": "evaluated",

@@ -148,3 +148,31 @@ def estimate(probability: np.ndarray, top_tier: np.ndarray, draws: int = DRAWS,
                      if drawn.size else (float("nan"), float("nan")))
         out[name] = Estimate(name, values[name], low, high, int(p.size))
     return out
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """A saved estimate (``<model>_estimated.json``) as lines for a person: the window's
+    estimates against the held-out rows', then estimate against realised per served version."""
+    def figure(e: dict | None) -> str:
+        if not e or e.get("value") is None:
+            return "n/a"
+        bounds = ("" if e.get("low") is None else f" [{e['low']:.3f}, {e['high']:.3f}]")
+        return f"{e['value']:.3f}{bounds}"
+
+    window, held_out = summary.get("window", {}), summary.get("held_out", {})
+    lines = [f"  estimated on {summary.get('window_rows', 0):,} window rows: "
+             f"{summary.get('verdict', '')}"]
+    names = {"roc_auc": "ROC-AUC", "top_tier_precision":
+             f"precision in {summary.get('top_tier', 'the top tier')}",
+             "positive_rate": "positive rate", "brier": "Brier score"}
+    for metric, name in names.items():
+        lines.append(f"    {name:<28} {figure(window.get(metric)):<24} held out "
+                     f"{figure(held_out.get(metric))}")
+    for row in summary.get("estimate_vs_realised", []):
+        if row.get("metric") != "roc_auc" or row.get("realised") is None:
+            continue
+        inside = "within" if row.get("within_interval") else "OUTSIDE"
+        lines.append(f"    v{row['version']} served, outcomes known for {row['rows']:,}: "
+                     f"realised ROC-AUC {row['realised']:.3f}, estimated "
+                     f"{row['estimated']:.3f} [{row['low']:.3f}, {row['high']:.3f}] ({inside})")
+    return lines
