@@ -21,7 +21,6 @@ from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
-from leadscore_assets.models.registry import CHAMPION, ModelRegistry
 from leadscore_assets.monitoring.automation import REASON_TAG, RetrainPolicy, retraining_sensor
 from leadscore_assets.monitoring.estimated import (
     ERROR_TABLE,
@@ -32,8 +31,9 @@ from leadscore_assets.monitoring.estimated import (
     estimated_key,
     top_tier_mask,
 )
-from leadscore_assets.monitoring.estimation import realised_metrics, summary_lines
 from leadscore_assets.resources import SettingsResource
+from leadscore_core.estimation import realised_metrics, summary_lines
+from leadscore_core.registry import CHAMPION, ModelRegistry
 
 MODEL = "snapshot_churn"
 FAST = {"num_leaves": [7], "min_data_in_leaf": [20], "max_rounds": 150,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from leadscore_assets.monitoring.estimation import (
+from leadscore_core.estimation import (
     estimate,
     expected_roc_auc,
     realised_metrics,

@@ -3,7 +3,7 @@
 ``monitoring/<model>_estimated_performance`` scores the current window (the drift window:
 rows that arrived since the champion was trained, plus what the API was asked to score) with
 the champion and estimates, from its calibrated probabilities alone
-(``leadscore_assets.monitoring.estimation``), its ROC-AUC, the precision of its top tier (tier
+(``leadscore_core.estimation``), its ROC-AUC, the precision of its top tier (tier
 A for leads, High risk for customers) and its calibration (positive rate, Brier score), each
 with the interval the realised figure should fall in.
 
@@ -31,9 +31,8 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table, table_exists
+from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
 from leadscore_assets.monitoring.assets import (
     DRIFT_AUTOMATION,
     GROUP,
@@ -46,12 +45,13 @@ from leadscore_assets.monitoring.assets import (
     feature_window,
     judged_predictions,
 )
-from leadscore_assets.monitoring.estimation import Estimate, estimate, realised_metrics
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_assets.scores.assets import publish_file, quartile_tiers, risk_levels
-from leadscore_assets.serving import ModelBundle
-from leadscore_assets.settings import Settings
-from leadscore_assets.warehouse import ensure_schemas
+from leadscore_core.estimation import Estimate, estimate, realised_metrics
+from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
+from leadscore_core.serving import ModelBundle
+from leadscore_core.settings import Settings
+from leadscore_core.warehouse import ensure_schemas, table_exists
 
 ESTIMATED = ("lead_conversion", "activity_churn", "snapshot_churn")  # the binary models
 TOP_TIER = {"lead_conversion": "tier A", "activity_churn": "High risk",
@@ -88,7 +88,7 @@ def top_tier_mask(model: str, probability: np.ndarray, settings: Settings) -> np
     if model == "lead_conversion":
         tiers, _ = quartile_tiers(ModelBundle.score(p))
         return np.asarray(tiers) == "A"
-    return risk_levels(p, settings.churn_high, settings.churn_medium) == "High"
+    return np.asarray(risk_levels(p, settings.churn_high, settings.churn_medium)) == "High"
 
 
 def _rows(estimates: dict[str, Estimate], **extra: object) -> list[dict[str, object]]:
