@@ -31,10 +31,10 @@ import pandas as pd
 from api.app import create_app
 from api.config import LEAD_CONVERSION, PLAN, ApiSettings
 from leadscore_assets.scores.assets import LEAD_EXPORT, export_csv, quartile_tiers, reason_columns
-from leadscore_assets.serving import Encoder, ModelBundle
-from leadscore_assets.settings import Settings
 from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.reasons import bundle_link
+from leadscore_core.serving import Encoder, ModelBundle
+from leadscore_core.settings import Settings
 
 FEATURES = {"business_type": "categorical", "business_size": "categorical",
             "utm_source": "categorical", "utm_medium": "categorical",

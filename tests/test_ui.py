@@ -12,18 +12,11 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.config import LEAD_CONVERSION, ApiSettings
+from api.config import ApiSettings
 from tests.test_api import make_settings, store, wait_ready  # noqa: F401 - shared fixture
-from tests.ui_support import publish_monitoring, publish_open_leads
+from tests.ui_support import published  # noqa: F401 - shared fixture
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture(scope="module")
-def published(store):  # noqa: F811
-    frame = publish_open_leads(store["data_dir"], store["bundles"][LEAD_CONVERSION])
-    publish_monitoring(store["data_dir"])
-    return frame
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +35,7 @@ def lead_links(html: str) -> list[str]:
     return re.findall(r'href="/ui/leads/([^"?]+)"', html)
 
 
-def test_lead_list_ranks_open_leads_by_score_with_tier_reasons_and_plan(ui, published):
+def test_lead_list_ranks_open_leads_by_score_with_tier_reasons_and_plan(ui, published):  # noqa: F811
     page = ui.get("/ui/leads")
     assert page.status_code == 200 and "<html" in page.text
     top = published.iloc[0]
@@ -56,7 +49,7 @@ def test_lead_list_ranks_open_leads_by_score_with_tier_reasons_and_plan(ui, publ
     assert re.search(r"<td>(Business|Elite|MVP|Now)</td>", page.text)
 
 
-def test_search_finds_a_lead_by_company_name_email_or_id(ui, published):
+def test_search_finds_a_lead_by_company_name_email_or_id(ui, published):  # noqa: F811
     row = published.iloc[37]
     for needle in (row["company"], row["name"], row["email"].upper(), row["lead_id"]):
         found = ui.get("/ui/leads", params={"q": needle}, headers=HX)
@@ -65,7 +58,7 @@ def test_search_finds_a_lead_by_company_name_email_or_id(ui, published):
         assert row["lead_id"] in ids and len(ids) <= 2, needle
 
 
-def test_filters_by_tier_and_by_a_categorical_field_and_pages(ui, published):
+def test_filters_by_tier_and_by_a_categorical_field_and_pages(ui, published):  # noqa: F811
     a = ui.get("/ui/leads", params={"tier": "A"}, headers=HX).text
     ids = {i.replace("%40", "@") for i in lead_links(a)}
     assert ids == set(published.loc[published["tier"] == "A", "lead_id"].head(25))
@@ -87,7 +80,7 @@ def test_download_is_the_lead_export_or_its_filtered_rows(ui, store, published):
                                                               "lead_id"])
 
 
-def test_lead_page_shows_what_the_api_answers_for_that_lead(ui, published):
+def test_lead_page_shows_what_the_api_answers_for_that_lead(ui, published):  # noqa: F811
     row = published.iloc[3]
     fields = {k: row[k] for k in ("business_type", "business_size", "utm_source",
                                   "utm_medium", "utm_campaign") if isinstance(row[k], str)}

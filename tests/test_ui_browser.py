@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.config import LEAD_CONVERSION
 from tests.test_api import store  # noqa: F401 - shared fixture
-from tests.ui_support import publish_monitoring, publish_open_leads
+from tests.ui_support import published  # noqa: F401 - shared fixture
 
 CHROMIUM = Path(os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,13 +87,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def published(store):  # noqa: F811
-    frame = publish_open_leads(store["data_dir"], store["bundles"][LEAD_CONVERSION])
-    publish_monitoring(store["data_dir"])
-    return frame
-
-
-@pytest.fixture(scope="module")
 def server(store, published):  # noqa: F811
     running = Server(store["data_dir"], store["uri"])
     yield running
@@ -148,7 +140,7 @@ def axe_violations(page) -> list[dict]:
             for v in result["violations"]]
 
 
-def test_lead_list_loads_and_search_finds_a_known_lead(page, server, published):
+def test_lead_list_loads_and_search_finds_a_known_lead(page, server, published):  # noqa: F811
     page.goto(f"{server.url}/ui/leads")
     rows = page.locator("#results tbody tr")
     assert rows.count() == 25
@@ -166,7 +158,7 @@ def test_lead_list_loads_and_search_finds_a_known_lead(page, server, published):
     assert axe_violations(page) == []
 
 
-def test_lead_page_shows_the_same_score_and_reasons_as_the_api(page, server, published):
+def test_lead_page_shows_the_same_score_and_reasons_as_the_api(page, server, published):  # noqa: F811
     row = published.iloc[5]
     fields = {k: row[k] for k in ("business_type", "business_size", "utm_source",
                                   "utm_medium", "utm_campaign") if isinstance(row[k], str)}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from api.config import LEAD_CONVERSION
 from leadscore_assets.scores.assets import (
@@ -17,9 +18,9 @@ from leadscore_assets.scores.assets import (
     quartile_tiers,
     reason_columns,
 )
-from leadscore_assets.serving import ModelBundle
 from leadscore_core.published import open_leads_path, publish_file, realised_performance_path
 from leadscore_core.reasons import bundle_link
+from leadscore_core.serving import ModelBundle
 from tests.test_api import lead_frame
 
 COMPANIES = ["Acme Dental", "Bright Cafe", "Core Gym", "Delta Bakery", "Echo Agency"]
@@ -64,3 +65,11 @@ def publish_monitoring(data_dir: Path) -> None:
     realised_performance_path(monitoring).write_text(json.dumps([
         {"model": LEAD_CONVERSION, "version": "1", "predictions": 120, "positives": 40,
          "mean_predicted": 0.35, "observed_rate": 0.33, "roc_auc": 0.74, "brier": 0.2}]))
+
+
+@pytest.fixture(scope="module")
+def published(store: dict) -> pd.DataFrame:
+    """The API tests' registry, plus the open leads and monitoring files published for it."""
+    frame = publish_open_leads(store["data_dir"], store["bundles"][LEAD_CONVERSION])
+    publish_monitoring(store["data_dir"])
+    return frame

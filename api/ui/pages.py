@@ -38,7 +38,6 @@ from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, ApiSettings
 from api.models import ModelRegistry, ServedModels
 from api.scoring import churn_risks, recommend_plans, score_leads
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
-from api.tiers import PublishedTiers
 from api.ui.data import (
     PAGE_SIZE,
     CustomerRanking,
@@ -52,11 +51,12 @@ from api.ui.data import (
     select_leads,
     when,
 )
-from leadscore_assets.models.registry import MODELS, PRIMARY_METRIC
-from leadscore_assets.profiles import Profile, snake
-from leadscore_assets.settings import Settings
+from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
+from leadscore_core.registry import MODELS, PRIMARY_METRIC
+from leadscore_core.settings import Settings
+from leadscore_core.tiers import PublishedTiers
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -519,6 +519,8 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
                         "score": v.metrics.get(metric),
                         "baseline": v.metrics.get(f"baseline_{metric}")})
     held_out = {v.version: v.metrics.get(metric) for v in versions}
+    if served is not None and held_out.get(served.version) is None:
+        held_out[served.version] = served.metrics.get(metric)
     realised = overview.realised_rows(registered) + overview.realised_rows(key)
     points = [(f"v{r['version']}", _finite(r.get("roc_auc")), held_out.get(str(r["version"])))
               for r in sorted(realised, key=lambda r: int(r["version"]))]
