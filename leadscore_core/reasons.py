@@ -147,7 +147,7 @@ def format_number(number: float) -> str:
 
 def points_text(points: float) -> str:
     """``+12 points``, ``-3 points``, ``+0.4 points`` (a reason never reads "0 points")."""
-    if abs(points) >= 1:
+    if abs(round(points, 1)) >= 1:
         whole = round(points)
         return f"{whole:+d} point{'s' if abs(whole) != 1 else ''}"
     return f"{points:+.1f} points"

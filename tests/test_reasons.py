@@ -49,6 +49,7 @@ def test_points_are_what_the_contribution_adds_to_the_score():
     assert points_text(12.4) == "+12 points"
     assert points_text(-1.2) == "-1 point"
     assert points_text(0.36) == "+0.4 points"
+    assert points_text(0.96) == "+1 point"
 
 
 def test_a_category_reads_with_its_label_and_as_sent():
@@ -127,3 +128,29 @@ def test_a_body_of_fields_the_model_does_not_know_is_a_400_naming_the_expected(c
     # a field sent as null is a field the model knows (a blank in a CRM row)
     assert client.post("/v1/leads/score", json={"utm_source": None}).status_code == 200
     assert client.post("/v1/customers/churn", json={"id": "c"}).status_code == 400
+
+
+def test_published_open_leads_carry_the_profiles_contact_fields_from_the_raw_record(tmp_path):
+    import duckdb
+    import pandas as pd
+
+    from leadscore_assets.scores.assets import open_leads_frame
+    from leadscore_core.serving import Encoder
+
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute("CREATE SCHEMA raw")
+    conn.execute("CREATE TABLE raw.leads (_source_file VARCHAR, _row_number BIGINT, "
+                 "record JSON)")
+    conn.execute("INSERT INTO raw.leads VALUES ('a.csv', 1, ?), ('a.csv', 2, ?)", [
+        '{"email": "x@y.z", "name": "Ana Li", "company": "Li Dental"}',
+        '{"email": "q@y.z", "name": "", "company": "Q Cafe"}'])
+    open_leads = pd.DataFrame({"lead_id": ["x@y.z", "q@y.z"], "business_type": ["dental", None],
+                               "_source_file": ["a.csv", "a.csv"], "_row_number": [1, 2]})
+    scored = pd.DataFrame({"lead_id": ["q@y.z", "x@y.z"], "score": [40, 70]})
+    bundle = type("B", (), {"encoder": Encoder.fit(open_leads, {"business_type":
+                                                                "categorical"})})()
+    out = open_leads_frame(conn, scored, open_leads, bundle, ["name", "company"])
+    assert list(out["lead_id"]) == ["q@y.z", "x@y.z"]  # the export's order
+    assert out["name"].tolist()[1] == "Ana Li" and pd.isna(out["name"].tolist()[0])
+    assert out["company"].tolist() == ["Q Cafe", "Li Dental"]
+    assert out["business_type"].tolist()[1] == "dental"

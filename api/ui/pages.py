@@ -349,7 +349,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
                   format_value(features.get(s.name), field_display(s.original_name).unit)
                   or "not given") for s in served.specs]
         return page("customer.html", request, nav="customers", customer_id=customer_id,
-                    churn=out[0], chart=_chart(out[0]), facts=facts,
+                    churn=out[0], chart=_chart(out[0], up_is_good=False), facts=facts,
                     action=actions.get(out[0].risk, ""))
 
     # -- models -----------------------------------------------------------------------------
@@ -482,12 +482,13 @@ def _shown(value: Any, field: str, ctx: UiContext) -> str:
     return text or "not given"
 
 
-def _chart(answer: Any) -> list[dict[str, Any]]:
-    """Bars for the reasons, largest effect first, widths relative to the largest."""
+def _chart(answer: Any, *, up_is_good: bool = True) -> list[dict[str, Any]]:
+    """Bars for the reasons, largest effect first, widths relative to the largest; green for
+    what helps (a lead converting; for churn, what lowers the risk), red for what hurts."""
     reasons = [*answer.reasons_for, *answer.reasons_against]
     top = max((abs(r.points) for r in reasons), default=0) or 1.0
     return [{"text": r.text, "points": r.points, "width": max(2.0, 100 * abs(r.points) / top),
-             "side": "for" if r.points > 0 else "against"}
+             "side": "for" if (r.points > 0) == up_is_good else "against"}
             for r in sorted(reasons, key=lambda r: -r.points)]
 
 
