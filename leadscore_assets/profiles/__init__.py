@@ -81,6 +81,14 @@ class Profile(BaseModel):
     repairs: list[Repair] = Field(default_factory=list)
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
     false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE))
+    # How the export writes dates and numbers; unset: decided from the evidence in each file.
+    date_order: Literal["dmy", "mdy", "ymd"] | None = Field(
+        None, description="day-month order of dates written like 01/02/2024")
+    decimal: Literal[".", ","] | None = Field(None, description="decimal mark of numbers")
+    thousands: Literal[",", ".", " ", "'"] | None = Field(
+        None, description="thousands separator of numbers")
+    delimiter: Literal[",", ";", "\t", "|", "tab"] | None = Field(
+        None, description="field delimiter of the CSV")
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -200,8 +208,9 @@ class ResolvedProfile:
                 out[name] = normalise_category(raw)
                 continue
             if kind == "numeric":
-                typed = pd.to_numeric(raw.str.replace(",", "", regex=False).str.strip(),
-                                      errors="coerce").astype("Float64")
+                # canonical text (cleaning rewrote it per its file's decimal mark): a comma
+                # here is no thousands separator to drop but a value that does not parse
+                typed = pd.to_numeric(raw.str.strip(), errors="coerce").astype("Float64")
             else:
                 typed = _to_bool(raw, p.true_values, p.false_values)
             bad = int((raw.notna() & typed.isna()).sum())
