@@ -78,6 +78,9 @@ class Profile(BaseModel):
     personal: list[str] = Field(default_factory=list, description="kept, never a feature")
     text: list[str] = Field(default_factory=list, description="free text, never a feature")
     exclude: list[str] = Field(default_factory=list, description="kept, never a feature")
+    optional: list[str] = Field(
+        default_factory=list, description="named columns a file may lack (typed as missing); "
+                                          "any other named column missing refuses the file")
     repairs: list[Repair] = Field(default_factory=list)
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
     false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE))
@@ -125,7 +128,7 @@ class Profile(BaseModel):
         present = set(header)
         needed = self.identity_columns + [c for k in ("categorical", "numeric", "boolean")
                                           for c in getattr(self.features, k)]
-        return [c for c in needed if c not in present]
+        return [c for c in needed if c not in present and c not in self.optional]
 
 
 def snake(name: str) -> str:
