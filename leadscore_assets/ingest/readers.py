@@ -72,7 +72,11 @@ class Export:
 
     @cached_property
     def frame(self) -> pd.DataFrame:
-        return self.table.to_pandas()
+        """The rows as a frame of text (dictionary-encoded constants decoded)."""
+        table = pa.table({
+            name: (column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column)
+            for name, column in zip(self.table.column_names, self.table.columns, strict=True)})
+        return table.to_pandas()
 
     @property
     def rows(self) -> int:
