@@ -347,7 +347,8 @@ def decide_dates(file: str, fields: Mapping[str, pa.ChunkedArray | pa.Array],
 def date_formats(order: str | None) -> list[str]:
     """strptime formats a decided order reads (ISO dates always read)."""
     iso = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
-           "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f"]
+           "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f",
+           "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d"]
     if order is None:
         # no value needed an order (day equals month, or ISO): both read the same
         order = "dmy"
