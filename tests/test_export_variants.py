@@ -25,7 +25,7 @@ from leadscore_assets.clean.invoices import clean_invoices
 from leadscore_assets.clean.payments import clean_payments
 from leadscore_assets.clean.records import clean_records
 from leadscore_assets.ingest.readers import UnreadableFile, read_export
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 PROFILES = load_profiles()
 SAMPLE_EVERY = 20  # every 20th Online Retail line: 27,096 lines across the whole year

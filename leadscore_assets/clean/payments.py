@@ -45,7 +45,8 @@ from leadscore_assets.clean.rules import (
     parse_timestamps,
 )
 from leadscore_assets.ingest import formats
-from leadscore_assets.plans import PlanCatalogue
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.vocabulary import flags
 
 STATUSES = ("succeeded", "failed", "refunded", "partially_refunded", "disputed",
             "pending", "canceled")
@@ -60,8 +61,6 @@ STATUS_MAP = {
     "requires_capture": "pending", "incomplete": "pending", "uncaptured": "pending",
     "canceled": "canceled", "cancelled": "canceled",
 }
-TRUE_TEXT = {"true", "1", "yes", "t"}
-FALSE_TEXT = {"false", "0", "no", "f"}
 # A refund counts against its charge once issued (Stripe counts pending refunds in the
 # charge's amount_refunded too); a dispute the merchant won or that was closed as a warning
 # leaves the payment standing.
@@ -152,7 +151,7 @@ def _flag(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip().str.lower()
     positive = (pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce") > 0
                 ).fillna(False)
-    return (text.isin(TRUE_TEXT).fillna(False) | positive).to_numpy(dtype=bool)
+    return (flags(text).fillna(False) | positive).to_numpy(dtype=bool)
 
 
 def clean_payments(raw: pd.DataFrame, catalogue: PlanCatalogue | None = None) -> CleanResult:
@@ -231,9 +230,9 @@ def clean_payments(raw: pd.DataFrame, catalogue: PlanCatalogue | None = None) ->
     part_refund = np.array([r is not None and r > 0 for r in refunded], dtype=bool) & ~full_refund
     status = base_status.copy()
     # An authorised charge never captured is no payment: pending, or canceled once released.
-    uncaptured = (kind.eq("charge").fillna(False) & df.get(
-        "captured", pd.Series(pd.NA, index=df.index)).astype("string").str.strip().str.lower()
-        .isin(FALSE_TEXT).fillna(False)).to_numpy(bool)
+    captured = flags(df.get("captured", pd.Series(pd.NA, index=df.index, dtype="string")))
+    uncaptured = (kind.eq("charge").fillna(False) & captured.eq(False).fillna(False)
+                  ).to_numpy(bool)
     released = uncaptured & (full_refund | _flag(df["refunded"]))
     status[uncaptured & status.eq("succeeded").to_numpy(bool)] = "pending"
     status[released] = "canceled"

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from leadscore_assets.clean.rules import LINEAGE, CleanResult, RuleBook, lineage_order
 from leadscore_assets.ingest import formats
-from leadscore_assets.profiles import Profile, ResolvedProfile
+from leadscore_core.profiles import Profile, ResolvedProfile
 
 PROBLEM_RULES = ("missing_id", "invalid_created_at", "invalid_label")
 KIND_SQL = {"categorical": "VARCHAR", "numeric": "DOUBLE", "boolean": "BOOLEAN"}

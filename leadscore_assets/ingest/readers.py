@@ -37,8 +37,8 @@ from leadscore_assets.ingest.csvfiles import (
     read_csv,
 )
 from leadscore_assets.ingest.formats import Declared, FormatError
-from leadscore_assets.profiles import Profile, UnknownHeader, detect_profile
-from leadscore_assets.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, raw_column_types
+from leadscore_core.profiles import Profile, UnknownHeader, detect_profile
+from leadscore_core.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, raw_column_types
 
 __all__ = ["Export", "UnreadableFile", "raw_columns", "read_export", "STRIPE_CSV_COLUMNS"]
 
