@@ -4,17 +4,16 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
-# Dagster reads dagster.yaml from DAGSTER_HOME; its storage goes under data/.
-export DAGSTER_HOME := $(CURDIR)
-export LEADSCORE_DAGSTER_STORAGE := $(CURDIR)/data/dagster
-export LEADSCORE_DAGSTER_COMPUTE_LOGS := $(CURDIR)/data/dagster/compute_logs
+# Dagster keeps its storage under DAGSTER_HOME (data/dagster) and reads dagster.yaml there:
+# `setup` links the project's file into it.
+export DAGSTER_HOME := $(CURDIR)/data/dagster
 
 .PHONY: setup demo test dev serve mlflow bench lint clean
 
 setup:  ## install uv (if missing), the locked environment, and Debian's Chromium for the page tests
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
-	@mkdir -p $(LEADSCORE_DAGSTER_STORAGE)
+	@mkdir -p $(DAGSTER_HOME) && ln -sfn ../../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@# the browser tests drive Debian's Chromium (never a downloaded browser build)
 	@if ! command -v chromium >/dev/null 2>&1; then \
 		if command -v apt-get >/dev/null 2>&1; then \
@@ -36,7 +35,7 @@ serve: setup  ## prediction API and pages on http://127.0.0.1:8000 (pages at /ui
 
 mlflow: setup  ## MLflow UI (runs, registry, plots) on http://127.0.0.1:5000, over the project's store
 	$(UV) run mlflow ui --host 127.0.0.1 --port 5000 \
-		--backend-store-uri "$$($(UV) run python -c 'from leadscore_assets.settings import get_settings; print(get_settings().mlflow_uri)')" \
+		--backend-store-uri "$$($(UV) run python -c 'from leadscore_core.settings import get_settings; print(get_settings().mlflow_uri)')" \
 		--default-artifact-root "$(CURDIR)/data/mlflow/artifacts"
 
 bench: setup  ## benchmarks (figures against a baseline, printed)
