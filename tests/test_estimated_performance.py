@@ -20,8 +20,9 @@ import pytest
 from dagster_duckdb import DuckDBResource
 from support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
-from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
+from leadscore_assets.models.assets import snapshot_churn_model
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.monitoring.automation import REASON_TAG, RetrainPolicy, retraining_sensor
 from leadscore_assets.monitoring.estimated import (
     ERROR_TABLE,
@@ -53,7 +54,8 @@ class Stack:
         self.resources = {
             "warehouse": DuckDBResource(database=str(self.warehouse)),
             "settings": self.settings,
-            "mlflow": mlflow_resource(self.tracking_uri, self.data / "mlflow" / "artifacts"),
+            "mlflow": MlflowTracking(mlflow_tracking_uri=self.tracking_uri,
+                                     artifact_root=str(self.data / "mlflow" / "artifacts")),
             "model_registry": ModelRegistryResource(tracking_uri=self.tracking_uri),
         }
         self.asset = next(a for a in estimated_assets if estimated_key(MODEL) in a.keys)
