@@ -88,6 +88,7 @@ defs = dg.Definitions(
         "mlflow": MlflowTracking.from_settings(get_settings()),
         "model_registry": ModelRegistryResource(tracking_uri=env_or(
             "LEADSCORE_MLFLOW_TRACKING_URI", get_settings().mlflow_uri)),
-        "retrain_policy": RetrainPolicy(cadence=get_settings().retrain_cadence),
+        "retrain_policy": RetrainPolicy(cadence=env_or("LEADSCORE_RETRAIN_CADENCE",
+                                                       get_settings().retrain_cadence)),
     },
 )

@@ -14,8 +14,9 @@ from dagster_duckdb import DuckDBResource
 from support.accounts import accounts
 
 from leadscore_assets.alerts import Alert, AlertChannel, slack_message
-from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
+from leadscore_assets.models.assets import snapshot_churn_model
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import customer_scores
 from leadscore_assets.scores.changes import CUSTOMER_CHANGES_EXPORT, customer_changes
@@ -115,7 +116,8 @@ def test_a_rescoring_publishes_the_changes_and_pushes_the_moves_into_high_risk(t
     resources = {
         "warehouse": DuckDBResource(database=str(warehouse)),
         "settings": SettingsResource(data_dir=str(data)),
-        "mlflow": mlflow_resource(tracking, data / "mlflow" / "artifacts"),
+        "mlflow": MlflowTracking(mlflow_tracking_uri=tracking,
+                                 artifact_root=str(data / "mlflow" / "artifacts")),
         "model_registry": ModelRegistryResource(tracking_uri=tracking),
         "alerts": AlertChannel(webhook_url=webhook.url, log_path=str(data / "alerts.jsonl")),
     }
