@@ -52,9 +52,9 @@ class Settings(BaseSettings):
     dagster_ui_url: str = Field("http://127.0.0.1:3000", description="Base URL for run links")
     mlflow_ui_url: str = Field("http://127.0.0.1:5000",
                                description="Base URL of the MLflow UI (make mlflow), for links")
-    api_url: str | None = Field(
-        None, description="Base URL of the prediction service and its pages, for links "
-                          "(default: http://API_HOST:API_PORT)")
+    app_url: str = Field("http://127.0.0.1:8000",
+                         description="Base URL of the API's pages, for links to a lead's or "
+                                     "customer's page in alerts")
     api_key: str | None = Field(None, description="When set, the API requires X-API-Key")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -70,17 +70,13 @@ class Settings(BaseSettings):
                           "Mondays 06:00; unset: retrain only on drift, new labels or an "
                           "estimated drop")
 
-    @property
-    def service_url(self) -> str:
-        return (self.api_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
-
     def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
         """The run's page in the MLflow UI."""
         return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def drift_report_url(self, model: str) -> str:
         """The model's latest drift report, as the prediction service serves it."""
-        return f"{self.service_url}/ui/reports/{model}_drift.html"
+        return f"{self.app_url.rstrip('/')}/ui/reports/{model}_drift.html"
 
     @cached_property
     def root(self) -> Path:
