@@ -110,23 +110,16 @@ def rollback(model: str) -> None:
     click.echo(f"{name}: champion moved from version {before} back to version {after}")
 
 
-@main.command("land")
-@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers"]))
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-def land(source: str, files: tuple[Path, ...]) -> None:
-    """Land FILES (default: every file in the inbox) into raw.SOURCE now, without the daemon.
-
-    A file outside the inbox is copied into it first (never moved). Re-landing a file
-    replaces its rows. Runs are recorded in the Dagster instance when DAGSTER_HOME is set.
-    """
-    import os
+def _land_source(source: str, files: tuple[Path, ...], *, again: bool, run_log,
+                 instance=None) -> tuple[int, int, int]:
+    """Land ``files`` (default: the inbox) of ``source``, one line per file; returns
+    (landed, already landed, failed)."""
     import shutil
-
-    import dagster as dg
 
     from leadscore_assets.ingest.assets import land_file
     from leadscore_assets.ingest.landing import LandingZone
     from leadscore_assets.resources import warehouse_resource
+    from leadscore_assets.runlog import QUIET_CONSOLE
 
     settings = get_settings()
     landing = LandingZone.from_settings(settings)
@@ -138,27 +131,85 @@ def land(source: str, files: tuple[Path, ...]) -> None:
             shutil.copy2(path, inbox / path.name)
         names.append(path.name)
     names = names or [f.name for f in landing.list_files(source)]
-    if not names:
-        raise click.ClickException(f"nothing to land: {inbox} is empty")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     warehouse = warehouse_resource(settings)
-    failed = 0
+    ledger = landing.ledger()
+    landed = known = failed = 0
     for name in names:
-        result = land_file(source, name, landing=landing, warehouse=warehouse, instance=instance)
+        earlier = ledger.find(source, landing.sha256(source, name))
+        if earlier is not None and not again:
+            known += 1
+            same = "" if earlier.file == name else f" as {earlier.file}"
+            click.echo(f"{name}: already landed{same} ({earlier.rows:,} rows, "
+                       f"{earlier.landed_at}); nothing landed (--again to land it anyway)")
+            continue
+        result = land_file(source, name, landing=landing, warehouse=warehouse,
+                           instance=instance, run_config={"loggers": QUIET_CONSOLE})
+        run_log.write_events(result)
         if result.success:
+            landed += 1
             [event] = result.asset_materializations_for_node(f"raw__{source}")
-            click.echo(f"{name}: {event.metadata['rows_landed'].value:,} rows -> raw.{source}")
+            meta = {k: v.value for k, v in event.metadata.items()}
+            line = f"{name}: {meta['rows_landed']:,} rows -> raw.{source}"
+            if source == "payments":
+                line += f" (kept {_counts(meta.get('objects_kept'))}; skipped " \
+                        f"{_counts(meta.get('objects_skipped'))})"
+            if meta.get("malformed_rows"):
+                line += f", {meta['malformed_rows']:,} malformed row(s) set aside"
+            click.echo(line)
+            if meta.get("warning"):
+                click.echo(f"{name}: WARNING: {meta['warning'].split(': ', 1)[-1]}")
             continue
         failed += 1
         for step_event in result.all_events:
             if step_event.is_step_failure:
                 data = step_event.step_failure_data
-                reason = (data.user_failure_data.description if data.user_failure_data
-                          else data.error.message if data.error else "failed")
-                click.echo(f"{name}: FAILED: {reason}", err=True)
+                user = data.user_failure_data
+                reason = (user.description if user and user.description
+                          else data.error.message.strip().splitlines()[-1] if data.error
+                          else "failed")
+                copy = user.metadata.get("quarantined_path") if user else None
+                where = f" (copy: {copy.value})" if copy is not None else ""
+                click.echo(f"{name}: FAILED: {reason.removeprefix(name + ': ')}{where}",
+                           err=True)
+    return landed, known, failed
+
+
+def _counts(counts: dict | None) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted((counts or {}).items())) or "none"
+
+
+@main.command("land")
+@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers"]))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--again", is_flag=True,
+              help="Land files whose bytes have landed before too (replaces their rows).")
+def land(source: str, files: tuple[Path, ...], again: bool) -> None:
+    """Land FILES (default: every file in the inbox) into raw.SOURCE now, without the daemon.
+
+    A file outside the inbox is copied into it first (never moved). Bytes that have landed
+    before, by any path (this command, the demo, the sensors), land nothing unless --again.
+    Runs are recorded in the Dagster instance when DAGSTER_HOME is set; Dagster's events go
+    to a log file under data/logs/.
+    """
+    import os
+
+    import dagster as dg
+
+    from leadscore_assets.runlog import RunLog
+
+    settings = get_settings()
+    if not files and not any(settings.inbox(source).glob("*")):
+        raise click.ClickException(f"nothing to land: {settings.inbox(source)} is empty")
+    run_log = RunLog(settings.root, f"land-{source}")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    with run_log.capturing():
+        _, _, failed = _land_source(source, files, again=again, run_log=run_log,
+                                    instance=instance)
+    click.echo(f"log: {run_log.path}")
     if failed:
-        raise click.ClickException(f"{failed} of {len(names)} file(s) could not be landed "
-                                   f"(see {landing.quarantine_dir(source)})")
+        raise click.ClickException(
+            f"{failed} file(s) could not be landed (copies and reasons in "
+            f"{settings.quarantine(source)})")
 
 
 @main.command("sample-data")
@@ -218,26 +269,36 @@ def serve(host: str | None, port: int | None, workers: int, access_log: bool) ->
               show_default=True, help="Sample-data volume multiplier.")
 @click.pass_context
 def demo(ctx: click.Context, scale: float) -> None:
-    """Sample exports (if the inbox is empty), land every inbox file, run the main job."""
+    """Sample exports (only if the whole inbox is empty), land every inbox file, run the
+    main job; one line per file and per finished step, Dagster's events to a log file."""
     import os
 
     import dagster as dg
 
+    from leadscore_assets.runlog import RunLog
     from leadscore_core.settings import SOURCES
 
     settings = get_settings()
     if not any(any(settings.inbox(s).glob("*")) for s in SOURCES if settings.inbox(s).is_dir()):
         ctx.invoke(sample_data, inbox=None, seed=7, scale=scale, gzip_invoices=False)
-    for source in SOURCES:
-        click.echo(f"== landing {source}")
-        ctx.invoke(land, source=source, files=())
-
-    from leadscore_assets.definitions import defs
-
+    run_log = RunLog(settings.root, "demo")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    click.echo("== running the main job (clean, features, models, scores, drift)")
-    result = defs.resolve_job_def("main").execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    with run_log.capturing():
+        for source in SOURCES:
+            if not any(settings.inbox(source).glob("*")):
+                click.echo(f"== {source}: inbox empty, nothing to land")
+                continue
+            click.echo(f"== landing {source}")
+            _land_source(source, (), again=False, run_log=run_log, instance=instance)
+
+        from leadscore_assets.definitions import defs
+
+        click.echo("== running the main job (clean, features, models, scores, drift)")
+        job = defs.resolve_job_def("main")
+        job = job.with_logger_defs(run_log.job_loggers(click.echo))
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config=run_log.job_run_config())
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     checks = [e.asset_check_evaluation_data for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -249,8 +310,9 @@ def demo(ctx: click.Context, scale: float) -> None:
     ctx.invoke(counts)
     ctx.invoke(models, model=None)
     click.echo(f"exports: {settings.exports_dir}")
+    click.echo(f"log: {run_log.path}")
     if failed:
-        raise click.ClickException(f"steps failed: {', '.join(failed)}")
+        raise click.ClickException(f"steps failed: {', '.join(failed)} (see {run_log.path})")
 
 
 @main.command("evaluate")
