@@ -95,8 +95,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     api = api_settings or ApiSettings()
     registry = registry or MlflowRegistry(settings.mlflow_uri)
     profiles = load_profiles(settings.user_profiles_dir)
-    lead_profile = profiles[settings.lead_profile]
-    customer_profile = profiles[settings.customer_profile]
+    lead_profile = profiles[settings.profile_name("leads")]
+    customer_profile = profiles[settings.profile_name("customers")]
     served_names = api.model_names
 
     # The champions' own features shape the request bodies; a model not registered yet is

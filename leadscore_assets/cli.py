@@ -93,7 +93,9 @@ def models(model: str | None) -> None:
             figures = (f"{metric} {score:.4f}" if score is not None else f"{metric} -") + (
                 f"  baseline {baseline:.4f}" if baseline is not None else "")
             click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  {figures:<34} "
-                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}")
+                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}"
+                       + (f"  profile {v.tags['leadscore.profile']}"
+                          if v.tags.get("leadscore.profile") else ""))
 
 
 @main.command("rollback")
@@ -169,8 +171,7 @@ def _land_source(source: str, files: tuple[Path, ...], *, again: bool, run_log,
                           else "failed")
                 copy = user.metadata.get("quarantined_path") if user else None
                 where = f" (copy: {copy.value})" if copy is not None else ""
-                click.echo(f"{name}: FAILED: {reason.removeprefix(name + ': ')}{where}",
-                           err=True)
+                click.echo(f"{name}: FAILED: {reason.removeprefix(name + ': ')}{where}")
     return landed, known, failed
 
 

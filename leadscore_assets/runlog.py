@@ -9,10 +9,11 @@ summary names.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import dagster as dg
 # Dagster's console logger, silenced (the events still reach the instance and the log file).
 QUIET_CONSOLE = {"console": {"config": {"log_level": "CRITICAL"}}}
 LOGGER = "leadscore"
+MLFLOW_PROGRESS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 STEP_LABEL = re.compile(r"__")
 
@@ -43,7 +45,8 @@ class RunLog:
 
     @contextmanager
     def capturing(self) -> Iterator[RunLog]:
-        """While the command runs, Dagster's own loggers and Python warnings write here."""
+        """While the command runs, Dagster's and MLflow's loggers, Python warnings and
+        anything written to stderr go to the log file; stdout stays the person's."""
         targets = [logging.getLogger(name) for name in ("dagster", "py.warnings", "alembic",
                                                         "mlflow")]
         saved = [(lg, lg.handlers[:], lg.propagate) for lg in targets]
@@ -51,14 +54,22 @@ class RunLog:
         for lg in targets:
             lg.handlers = [self._handler]
             lg.propagate = False
+        progress_bar = os.environ.get(MLFLOW_PROGRESS)
+        os.environ[MLFLOW_PROGRESS] = "false"
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), self.path.open("a", encoding="utf-8",
+                                                          buffering=1) as stderr, \
+                    redirect_stderr(stderr):
                 warnings.simplefilter("default")
                 yield self
         finally:
             logging.captureWarnings(False)
             for lg, handlers, propagate in saved:
                 lg.handlers, lg.propagate = handlers, propagate
+            if progress_bar is None:
+                os.environ.pop(MLFLOW_PROGRESS, None)
+            else:
+                os.environ[MLFLOW_PROGRESS] = progress_bar
 
     def write_events(self, result: dg.ExecuteInProcessResult) -> None:
         """Every event of a finished run, with the tracebacks of failures."""

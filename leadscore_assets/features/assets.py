@@ -73,10 +73,21 @@ def original_names(profile: Profile | None) -> dict[str, str]:
     return {snake(c): c for c in [*f.categorical, *f.numeric, *f.boolean]}
 
 
-def active_profile(settings: SettingsResource, source: str) -> Profile | None:
+def active_profile(settings: SettingsResource, source: str, conn=None) -> Profile | None:
+    """The profile ``clean.<source>`` was typed with (read from the table when ``conn`` is
+    given), else the one the settings choose."""
     s = settings.get()
-    name = s.lead_profile if source == "leads" else s.customer_profile
-    return load_profiles(s.user_profiles_dir).get(name)
+    name = table_profile(conn, source) if conn is not None else None
+    return load_profiles(s.user_profiles_dir).get(name or s.profile_name(source))
+
+
+def table_profile(conn, source: str) -> str | None:
+    """The profile of the rows of ``clean.<source>`` (None when it has none)."""
+    try:
+        row = conn.execute(f"SELECT any_value(profile) FROM clean.{source}").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
