@@ -213,6 +213,46 @@ def land(source: str, files: tuple[Path, ...], again: bool) -> None:
             f"{settings.quarantine(source)})")
 
 
+@main.group("profile")
+def profile() -> None:
+    """Source profiles: how a company's lead or customer export maps to the models."""
+
+
+@profile.command("draft")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", type=click.Choice(["leads", "customers"]), default="leads",
+              show_default=True)
+@click.option("--name", default=None, help="Profile name (default: from the file name).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the YAML (default: data/profiles/<name>.yaml).")
+def profile_draft(file: Path, source: str, name: str | None, output: Path | None) -> None:
+    """Write a starter profile YAML from FILE's header and values: kinds inferred, id,
+    created time, email and label suggested, decimal mark and date order found."""
+    from leadscore_assets.ingest.csvfiles import UnreadableFile
+    from leadscore_assets.ingest.draft import draft_profile, write_draft
+    from leadscore_core.profiles import Profile
+
+    try:
+        drafted = draft_profile(file, source, name)
+    except UnreadableFile as exc:
+        raise click.ClickException(str(exc)) from exc
+    Profile.model_validate(drafted)  # the draft is a profile the loader accepts
+    target = output or get_settings().user_profiles_dir / f"{drafted['name']}.yaml"
+    try:
+        write_draft(drafted, target)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    features = drafted.get("features", {})
+    click.echo(f"{target}: profile {drafted['name']!r} for {source}: id "
+               f"{drafted['id']['column']!r}, created "
+               f"{drafted.get('created_at', {}).get('column')!r}, email "
+               f"{drafted.get('email')!r}, label {drafted.get('label', {}).get('column')!r}; "
+               + ", ".join(f"{len(v)} {k}" for k, v in features.items())
+               + (f"; decimal {drafted['decimal']!r}" if "decimal" in drafted else "")
+               + (f"; date order {drafted['date_order']}" if "date_order" in drafted else ""))
+    click.echo("check it, then land files of that shape: it is used with no other setting")
+
+
 @main.command("sample-data")
 @click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Inbox root holding one folder per source (default: data/inbox).")
