@@ -363,12 +363,35 @@ def demo(ctx: click.Context, scale: float) -> None:
 @click.option("--model", "names", multiple=True,
               help="Only this model (repeatable): telco_snapshot_churn, xeducation_conversion, "
                    "codepro_conversion, retail_activity_churn.")
+@click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A lead or customer export to train and hold out on.")
+@click.option("--profile", "profile_name", default=None,
+              help="The profile of --file (default: the one its header matches).")
 @click.option("--seeds", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also train with seeds 0..N-1 and print the spread of the held-out "
                    "ROC-AUC (a new held-out slice per seed where the split is random).")
-def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int) -> None:
-    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars."""
+def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int, file: Path | None,
+             profile_name: str | None) -> None:
+    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars.
+
+    With --file (and optionally --profile): train on that lead or customer export as the
+    pipeline would, and print its held-out metrics against the baseline."""
     from leadscore_assets.models.quality import BUILDERS, format_table, run_quality
+
+    if file is not None:
+        from leadscore_assets.models.quality import evaluate_file
+
+        try:
+            used, trained = evaluate_file(file, profile_name, get_settings().user_profiles_dir)
+        except (KeyError, ValueError) as exc:
+            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
+        split = trained.split
+        click.echo(f"{file.name} (profile {used}): held-out ROC-AUC "
+                   f"{trained.metrics['roc_auc']:.4f}, baseline "
+                   f"{trained.baseline_metrics['roc_auc']:.4f}; "
+                   f"{trained.row_counts['train']:,} training rows, "
+                   f"{trained.row_counts['holdout']:,} held out ({split['kind']})")
+        return
 
     unknown = sorted(set(names) - set(BUILDERS))
     if unknown:

@@ -62,3 +62,14 @@ def test_a_drafted_profile_is_used_with_no_other_setting(settings: Settings) -> 
     assert clean.loc["A005", "monthly_fee"] == 1005.05
     assert str(clean.loc["A005", "created_at"]) == "2024-06-06 00:00:00"
     assert bool(clean.loc["A004", "churned"]) is True
+
+
+def test_evaluate_trains_and_holds_out_on_a_file_with_its_profile(shared_data: Path) -> None:
+    out = CliRunner().invoke(main, ["evaluate", "--file",
+                                    str(shared_data / "telco_customer_churn.csv"),
+                                    "--profile", "telco"])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("telco_customer_churn.csv (profile telco): held-out ROC-AUC ")
+    roc_auc = float(out.output.split("held-out ROC-AUC ")[1].split(",")[0])
+    assert roc_auc > 0.8
+    assert "1,409 held out" in out.output
