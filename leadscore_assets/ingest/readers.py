@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from leadscore_assets.profiles import Profile, UnknownHeader, detect_profile
+from leadscore_assets.profiles import Profile, UnknownHeader, as_text, detect_profile
 from leadscore_assets.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, RAW_DDL
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -272,13 +272,18 @@ def _rows_as_json(table: pa.Table, header: list[str]) -> list[str]:
 def _read_profiled(source: str, path: Path, data: _Bytes,
                    profiles: dict[str, Profile]) -> Export:
     text, encoding = _decode(data.content)
-    header = _csv_header(path, text[:SNIFF_BYTES])
+    json_lines = text.lstrip()[:1] == "{"
+    if json_lines:  # one submission per line (the form webhooks' spool, form-service exports)
+        table, header = _records_table(path, _json_lines(path, text))
+    else:
+        header = _csv_header(path, text[:SNIFF_BYTES])
     try:
         profile = detect_profile(header, profiles, source)
     except UnknownHeader as exc:
         raise UnreadableFile(f"{path.name}: {exc}") from exc
-    utf8 = data.content if encoding == "utf-8" else text.encode("utf-8")
-    table = _parse_csv(path, utf8, header)
+    if not json_lines:
+        utf8 = data.content if encoding == "utf-8" else text.encode("utf-8")
+        table = _parse_csv(path, utf8, header)
     records = _rows_as_json(table, header)
     n = table.num_rows
 
@@ -297,8 +302,24 @@ def _read_profiled(source: str, path: Path, data: _Bytes,
         "_row_number": _row_numbers(n),
     })
     return Export(source, out.select(raw_columns(source)), {
-        "format": "csv", "encoding": encoding, "profile": profile.name,
+        "format": "jsonl" if json_lines else "csv", "encoding": encoding,
+        "profile": profile.name,
         "columns": len(header)})
+
+
+def _records_table(path: Path, objects: list[Any]) -> tuple[pa.Table, list[str]]:
+    """JSON objects as a text table: the header is every field name in first-seen order, a
+    field a record lacks is null there, values are text as :func:`as_text` writes them."""
+    header: dict[str, None] = {}
+    for number, obj in enumerate(objects, start=1):
+        if not isinstance(obj, dict):
+            raise UnreadableFile(f"{path.name}: JSON Lines: line {number} is a "
+                                 f"{type(obj).__name__}, not an object of field values")
+        header.update(dict.fromkeys(obj))
+    names = list(header)
+    table = pa.table({name: pa.array([as_text(o.get(name)) for o in objects], pa.string())
+                      for name in names})
+    return table, names
 
 
 # -- invoices --------------------------------------------------------------------------------
