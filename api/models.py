@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio.to_thread
-import lightgbm as lgb
 import numpy as np
 
 from api.explain import PathExplainer
 from api.fastrow import NORMAL, RAW_SCORE, FastRow
 from api.schemas import Reason as ApiReason
-from leadscore_assets.serving import FeatureSpec, ModelBundle
+from leadscore_core.serving import FeatureSpec, ModelBundle
 
 log = logging.getLogger("leadscore.api")
 
@@ -41,10 +40,10 @@ class ModelRegistry(Protocol):
 
 
 class MlflowRegistry:
-    """The project's MLflow registry (``leadscore_assets.models.registry``), read-only."""
+    """The project's MLflow registry (``leadscore_core.registry``), read-only."""
 
     def __init__(self, tracking_uri: str):
-        from leadscore_assets.models.registry import ModelRegistry as ProjectRegistry
+        from leadscore_core.registry import ModelRegistry as ProjectRegistry
 
         # A server log is no place for download progress bars.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -70,6 +69,8 @@ class ServedModel:
     loaded_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
+        import lightgbm as lgb  # with the first model, not with the API module
+
         bundle = self.bundle
         # A request is one row or a small batch: OpenMP's thread team costs more than it
         # saves, and its spinning threads steal the core the event loop needs. One thread per

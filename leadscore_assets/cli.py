@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from leadscore_assets.settings import get_settings
+from leadscore_core.settings import get_settings
 
 
 @click.group()
@@ -19,7 +19,7 @@ def counts() -> None:
     """Print the warehouse's row count per table."""
     import duckdb
 
-    from leadscore_assets.warehouse import table_row_counts
+    from leadscore_core.warehouse import table_row_counts
 
     settings = get_settings()
     if not settings.warehouse.exists():
@@ -71,7 +71,7 @@ def quarantine(source: str | None, show: int) -> None:
 @click.argument("model", required=False)
 def models(model: str | None) -> None:
     """List registered model versions with their aliases and held-out metrics."""
-    from leadscore_assets.models.registry import MODELS, PRIMARY_METRIC, ModelRegistry
+    from leadscore_core.registry import MODELS, PRIMARY_METRIC, ModelRegistry
 
     registry = ModelRegistry(get_settings().mlflow_uri)
     names = [model] if model else list(MODELS)
@@ -100,7 +100,7 @@ def models(model: str | None) -> None:
 @click.argument("model")
 def rollback(model: str) -> None:
     """Move MODEL's ``champion`` alias back to the previous champion."""
-    from leadscore_assets.models.registry import ModelRegistry, RollbackError, registered_name
+    from leadscore_core.registry import ModelRegistry, RollbackError, registered_name
 
     try:
         name = registered_name(model)
@@ -223,7 +223,7 @@ def demo(ctx: click.Context, scale: float) -> None:
 
     import dagster as dg
 
-    from leadscore_assets.settings import SOURCES
+    from leadscore_core.settings import SOURCES
 
     settings = get_settings()
     if not any(any(settings.inbox(s).glob("*")) for s in SOURCES if settings.inbox(s).is_dir()):
@@ -290,7 +290,7 @@ def drift(model: str | None) -> None:
     """Print the latest drift verdict per model (from data/monitoring/<model>_drift.json)."""
     import json
 
-    from leadscore_assets.models.registry import MODELS
+    from leadscore_core.registry import MODELS
 
     if model is not None and model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}; known: {', '.join(MODELS)}",

@@ -18,7 +18,7 @@ from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sen
 from leadscore_assets.monitoring.checks import drift_checks
 from leadscore_assets.resources import SettingsResource, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
-from leadscore_assets.settings import get_settings
+from leadscore_core.settings import get_settings
 
 # Project-wide automation policy. Derived tables follow their inputs, but only once the
 # blocking checks on those inputs have passed (bad data stops here, in automation as in a

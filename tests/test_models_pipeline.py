@@ -25,14 +25,6 @@ from leadscore_assets.models.assets import (
     model_assets,
 )
 from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource, champion_gates
-from leadscore_assets.models.registry import (
-    CHALLENGER,
-    CHAMPION,
-    HOLDOUT_ARTIFACT,
-    MODELS,
-    REFERENCE_ARTIFACT,
-    ModelRegistry,
-)
 from leadscore_assets.models.training import TrainConfig
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import (
@@ -42,6 +34,14 @@ from leadscore_assets.scores.assets import (
     quartile_tiers,
     risk_levels,
     score_assets,
+)
+from leadscore_core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    HOLDOUT_ARTIFACT,
+    MODELS,
+    REFERENCE_ARTIFACT,
+    ModelRegistry,
 )
 
 PLANS = {"micro": "Business", "small": "Elite", "medium": "MVP", "large": "Now"}

@@ -21,7 +21,6 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
-from leadscore_assets.models.registry import CHAMPION, ModelRegistry
 from leadscore_assets.monitoring.assets import drift_key, monitoring_assets, raw_predictions
 from leadscore_assets.monitoring.automation import (
     REASON_TAG,
@@ -31,8 +30,9 @@ from leadscore_assets.monitoring.automation import (
     retraining_sensor,
 )
 from leadscore_assets.monitoring.checks import DRIFT_CHECK, drift_checks
-from leadscore_assets.predlog import PredictionLogWriter
 from leadscore_assets.resources import SettingsResource
+from leadscore_core.predlog import PredictionLogWriter
+from leadscore_core.registry import CHAMPION, ModelRegistry
 
 MODEL = "snapshot_churn"
 REGISTERED = "leadscore-snapshot-churn"

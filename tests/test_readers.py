@@ -15,7 +15,7 @@ from leadscore_assets.ingest.readers import (
     raw_columns,
     read_export,
 )
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 PROFILES = load_profiles()
 WEBFORM_HEADER = ("submitted_at,email,name,company,business_type,business_size,utm_source,"

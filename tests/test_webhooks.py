@@ -32,9 +32,9 @@ from api.webhooks.config import WebhookSettings
 from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.readers import read_export
-from leadscore_assets.profiles import load_profiles
-from leadscore_assets.serving import Encoder, ModelBundle
-from leadscore_assets.settings import Settings
+from leadscore_core.profiles import load_profiles
+from leadscore_core.serving import Encoder, ModelBundle
+from leadscore_core.settings import Settings
 
 SECRET = "whsec_test_7f3a9c2b5e1d4f6a8b0c"
 OLD_SECRET = "whsec_test_rotated_out_0011223344"

@@ -31,7 +31,7 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.readers import read_export
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 SECRET = "whsec_crash_test_5b8e2f0c9d1a"
 ROOT = Path(__file__).resolve().parents[1]

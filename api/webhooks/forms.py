@@ -19,7 +19,7 @@ import msgspec
 import pandas as pd
 
 from api.webhooks.config import FormWebhook
-from leadscore_assets.profiles import Profile, as_text
+from leadscore_core.profiles import Profile, as_text
 
 FORM_ENCODED = "application/x-www-form-urlencoded"
 JSON = "application/json"

@@ -1,7 +1,7 @@
 """Exactly once: a durable spool of deliveries and the ledger of what it holds.
 
 Each source (``stripe``, ``form:<profile>``) has a :class:`LedgerSpool`: the shared
-append-and-seal writer (:class:`leadscore_assets.predlog.Spool`) in durable mode, writing
+append-and-seal writer (:class:`leadscore_core.predlog.Spool`) in durable mode, writing
 into ``<data>/spool/<source>/`` and sealing into the source's inbox. Beside it, a SQLite
 ledger (``<data>/spool/deliveries.sqlite``) maps each delivery key (a Stripe event id, a
 form submission's idempotency key) to the file and line that holds it.
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from leadscore_assets.predlog import Spool, SpoolJob, seal_abandoned
+from leadscore_core.predlog import Spool, SpoolJob, seal_abandoned
 
 STORED = "stored"
 DUPLICATE = "duplicate"

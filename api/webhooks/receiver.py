@@ -9,7 +9,7 @@ from pathlib import Path
 
 from api.webhooks.config import WebhookSettings
 from api.webhooks.ledger import DUPLICATE, DeliveryLedger, LedgerSpool, recover
-from leadscore_assets.settings import Settings
+from leadscore_core.settings import Settings
 
 log = logging.getLogger("leadscore.webhooks")
 

@@ -34,7 +34,7 @@ from api.webhooks.forms import (
 )
 from api.webhooks.ledger import DUPLICATE
 from api.webhooks.receiver import STRIPE, SpoolUnavailable, WebhookReceiver, form_source
-from leadscore_assets.profiles import Profile
+from leadscore_core.profiles import Profile
 
 # (request scope, profile name, the submission's fields) -> the lead's score, or None when
 # that profile's lead model is not served

@@ -25,11 +25,11 @@ import time
 import dagster as dg
 
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import CHAMPION
 from leadscore_assets.monitoring.assets import MONITORED, monitoring_assets, raw_predictions
 from leadscore_assets.monitoring.checks import latest_drift_metadata
-from leadscore_assets.predlog import closed_files, seal_abandoned
 from leadscore_assets.resources import SettingsResource
+from leadscore_core.predlog import closed_files, seal_abandoned
+from leadscore_core.registry import CHAMPION
 
 TRIGGER_TAG = "leadscore/trigger"
 REASON_TAG = "leadscore/retrain_reason"

@@ -23,13 +23,20 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from api.tiers import lead_tiers_document, lead_tiers_path
-from leadscore_assets.features.assets import markdown_table, read_table, write_table
+from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.serving import TIERS, Explanation, ModelBundle
-from leadscore_assets.settings import Settings
+from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
+from leadscore_core.serving import Explanation, ModelBundle
+from leadscore_core.settings import Settings
+from leadscore_core.tiers import (
+    lead_tiers_document,
+    lead_tiers_path,
+    quartile_boundaries,
+    risk_rule,
+    tiers_of,
+)
+from leadscore_core.warehouse import read_table, write_table
 
 GROUP = "scores"
 TOP_REASONS = 3
@@ -52,21 +59,15 @@ class CustomerRiskConfig(dg.Config):
         return high, medium
 
 
-def risk_levels(probability: np.ndarray, high: float, medium: float) -> np.ndarray:
-    if not 0 <= medium <= high <= 1:
-        raise ValueError(f"risk thresholds must satisfy 0 <= medium ({medium}) <= high ({high})"
-                         " <= 1")
-    return np.where(probability >= high, "High",
-                    np.where(probability >= medium, "Medium", "Low"))
+def risk_levels(probability: np.ndarray, high: float, medium: float) -> list[str]:
+    risk = risk_rule(high, medium)
+    return [risk(float(p)) for p in probability]
 
 
 def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
     """A (top quartile) to D, by the quartiles of these scores (the current open leads)."""
-    values = np.asarray(scores, dtype=np.float64)
-    bounds = [float(q) for q in np.quantile(values, [0.25, 0.5, 0.75])]
-    # the same rule as ``ModelBundle.tier``: a score on a boundary belongs to the tier above
-    idx = np.searchsorted(bounds, values, side="right")
-    return [TIERS[3 - int(i)] for i in idx], bounds
+    bounds = quartile_boundaries(scores)
+    return tiers_of(scores, bounds), bounds
 
 
 def reason_columns(explanations: list[Explanation], top_k: int = TOP_REASONS
