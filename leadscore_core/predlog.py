@@ -6,7 +6,9 @@ named ``<prefix>-<stamp>-<host>-<pid>-<seq>.jsonl.open`` and seals it, by an ato
 inbox), when it holds ``max_records`` lines, ``max_bytes`` bytes, or its first line is
 ``max_age_seconds`` old, and when the writer closes. A reader therefore sees either nothing or
 the whole file. A ``durable`` spool fsyncs each batch (and the folders a new or sealed name
-is written to) before it says a record is written, so a caller can acknowledge it.
+is written to) before it says a record is written, so a caller can acknowledge it; with
+``sync_on_seal`` a file is fsync'd once, before it is sealed (for a caller that keeps its
+records durable elsewhere until then, as the webhook ledger does).
 
 The prediction log (:class:`PredictionLogWriter`): the API writes it and Dagster lands it into
 the warehouse, so the API never touches the warehouse file. Layout under
@@ -50,7 +52,6 @@ import msgspec
 
 OPEN_SUFFIX = ".jsonl.open"
 CLOSED_SUFFIX = ".jsonl"
-RECOVERED_SUFFIX = ".jsonl.recovered"
 LANDED_DIR = "landed"
 REQUIRED_FIELDS = ("time", "model", "version", "endpoint", "inputs", "outputs")
 _STOP = object()
@@ -121,6 +122,7 @@ class Spool:
         prefix: str,
         sealed_dir: Path | str | None = None,
         durable: bool = False,
+        sync_on_seal: bool = False,
         flush_interval: float = 0.25,
         max_batch: int = 1_000,
         max_records: int | None = None,
@@ -137,6 +139,7 @@ class Spool:
         self.sealed_dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
         self.durable = durable
+        self.sync_on_seal = durable or sync_on_seal
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.max_records = max_records
@@ -179,6 +182,9 @@ class Spool:
 
     def abort(self, jobs: list[SpoolJob], error: BaseException) -> None:
         """The batch could not be written; ``begin``'s effects are to be undone."""
+
+    def sealed(self, path: Path) -> None:
+        """After a file was sealed (renamed to ``path``)."""
 
     # -- the caller's side ---------------------------------------------------------------------
 
@@ -338,8 +344,10 @@ class Spool:
         self._records += len(lines)
 
     def _detach(self) -> Path:
-        """Close the current file without sealing it yet (fsync'd already when durable)."""
+        """Close the current file without sealing it yet."""
         path = self._path
+        if self.sync_on_seal and not self.durable:  # durable: every batch is fsync'd already
+            os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
         self._path = None
@@ -373,7 +381,7 @@ class Spool:
                 continue
         self._path = path
         if self.durable:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         self._opened_at = time.time()
         self._size = 0
         self._records = 0
@@ -386,11 +394,12 @@ class Spool:
     def _seal_path(self, path: Path) -> None:
         closed = self.sealed_dir / _closed_name(path).name
         os.replace(path, closed)
-        if self.durable:
-            _fsync_dir(self.sealed_dir)
+        if self.sync_on_seal:
+            fsync_dir(self.sealed_dir)
             if self.sealed_dir != self.directory:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
         self.closed_files.append(closed)
+        self.sealed(closed)
 
 
 def _call(job: SpoolJob, error: BaseException | None) -> None:
@@ -401,7 +410,25 @@ def _call(job: SpoolJob, error: BaseException | None) -> None:
             log.exception("spool callback failed")
 
 
-def _fsync_dir(directory: Path) -> None:
+def writer_of(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the writer that named a spool file, from the file name."""
+    parts = name.split(".", 1)[0].rsplit("-", 4)
+    try:
+        return parts[2], int(parts[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def writer_gone(name: str) -> bool:
+    """True when the file's writer is a process of this host that is no longer running (or
+    this very process, which cannot have a file open before its first write)."""
+    writer = writer_of(name)
+    if writer is None or writer[0] != host_name():
+        return False
+    return writer[1] == os.getpid() or not _pid_alive(writer[1])
+
+
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -580,57 +607,26 @@ def mark_landed(path: Path | str) -> Path:
     return target
 
 
-def seal_abandoned(
-    directory: Path | str,
-    min_age_seconds: float = 300.0,
-    *,
-    sealed_dir: Path | str | None = None,
-    keep: Callable[[str, int, bytes], bool] | None = None,
-) -> list[Path]:
+def seal_abandoned(directory: Path | str, min_age_seconds: float = 300.0) -> list[Path]:
     """Seal ``.open`` files whose writer process is gone (a crash) so they can land.
 
     A file is abandoned when its pid is not running on this host and it has not been
     written for ``min_age_seconds``; files of other hosts are sealed on age alone.
-
-    With ``keep(file, line_number, line)`` (``file`` is the name without its suffix), the
-    sealed file holds only the complete lines it keeps, written anew and fsync'd; the
-    orphan itself stays in ``directory`` renamed to ``.jsonl.recovered`` (never read again).
-    A durable spool uses this to land exactly the records its ledger committed.
     """
     directory = Path(directory)
-    target_dir = Path(sealed_dir) if sealed_dir is not None else directory
     host = host_name()
     sealed = []
     for path in sorted(directory.glob(f"*{OPEN_SUFFIX}")):
-        parts = path.name[: -len(OPEN_SUFFIX)].rsplit("-", 4)
-        try:
-            file_host, pid = parts[2], int(parts[3])
-        except (IndexError, ValueError):
+        writer = writer_of(path.name)
+        if writer is None:
             continue
         if time.time() - path.stat().st_mtime < min_age_seconds:
             continue
-        if file_host == host and _pid_alive(pid):
+        if writer[0] == host and _pid_alive(writer[1]):
             continue
-        closed = target_dir / _closed_name(path).name
-        if keep is None:
-            os.replace(path, closed)
-            sealed.append(closed)
-            continue
-        stem = path.name[: -len(OPEN_SUFFIX)]
-        lines = path.read_bytes().split(b"\n")
-        kept = [line for number, line in enumerate(lines[:-1], start=1)  # last: torn or empty
-                if keep(stem, number, line)]
-        if kept:
-            partial = directory / f".{stem}.sealing"
-            with open(partial, "wb") as handle:
-                handle.write(b"\n".join(kept) + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, closed)
-            _fsync_dir(target_dir)
-            sealed.append(closed)
-        os.replace(path, directory / f"{stem}{RECOVERED_SUFFIX}")
-        _fsync_dir(directory)
+        closed = _closed_name(path)
+        os.replace(path, closed)
+        sealed.append(closed)
     return sealed
 
 

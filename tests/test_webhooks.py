@@ -461,3 +461,43 @@ def test_bad_input_never_gets_a_500(tmp_path_factory):
                 answer.status_code, answer.text)
 
         deliver()
+
+
+# -- recovery --------------------------------------------------------------------------------------
+
+
+def test_recovery_seals_exactly_what_the_ledger_committed(tmp_path):
+    """A writer that died (here: a pid that has exited) left an open file whose last batch
+    never committed, and whose committed lines did not all reach the file (a power cut
+    before the file was fsync'd): the sealed file holds the committed lines, in order."""
+    import os
+    import subprocess
+    import sys
+
+    from api.webhooks.ledger import DeliveryLedger, recover
+    from leadscore_core.predlog import host_name
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    ledger = DeliveryLedger(tmp_path / "deliveries.sqlite")
+    stem = f"stripe_events-20261201T100000-{host_name()}-{dead}-0007"
+    committed = [b'{"id": "evt_1"}', b'{"id": "evt_2"}', b'{"id": "evt_3"}']
+    ledger.conn.executemany(
+        "INSERT INTO deliveries (source, key, file, line, received_at, body) "
+        "VALUES ('stripe', ?, ?, ?, 0, ?)",
+        [(f"evt_{i + 1}", stem, i + 1, line) for i, line in enumerate(committed)])
+    spool, inbox = tmp_path / "spool", tmp_path / "inbox"
+    spool.mkdir()
+    # on disk: the first two committed lines, then an uncommitted one, then a torn line
+    (spool / f"{stem}.jsonl.open").write_bytes(
+        committed[0] + b"\n" + committed[1] + b"\n" + b'{"id": "evt_9"}\n{"id": "ev')
+    alive = f"stripe_events-20261201T100000-{host_name()}-{os.getppid()}-0001"
+    ledger.conn.execute("INSERT INTO deliveries VALUES ('stripe', 'evt_x', ?, 1, 0, 'x')",
+                        (alive,))
+
+    sealed = recover(ledger, "stripe", spool, inbox)
+    assert [p.name for p in sealed] == [f"{stem}.jsonl"]
+    assert sealed[0].read_bytes() == b"".join(line + b"\n" for line in committed)
+    assert (spool / f"{stem}.jsonl.recovered").exists()
+    assert ledger.unsealed_files("stripe") == [alive]  # its writer is still running
+    assert recover(ledger, "stripe", spool, inbox) == []  # sealed once

@@ -56,9 +56,8 @@ class WebhookReceiver:
         sources = [STRIPE] + [form_source(p) for p in self.hooks.form_webhooks]
         for source in sources:
             directory, inbox, _ = self.places(source)
-            if directory.is_dir():
-                for path in recover(self.ledger, directory, inbox):
-                    log.warning("recovered %s left open by a stopped process", path.name)
+            for path in recover(self.ledger, source, directory, inbox):
+                log.warning("sealed %s, left open by a process that stopped", path.name)
 
     def spool(self, source: str) -> LedgerSpool:
         spool = self._spools.get(source)
