@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import dagster as dg
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from api.webhooks.config import WebhookSettings
 from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.readers import read_export
+from leadscore_assets.ingest.sensors import INBOX_SENSORS
 from leadscore_core.profiles import load_profiles
 from leadscore_core.serving import Encoder, ModelBundle
 from leadscore_core.settings import Settings
@@ -158,8 +160,12 @@ def test_signed_events_are_stored_once_and_land_by_the_payment_rules(shared_data
     assert sorted(frame["object_type"]) == ["charge", "payment_intent"]
     assert set(frame["event_id"]) == {f"evt_{o['id']}" for o in stripe_objects(shared_data).values()
                                       if o["object"] in ("charge", "payment_intent")}
-    # through the real raw asset, as the payments sensor's run does it
+    # the payments sensor asks for a run of the sealed file; the run lands it
     landing = LandingZone(root=str(data_dir), settle_seconds=0)
+    with dg.build_sensor_context(resources={"landing": landing},
+                                 instance=dg.DagsterInstance.ephemeral()) as context:
+        requests = INBOX_SENSORS["payments"](context).run_requests
+    assert [r.tags["leadscore/file"] for r in requests] == [files[0].name]
     warehouse = DuckDBResource(database=str(data_dir / "warehouse.duckdb"))
     result = land_file("payments", files[0].name, landing=landing, warehouse=warehouse)
     assert result.success
