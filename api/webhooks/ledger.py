@@ -120,7 +120,7 @@ class LedgerSpool(Spool):
                  max_age_seconds: float, **options: Any) -> None:
         self.source = source
         self.ledger = ledger
-        options.setdefault("flush_interval", 0.05)
+        options.setdefault("flush_interval", 1.0)  # only how often an idle writer wakes
         options.setdefault("max_batch", 256)
         super().__init__(directory, prefix=prefix, sealed_dir=sealed_dir, sync_on_seal=True,
                          max_records=max_records, max_age_seconds=max_age_seconds,

@@ -10,6 +10,7 @@ This module does not use postponed annotations: Litestar must see the handlers' 
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ import stripe
 from litestar import Request, Response, Router, post
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
 
 from api.metrics import ApiMetrics
@@ -63,13 +66,48 @@ _REFUSALS = {
     400: ResponseSpec(ErrorBody, description="Missing or bad signature, a timestamp outside "
                                              "the tolerance, or a body that is not an event"),
     401: ResponseSpec(ErrorBody, description="Missing or wrong form secret"),
-    404: ResponseSpec(ErrorBody, description="No webhook is configured for this form"),
+    404: ResponseSpec(ErrorBody, description="No webhook is configured here (no Stripe secret, "
+                                             "or no such form)"),
     413: ResponseSpec(ErrorBody, description="Body over the size limit"),
     415: ResponseSpec(ErrorBody, description="Content type not accepted"),
     422: ResponseSpec(ErrorBody, description="A submission the profile cannot use"),
-    503: ResponseSpec(ErrorBody, description="Not stored (spool unavailable, or no secret "
-                                             "configured); retry"),
+    503: ResponseSpec(ErrorBody, description="Not stored (the spool is unavailable); retry"),
 }
+
+
+def _documented(body: dict[str, Schema], header: str, header_description: str
+                ) -> type[Operation]:
+    """An OpenAPI operation naming the raw body and the signature header the handler reads
+    itself (the handler takes the bytes: a signature is over them exactly as sent)."""
+
+    @dataclass
+    class Documented(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                required=True, content={t: OpenAPIMediaType(schema=s) for t, s in body.items()})
+            self.parameters = [*(self.parameters or []), Parameter(
+                name=header, param_in="header", required=False, description=header_description,
+                schema=Schema(type=OpenAPIType.STRING))]
+
+    return Documented
+
+
+_EVENT = Schema(type=OpenAPIType.OBJECT, required=["id", "object", "type"],
+                description="A Stripe event, as Stripe sends it",
+                properties={"id": Schema(type=OpenAPIType.STRING),
+                            "object": Schema(type=OpenAPIType.STRING, const="event"),
+                            "type": Schema(type=OpenAPIType.STRING),
+                            "data": Schema(type=OpenAPIType.OBJECT)})
+_SUBMISSION = Schema(type=OpenAPIType.OBJECT, description="Field name -> value (the profile's "
+                     "export columns)", additional_properties=True)
+STRIPE_OPERATION = _documented(
+    {"application/json": _EVENT}, "Stripe-Signature",
+    "t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>' with the endpoint secret>")
+FORM_OPERATION = _documented(
+    # also application/x-www-form-urlencoded (said in the route's description)
+    {"application/json": _SUBMISSION},
+    "X-Leadscore-Signature", "sha256=<hex HMAC-SHA256 of the body with the form's secret> "
+    "(hmac forms; token forms: X-Leadscore-Token or ?token=)")
 
 
 def webhook_router(receiver: WebhookReceiver, hooks: WebhookSettings, metrics: ApiMetrics,
@@ -105,7 +143,8 @@ def webhook_router(receiver: WebhookReceiver, hooks: WebhookSettings, metrics: A
         return duplicate
 
     @post("/stripe", status_code=200, request_max_body_size=limit,
-          responses={c: _REFUSALS[c] for c in (400, 413, 415, 503)},
+          operation_class=STRIPE_OPERATION,
+          responses={c: _REFUSALS[c] for c in (400, 404, 413, 415, 503)},
           summary="Stripe webhook endpoint",
           description="A Stripe event, signed with the endpoint's secret "
                       "(LEADSCORE_STRIPE_WEBHOOK_SECRET). Answered 200 once stored durably; "
@@ -122,6 +161,7 @@ def webhook_router(receiver: WebhookReceiver, hooks: WebhookSettings, metrics: A
         return Response(DeliveryReceipt(True, duplicate, event["id"]), status_code=200)
 
     @post("/forms/{profile:str}", status_code=200, request_max_body_size=limit,
+          operation_class=FORM_OPERATION,
           responses={c: _REFUSALS[c] for c in (400, 401, 404, 413, 415, 422, 503)},
           summary="Form-service webhook endpoint (one submission)",
           description="A submission as a JSON object of field names to values, or "
@@ -161,7 +201,7 @@ def verify_stripe(body: bytes, header: str | None, secrets: list[str], tolerance
                   ) -> dict[str, Any]:
     """The event, once ``stripe`` has verified its signature with one of the secrets."""
     if not secrets:
-        raise Rejected(503, "not_configured",
+        raise Rejected(404, "not_configured",
                        "no Stripe webhook secret is configured (LEADSCORE_STRIPE_WEBHOOK_SECRET)")
     if not header:
         raise Rejected(400, "missing_signature", "missing Stripe-Signature header")
