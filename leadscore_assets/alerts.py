@@ -18,6 +18,7 @@ import dagster as dg
 import httpx
 from pydantic import BaseModel, Field
 
+from leadscore_assets.resources import env_or
 from leadscore_core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class Alert(BaseModel):
     """One failure, with what a person needs to find it."""
 
     key: str = Field(description="Dedupe key: the same failure is sent once")
-    kind: Literal["check_failed", "run_failed", "rows_quarantined"]
+    kind: Literal["check_failed", "run_failed", "rows_quarantined", "nothing_landed"]
     severity: Literal["warning", "error"] = "error"
     title: str
     asset: str | None = None
@@ -53,8 +54,9 @@ class AlertChannel(dg.ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "AlertChannel":
         s = settings or get_settings()
-        return cls(webhook_url=s.alert_webhook_url, format=s.alert_webhook_format,
-                   log_path=str(s.alerts_log), ui_url=s.dagster_ui_url)
+        return cls(webhook_url=env_or("LEADSCORE_ALERT_WEBHOOK_URL", s.alert_webhook_url),
+                   format=s.alert_webhook_format, log_path=str(s.alerts_log),
+                   ui_url=env_or("LEADSCORE_DAGSTER_UI_URL", s.dagster_ui_url))
 
     def run_url(self, run_id: str | None) -> str | None:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None

@@ -287,9 +287,11 @@ def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int) -> None:
 @main.command("drift")
 @click.argument("model", required=False)
 def drift(model: str | None) -> None:
-    """Print the latest drift verdict per model (from data/monitoring/<model>_drift.json)."""
+    """Print the latest drift verdict and performance estimate per model (from
+    data/monitoring/<model>_drift.json and <model>_estimated.json)."""
     import json
 
+    from leadscore_core.estimation import summary_lines
     from leadscore_core.registry import MODELS
 
     if model is not None and model not in MODELS:
@@ -299,23 +301,29 @@ def drift(model: str | None) -> None:
     shown = 0
     for name in [model] if model else list(MODELS):
         path = folder / f"{name}_drift.json"
-        if not path.exists():
-            continue
-        summary = json.loads(path.read_text())
-        shown += 1
-        verdict = "DRIFT" if summary["dataset_drifted"] else "ok"
-        click.echo(f"{name} v{summary.get('champion version', '?')}: {verdict}, "
-                   f"{len(summary['drifted_features'])} of {len(summary['features'])} features "
-                   f"drifted ({summary['share_drifted']:.0%}); "
-                   f"{summary['n_current']:,} current vs {summary['n_reference']:,} reference "
-                   "rows")
-        for reason in summary["reasons"]:
-            click.echo(f"  - {reason}")
-        for f in summary["features"][:5]:
-            stat = "n/a" if f["statistic"] is None else f"{f['statistic']:.4g}"
-            click.echo(f"  {f['feature']:<32} {f['test']:<14} {stat}"
-                       f"{'  drifted' if f['drifted'] else ''}")
-        click.echo(f"  report: {path.with_suffix('.html')}")
+        estimated = folder / f"{name}_estimated.json"
+        if path.exists():
+            summary = json.loads(path.read_text())
+            shown += 1
+            verdict = "DRIFT" if summary["dataset_drifted"] else "ok"
+            click.echo(f"{name} v{summary.get('champion version', '?')}: {verdict}, "
+                       f"{len(summary['drifted_features'])} of {len(summary['features'])} "
+                       f"features drifted ({summary['share_drifted']:.0%}); "
+                       f"{summary['n_current']:,} current vs {summary['n_reference']:,} "
+                       "reference rows")
+            for reason in summary["reasons"]:
+                click.echo(f"  - {reason}")
+            for f in summary["features"][:5]:
+                stat = "n/a" if f["statistic"] is None else f"{f['statistic']:.4g}"
+                click.echo(f"  {f['feature']:<32} {f['test']:<14} {stat}"
+                           f"{'  drifted' if f['drifted'] else ''}")
+            click.echo(f"  report: {path.with_suffix('.html')}")
+        if estimated.exists():
+            if not path.exists():
+                shown += 1
+                click.echo(f"{name}:")
+            for line in summary_lines(json.loads(estimated.read_text())):
+                click.echo(line)
     if not shown:
         raise click.ClickException(f"no drift report yet under {folder} (materialise "
                                    "monitoring/<model>_drift first)")

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     )
     lead_profile: str = Field("webform", description="Active lead source profile")
     customer_profile: str = Field("saas_accounts", description="Active customer profile")
+    formats: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Formats declared per source where the evidence in a file may not decide "
+                    "them, e.g. {\"invoices\": {\"date_order\": \"dmy\", \"decimal\": \",\"}} "
+                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter)")
     plan_catalogue_path: Path | None = Field(
         None, description="YAML plan catalogue; default: the shipped catalogue"
     )
@@ -55,6 +60,10 @@ class Settings(BaseSettings):
     churn_medium: float = Field(
         0.3, ge=0, le=1,
         description="Churn probability at or above which (below High) the risk is Medium")
+    retrain_cadence: str | None = Field(
+        None, description="Cron schedule (UTC) of fixed retrainings, e.g. '0 6 * * 1' for "
+                          "Mondays 06:00; unset: retrain only on drift, new labels or an "
+                          "estimated drop")
 
     @cached_property
     def root(self) -> Path:

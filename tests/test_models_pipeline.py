@@ -21,10 +21,10 @@ from leadscore_assets.models.assets import (
     ModelConfig,
     TrainingSet,
     learnable,
-    mlflow_resource,
     model_assets,
 )
 from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource, champion_gates
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.models.training import TrainConfig
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import (
@@ -175,7 +175,8 @@ class Stack:
         return {
             "warehouse": DuckDBResource(database=str(self.warehouse)),
             "settings": SettingsResource(data_dir=str(self.data)),
-            "mlflow": mlflow_resource(self.tracking_uri, self.data / "mlflow" / "artifacts"),
+            "mlflow": MlflowTracking(mlflow_tracking_uri=self.tracking_uri,
+                                     artifact_root=str(self.data / "mlflow" / "artifacts")),
             "model_registry": ModelRegistryResource(tracking_uri=self.tracking_uri, **gate),
         }
 

@@ -86,14 +86,15 @@ def submission_record(profile: Profile, fields: dict[str, Any], received: dateti
     """The line written for a submission, and the feature values the profile cannot read
     (made null by cleaning, never a reason to refuse the lead).
 
-    Every column the profile detects a file by is present (null when the form did not send
-    it), so the sealed file is recognised as this profile's; a submission without its
+    Every column the profile names is present (null when the form did not send it), so the
+    sealed file is recognised and read as this profile's; a submission without its
     created-time column is dated when it arrived. A submission the profile cannot use (no
     id, an unreadable created time) is refused with 422 naming the field.
     """
     if not fields:
         raise Rejected(422, "invalid_submission", "the submission has no fields")
-    record: dict[str, Any] = {c: None for c in (*profile.detect, *profile.identity_columns)}
+    # every column the profile names, so the sealed file is read as this profile's
+    record: dict[str, Any] = dict.fromkeys((*profile.detect, *profile.missing_columns([])))
     record.update(fields)
     created = profile.created_at.column if profile.created_at else None
     if created and record.get(created) in (None, ""):
