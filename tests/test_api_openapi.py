@@ -7,6 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from litestar.testing import TestClient
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.config import ApiSettings
@@ -53,7 +54,11 @@ def test_openapi_document_holds_for_generated_requests(app_client):
                 items = case.body if isinstance(case.body, list) else [case.body]
                 assert any(not set(i) & features for i in items), case.body
                 return
-            case.validate_response(response)
+            # a webhook's signature cannot be written in a schema: every generated delivery
+            # is refused (4xx), which is right; the rest of the checks still hold
+            webhook = case.operation.path.startswith("/v1/webhooks/")
+            case.validate_response(response, excluded_checks=[positive_data_acceptance]
+                                   if webhook else None)
 
         holds()
     assert 200 in seen["/v1/leads/score"]  # generated bodies were really scored
