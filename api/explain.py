@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from api.fastrow import LEAF_INDEX, FastRow
-from leadscore_assets.serving import Explanation, ModelBundle, Reason
+from leadscore_core.serving import Explanation, ModelBundle, Reason
 
 
 class PathExplainer:

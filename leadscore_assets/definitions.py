@@ -11,14 +11,17 @@ from leadscore_assets.features.assets import feature_assets
 from leadscore_assets.ingest.assets import RAW_ASSETS
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.sensors import INBOX_SENSORS
-from leadscore_assets.models.assets import mlflow_resource, model_assets
+from leadscore_assets.models.assets import model_assets
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gates
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.monitoring.assets import monitoring_assets
 from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sensors
 from leadscore_assets.monitoring.checks import drift_checks
-from leadscore_assets.resources import SettingsResource, warehouse_resource
+from leadscore_assets.monitoring.estimated import estimated_assets
+from leadscore_assets.resources import SettingsResource, env_or, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
-from leadscore_assets.settings import get_settings
+from leadscore_assets.scores.changes import change_assets
+from leadscore_core.settings import get_settings
 
 # Project-wide automation policy. Derived tables follow their inputs, but only once the
 # blocking checks on those inputs have passed (bad data stops here, in automation as in a
@@ -41,7 +44,8 @@ def with_policy(assets: list, condition: dg.AutomationCondition) -> list:
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation",
     # the monitoring stage has its own automation sensor (hourly drift reports)
-    target=dg.AssetSelection.all() - dg.AssetSelection.assets(*monitoring_assets),
+    target=dg.AssetSelection.all() - dg.AssetSelection.assets(*monitoring_assets,
+                                                              *estimated_assets),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Cleans, refreshes features and scores, and trains missing models as data lands.",
@@ -65,8 +69,8 @@ defs = dg.Definitions(
         *CLEAN_ASSETS.values(),
         *with_policy(feature_assets, FOLLOW_INPUTS),
         *with_policy(model_assets, FIRST_TRAINING),
-        *with_policy(score_assets, FOLLOW_INPUTS),
-    ]) + monitoring_assets,  # the prediction log is not a delivered source: no freshness
+        *with_policy([*score_assets, *change_assets], FOLLOW_INPUTS),
+    ]) + monitoring_assets + estimated_assets,  # the prediction log: no freshness policy
     asset_checks=[
         *CLEAN_CHECKS,
         *champion_gates(),
@@ -84,8 +88,10 @@ defs = dg.Definitions(
         "landing": LandingZone.from_settings(get_settings()),
         "settings": SettingsResource.from_env(),
         "alerts": AlertChannel.from_settings(),
-        "mlflow": mlflow_resource(get_settings().mlflow_uri, get_settings().mlflow_artifacts),
-        "model_registry": ModelRegistryResource(tracking_uri=get_settings().mlflow_uri),
-        "retrain_policy": RetrainPolicy(),
+        "mlflow": MlflowTracking.from_settings(get_settings()),
+        "model_registry": ModelRegistryResource(tracking_uri=env_or(
+            "LEADSCORE_MLFLOW_TRACKING_URI", get_settings().mlflow_uri)),
+        "retrain_policy": RetrainPolicy(cadence=env_or("LEADSCORE_RETRAIN_CADENCE",
+                                                       get_settings().retrain_cadence)),
     },
 )

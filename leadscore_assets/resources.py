@@ -7,9 +7,11 @@ their stage and are assembled in ``definitions.py``.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import dagster as dg
 import duckdb
@@ -17,11 +19,24 @@ from dagster_duckdb import DuckDBResource
 from filelock import FileLock
 from pydantic import Field
 
-from leadscore_assets.settings import Settings, get_settings
+from leadscore_core.settings import Settings, get_settings
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to 1
 # because DuckDB allows one writing process.
 WAREHOUSE_POOL = "duckdb_writer"
+
+T = TypeVar("T")
+
+
+def env_or(name: str, default: T) -> dg.EnvVar | T:
+    """``dg.EnvVar(name)`` when the variable is set, else the embedded default.
+
+    A resource field given an ``EnvVar`` is read from the environment when a run starts and
+    the Dagster UI shows the variable's name, never its value: secrets and URLs (a webhook, a
+    tracking URI with a password) reach resources this way. With the variable unset, the
+    default (a local path, nothing secret) is the value.
+    """
+    return dg.EnvVar(name) if os.environ.get(name) else default
 
 
 _held = threading.local()  # warehouse -> depth of this thread's nested connections
@@ -107,8 +122,8 @@ class SettingsResource(dg.ConfigurableResource):
     """Project settings as a resource, so tests can point a run at a temporary data folder."""
 
     data_dir: str = "data"
-    lead_profile: str = "webform"
-    customer_profile: str = "saas_accounts"
+    lead_profile: str | None = None
+    customer_profile: str | None = None
 
     @classmethod
     def from_env(cls) -> SettingsResource:

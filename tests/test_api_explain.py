@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from api.explain import PathExplainer
-from leadscore_assets.serving import Encoder, ModelBundle
+from leadscore_core.serving import Encoder, ModelBundle
 
 
 def bundle_for(task: str, seed: int = 0) -> tuple[ModelBundle, np.ndarray]:

@@ -24,9 +24,9 @@ from leadscore_assets.features.activity import (
 )
 from leadscore_assets.features.leads import lead_features, plan_label
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_features
-from leadscore_assets.profiles import Profile, load_profiles, snake
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.warehouse import ensure_schemas
+from leadscore_core.profiles import Profile, load_profiles, snake
+from leadscore_core.warehouse import read_table, write_table
 
 GROUP = "features"
 KINDS = {"duckdb"}
@@ -43,35 +43,6 @@ _NUMERIC_SQL = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMAL
 
 
 # -- warehouse helpers ---------------------------------------------------------------------------
-
-
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    # fetchall: a half-fetched result would keep the connection busy for the next query
-    return conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-        [schema, name]).fetchall()[0][0] > 0
-
-
-def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:
-    """The whole table as a DataFrame, or None when it does not exist yet."""
-    if not table_exists(conn, table):
-        return None
-    return conn.sql(f"SELECT * FROM {table}").df()
-
-
-def write_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Replace ``table`` with ``frame`` (one transaction, so readers never see half a table)."""
-    ensure_schemas(conn)
-    view = f"_frame_{table.replace('.', '_')}"
-    conn.register(view, frame)
-    try:
-        conn.execute("BEGIN")
-        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {view}")
-        conn.execute("COMMIT")
-    finally:
-        conn.unregister(view)
-    return len(frame)
 
 
 def table_feature_kinds(conn: duckdb.DuckDBPyConnection, table: str,
@@ -102,10 +73,29 @@ def original_names(profile: Profile | None) -> dict[str, str]:
     return {snake(c): c for c in [*f.categorical, *f.numeric, *f.boolean]}
 
 
-def active_profile(settings: SettingsResource, source: str) -> Profile | None:
+def active_profile(settings: SettingsResource, source: str, conn=None) -> Profile | None:
+    """The profile ``clean.<source>`` was typed with (read from the table when ``conn`` is
+    given), else the one the settings choose."""
     s = settings.get()
-    name = s.lead_profile if source == "leads" else s.customer_profile
-    return load_profiles(s.user_profiles_dir).get(name)
+    name = table_profile(conn, source) if conn is not None else None
+    return load_profiles(s.user_profiles_dir).get(name or s.profile_name(source))
+
+
+def table_profile(conn, source: str) -> str | None:
+    """The profile of the rows of ``clean.<source>`` (None when it has none)."""
+    try:
+        row = conn.execute(f"SELECT any_value(profile) FROM clean.{source}").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
+
+
+def skipped(context: dg.AssetExecutionContext, *keys: list[str], reason: str):
+    """Materialise nothing for ``keys`` (their downstream steps are skipped, the run goes on)
+    and say why: an observation on each asset, shown in the UI, and a log line."""
+    context.log.warning(f"{', '.join('/'.join(k) for k in keys)}: skipped: {reason}")
+    for key in keys:
+        yield dg.AssetObservation(asset_key=key, metadata={"skipped": reason})
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -208,12 +198,12 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["features", "customer_activity"],
+        dg.AssetSpec(["features", "customer_activity"], skippable=True,
                      deps=[dg.AssetKey(["clean", "invoices"])], group_name=GROUP,
                      kinds=KINDS | {"pandas"},
                      description="Activity features and churn label per customer and cutoff "
                                  "(several cutoffs stacked; the last is held out)."),
-        dg.AssetSpec(["features", "customer_activity_latest"],
+        dg.AssetSpec(["features", "customer_activity_latest"], skippable=True,
                      deps=[dg.AssetKey(["clean", "invoices"])], group_name=GROUP,
                      kinds=KINDS | {"pandas"},
                      description="Activity features of every customer as of the end of the "
@@ -221,7 +211,8 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
     ],
     pool=WAREHOUSE_POOL,
 )
-def customer_activity_assets(config: ActivityFeaturesConfig, warehouse: DuckDBResource):
+def customer_activity_assets(context: dg.AssetExecutionContext, config: ActivityFeaturesConfig,
+                             warehouse: DuckDBResource):
     """Point-in-time customer activity from invoice lines.
 
     Features at a cutoff use only lines strictly before it; the churn label looks only at the
@@ -231,7 +222,13 @@ def customer_activity_assets(config: ActivityFeaturesConfig, warehouse: DuckDBRe
     with warehouse.get_connection() as conn:
         invoices = read_table(conn, "clean.invoices")
         if invoices is None or invoices.empty:
-            raise dg.Failure("clean.invoices is missing or empty: materialise clean/invoices")
+            # A business without invoice exports: nothing to compute, and nothing downstream
+            # (the activity model, its scores) to run; the snapshot side goes on.
+            yield from skipped(context, ["features", "customer_activity"],
+                               ["features", "customer_activity_latest"],
+                               reason="no invoice lines have landed (inbox/invoices is empty "
+                                      "or every line was set aside)")
+            return
         if config.cutoffs:
             cutoffs = sorted(pd.Timestamp(c) for c in config.cutoffs)
         else:

@@ -26,7 +26,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
@@ -35,68 +34,33 @@ from leadscore_assets.features.assets import (
     active_profile,
     markdown_table,
     original_names,
-    read_table,
     table_feature_kinds,
+    table_profile,
 )
 from leadscore_assets.features.leads import TIME_FEATURES, lead_feature_kinds
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_feature_kinds
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.quality import ACTIVITY_OVERRIDES
-from leadscore_assets.models.registry import (
-    EXPERIMENT,
+from leadscore_assets.models.resources import MlflowTracking
+from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.registry import (
     HOLDOUT_ARTIFACT,
     MODEL_ARTIFACT,
     MODELS,
     PRIMARY_METRIC,
     REFERENCE_ARTIFACT,
     TAG_LABEL,
+    TAG_PROFILE,
     TAG_TASK,
-    ensure_experiment,
 )
-from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
-from leadscore_assets.plans import PlanCatalogue
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.serving import LeadscorePyfunc, ModelBundle
+from leadscore_core.serving import LeadscorePyfunc, ModelBundle
+from leadscore_core.settings import get_settings
+from leadscore_core.warehouse import read_table
 
 GROUP = "models"
 KINDS = {"lightgbm", "mlflow"}
-
-# -- the MLflow resource ---------------------------------------------------------------------
-
-
-@dg.resource(config_schema={**CONFIG_SCHEMA, "artifact_root": dg.Field(str)})
-def mlflow_tracking(context: dg.InitResourceContext):
-    """dagster-mlflow's tracking resource, with the experiment's artifact folder fixed first.
-
-    dagster-mlflow creates a missing experiment with MLflow's default artifact location, which
-    for a SQLite store is ``./mlruns`` under whatever directory the process started in; the
-    experiment is created here first with its artifacts under ``data/mlflow/artifacts``. The
-    run the resource opened is ended on teardown, so a later Dagster run in the same process
-    (tests, ``dg.materialize``) starts its own MLflow run instead of resuming this one.
-    """
-    config = context.resource_config
-    ensure_experiment(config["mlflow_tracking_uri"], Path(config["artifact_root"]),
-                      config["experiment_name"])
-    tracking = MlFlow(context)
-    # Versions are registered in the same store the runs are tracked in, whatever registry
-    # an earlier user of this process pointed MLflow's global registry URI at.
-    mlflow.set_registry_uri(config["mlflow_tracking_uri"])
-    try:
-        yield tracking
-    finally:
-        tracking.cleanup_on_error()
-        if mlflow.active_run() is not None:
-            mlflow.end_run()
-
-
-def mlflow_resource(tracking_uri: str, artifact_root: Path,
-                    experiment: str = EXPERIMENT) -> dg.ResourceDefinition:
-    return mlflow_tracking.configured({
-        "experiment_name": experiment,
-        "mlflow_tracking_uri": tracking_uri,
-        "artifact_root": str(artifact_root),
-    })
-
 
 # -- hyper-parameters ------------------------------------------------------------------------
 
@@ -179,6 +143,7 @@ class TrainingSet:
     entity_column: str | None = None
     classes: list[str] | None = None
     base_config: TrainConfig = field(default_factory=TrainConfig)
+    profile: str | None = None  # the source profile the rows were typed with
 
 
 MIN_LABELLED_ROWS = 50
@@ -196,7 +161,7 @@ def learnable(data: TrainingSet) -> str | None:
 
 def train_and_register(context: dg.AssetExecutionContext, model: str, data: TrainingSet,
                        config: ModelConfig, registry: ModelRegistryResource,
-                       tracking: MlFlow) -> Iterator[dg.MaterializeResult]:
+                       tracking: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Train, log the run to MLflow, register a version and make it the challenger.
 
     A business without data for this model (no plans sold yet, no customer snapshots) gets
@@ -229,13 +194,17 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
         info = _log_model(trained, Path(tmp), frame, data)
         version = mlflow.register_model(
             info.model_uri, registered,
-            tags={TAG_TASK: data.task, TAG_LABEL: data.label, "data_hash": trained.data_hash})
+            tags={TAG_TASK: data.task, TAG_LABEL: data.label, "data_hash": trained.data_hash,
+                  **({TAG_PROFILE: data.profile} if data.profile else {})})
     registry.registry().set_challenger(model, version.version)
 
     yield dg.MaterializeResult(metadata={
         "registered_model": registered,
         "version": int(version.version),
         "mlflow_run_id": run.info.run_id,
+        # a link a person can open (make mlflow serves the UI)
+        "mlflow_run": dg.MetadataValue.url(
+            get_settings().mlflow_run_url(run.info.experiment_id, run.info.run_id)),
         "metrics": dg.MetadataValue.md(_metrics_table(trained)),
         f"holdout_{PRIMARY_METRIC[data.task]}": trained.metrics[PRIMARY_METRIC[data.task]],
         f"baseline_{PRIMARY_METRIC[data.task]}":
@@ -290,7 +259,7 @@ def _log_model(trained: TrainedModel, tmp: Path, frame: pd.DataFrame, data: Trai
         signature=signature,
         input_example=example,
         # Pinned here so MLflow does not spend seconds inferring them on every training; the
-        # pyfunc imports ``leadscore_assets.serving``, so serve it from the project's env.
+        # pyfunc imports ``leadscore_core.serving``, so serve it from the project's env.
         pip_requirements=_requirements(),
     )
 
@@ -358,7 +327,8 @@ def lead_training_set(conn, settings: SettingsResource) -> TrainingSet:
     return TrainingSet(
         frame=frame, task="binary", label="converted",
         features=lead_feature_kinds(profile_kinds, frame),
-        original_names=original_names(active_profile(settings, "leads")),
+        original_names=original_names(active_profile(settings, "leads", conn)),
+        profile=table_profile(conn, "leads"),
         time_column="created_at" if has_time else None,
     )
 
@@ -372,7 +342,8 @@ def plan_training_set(conn, settings: SettingsResource) -> TrainingSet:
     return TrainingSet(
         frame=frame, task="multiclass", label="plan",
         features=lead_feature_kinds(profile_kinds, frame),
-        original_names=original_names(active_profile(settings, "leads")),
+        original_names=original_names(active_profile(settings, "leads", conn)),
+        profile=table_profile(conn, "leads"),
         time_column="created_at" if frame["created_at"].notna().any() else None,
         # the catalogue's order, limited to plans someone bought (a class with no rows
         # cannot be learned, and stratified CV needs every class present)
@@ -397,7 +368,8 @@ def snapshot_training_set(conn, settings: SettingsResource) -> TrainingSet:
     # out on, so the held-out rows are a stratified random slice.
     return TrainingSet(frame=frame, task="binary", label="churned",
                        features=snapshot_feature_kinds(profile_kinds, frame),
-                       original_names=original_names(active_profile(settings, "customers")))
+                       original_names=original_names(active_profile(settings, "customers", conn)),
+                       profile=table_profile(conn, "customers"))
 
 
 def _require_table(conn, table: str) -> pd.DataFrame:
@@ -426,7 +398,7 @@ _COMMON: dict[str, Any] = dict(group_name=GROUP, kinds=KINDS, output_required=Fa
 def lead_conversion_model(context: dg.AssetExecutionContext, config: LeadConversionConfig,
                           warehouse: DuckDBResource, settings: SettingsResource,
                           model_registry: ModelRegistryResource,
-                          mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+                          mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will this lead convert? Binary LightGBM on the lead's profile features and arrival time,
     held out on the latest leads; registered as ``leadscore-lead-conversion``."""
     with warehouse.get_connection() as conn:
@@ -438,7 +410,7 @@ def lead_conversion_model(context: dg.AssetExecutionContext, config: LeadConvers
 def plan_model(context: dg.AssetExecutionContext, config: PlanConfig,
                warehouse: DuckDBResource, settings: SettingsResource,
                model_registry: ModelRegistryResource,
-               mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+               mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Which plan will a converted lead buy? Multi-class over the plan catalogue; registered as
     ``leadscore-plan``."""
     with warehouse.get_connection() as conn:
@@ -451,7 +423,7 @@ def plan_model(context: dg.AssetExecutionContext, config: PlanConfig,
 def activity_churn_model(context: dg.AssetExecutionContext, config: ActivityChurnConfig,
                          warehouse: DuckDBResource,
                          model_registry: ModelRegistryResource,
-               mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+               mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will a customer stop buying within the horizon? Trained on several cutoffs, held out on
     the latest; registered as ``leadscore-activity-churn``."""
     with warehouse.get_connection() as conn:
@@ -464,7 +436,7 @@ def activity_churn_model(context: dg.AssetExecutionContext, config: ActivityChur
 def snapshot_churn_model(context: dg.AssetExecutionContext, config: SnapshotChurnConfig,
                          warehouse: DuckDBResource, settings: SettingsResource,
                          model_registry: ModelRegistryResource,
-               mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+               mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will a customer with this account snapshot leave? Registered as
     ``leadscore-snapshot-churn``."""
     with warehouse.get_connection() as conn:

@@ -10,7 +10,7 @@ the batch scores downstream are not recomputed with a model nobody promoted.
 
 import dagster as dg
 
-from leadscore_assets.models.registry import (
+from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_ARTIFACT,

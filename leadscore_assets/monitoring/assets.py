@@ -1,6 +1,6 @@
 """Monitoring assets: the prediction log landed, drift per model, realised performance.
 
-- ``raw/predictions``: the closed files of the API's prediction log (``leadscore_assets.predlog``)
+- ``raw/predictions``: the closed files of the API's prediction log (``leadscore_core.predlog``)
   landed into ``raw.predictions``; unreadable lines go to ``quarantine.predictions`` with the
   reason; each file is recorded in ``raw.prediction_files`` by content hash, so landing the
   same file twice adds nothing. Landed files move to ``predictions/landed/`` (kept).
@@ -26,15 +26,8 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table, read_table, table_exists
+from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import (
-    CHAMPION,
-    HOLDOUT_ARTIFACT,
-    MODELS,
-    REFERENCE_ARTIFACT,
-    TAG_LABEL,
-)
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
 from leadscore_assets.monitoring.performance import (
     churn_outcomes,
@@ -45,10 +38,19 @@ from leadscore_assets.monitoring.performance import (
 )
 from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
-from leadscore_assets.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
-from leadscore_assets.profiles import normalise_category
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.warehouse import ensure_schemas
+from leadscore_core.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
+from leadscore_core.profiles import normalise_category
+from leadscore_core.published import publish_file, realised_performance_path
+from leadscore_core.registry import (
+    CHAMPION,
+    HOLDOUT_ARTIFACT,
+    MODELS,
+    REFERENCE_ARTIFACT,
+    TAG_LABEL,
+)
+from leadscore_core.vocabulary import flags
+from leadscore_core.warehouse import ensure_schemas, read_table, table_exists
 
 GROUP = "monitoring"
 PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
@@ -285,10 +287,7 @@ def type_like_features(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFra
         if kind == "numeric":
             out[name] = pd.to_numeric(values, errors="coerce").astype("Float64")
         elif kind == "boolean":
-            text = values.astype("string").str.strip().str.lower()
-            out[name] = text.map({"true": True, "1": True, "1.0": True, "yes": True,
-                                  "false": False, "0": False, "0.0": False, "no": False}
-                                 ).astype("boolean")
+            out[name] = flags(values)  # the encoder's own words (boolean_value)
         else:
             out[name] = normalise_category(values.astype("string"))
     return out
@@ -460,6 +459,8 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
         "verdict": verdict,
         "drift_table": dg.MetadataValue.md(drift_markdown(result)),
         "report": dg.MetadataValue.path(str(html_path)),
+        # the same report as the prediction service serves it, a link to open
+        "report_url": dg.MetadataValue.url(s.drift_report_url(model)),
         "summary": dg.MetadataValue.path(str(json_path)),
         "dagster/row_count": len(table),
     }
@@ -556,7 +557,8 @@ def judged_predictions(conn: duckdb.DuckDBPyConnection, horizon_days: int) -> pd
                           & ~dg.AutomationCondition.in_progress()).with_label("daily at 05:00"),
 )
 def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerformanceConfig,
-                         warehouse: DuckDBResource) -> dg.MaterializeResult:
+                         warehouse: DuckDBResource,
+                         settings: SettingsResource) -> dg.MaterializeResult:
     """ROC-AUC, Brier score and calibration of what each served model version predicted,
     against the outcomes that arrived since (a scored lead paid within its window; a scored
     customer bought again within the horizon). Tables ``monitoring.realised_performance`` and
@@ -581,6 +583,11 @@ def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerf
     for row in summary.itertuples(index=False):
         if np.isfinite(row.roc_auc):
             meta[f"roc_auc/{row.model}/v{row.version}"] = float(row.roc_auc)
+    # for the pages, which never open the warehouse
+    published = realised_performance_path(settings.get().root / "monitoring")
+    rows = json.loads(summary.to_json(orient="records"))
+    publish_file(lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)), published)
+    meta["published"] = dg.MetadataValue.path(str(published))
     context.log.info(f"{len(judged)} served predictions have a known outcome")
     return dg.MaterializeResult(metadata=meta)
 

@@ -1,0 +1,341 @@
+"""The MLflow model registry as leadscore uses it: challenger, champion, rollback.
+
+Every training registers a new version of its registered model and gives it the alias
+``challenger``. The champion gate (an asset check) re-scores the current ``champion`` on the
+challenger's held-out rows and moves ``champion`` only when the challenger is better by a
+margin and clears an absolute floor. What the API serves is always exactly the version the
+alias ``champion`` points at.
+
+The order of champions is kept as a tag on the registered model (``leadscore.champion_history``)
+so a rollback can walk back more than one step; the alias ``previous-champion`` mirrors the
+entry before the current one, so people browsing the MLflow UI see it without reading tags.
+
+Each run also stores ``holdout.parquet`` (the held-out rows with their label) and
+``reference.parquet`` (a sample of the training features, for drift) at the root of its
+artifacts.
+
+No Dagster imports here: the CLI and the API use this module too. MLflow is imported only
+when a registry or an experiment is first opened.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from leadscore_core.serving import ModelBundle
+
+# Short model name (asset key suffix) -> registered model name.
+MODELS: dict[str, str] = {
+    "lead_conversion": "leadscore-lead-conversion",
+    "plan": "leadscore-plan",
+    "activity_churn": "leadscore-activity-churn",
+    "snapshot_churn": "leadscore-snapshot-churn",
+}
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS = "previous-champion"
+HISTORY_TAG = "leadscore.champion_history"
+EXPERIMENT = "leadscore"
+
+# The metric the gate compares, per task.
+PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "macro_f1"}
+
+HOLDOUT_ARTIFACT = "holdout.parquet"
+REFERENCE_ARTIFACT = "reference.parquet"
+MODEL_ARTIFACT = "model"  # name of the pyfunc model logged in each run
+
+# Version tags written at training time, read by the gate and by ``leadscore models``.
+TAG_TASK = "leadscore.task"
+TAG_LABEL = "leadscore.label"
+TAG_GATE = "leadscore.gate"
+TAG_PROFILE = "leadscore.profile"  # the source profile the training rows were typed with
+TAG_GATE_REASON = "leadscore.gate_reason"
+
+
+def registered_name(model: str) -> str:
+    """``lead_conversion``, ``lead-conversion`` or ``leadscore-lead-conversion`` -> the
+    registered name."""
+    if model in MODELS.values():
+        return model
+    key = model.replace("-", "_")
+    if key in MODELS:
+        return MODELS[key]
+    raise KeyError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+
+
+def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERIMENT) -> str:
+    """Create the experiment with its artifacts under ``artifact_root`` unless it exists.
+
+    MLflow would otherwise put the artifacts of a SQLite-backed store in ``./mlruns`` relative
+    to whatever directory the process started in. A tracking server (``http(s)://``) keeps
+    its own default, the artifacts it proxies (``mlflow server --serve-artifacts``).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if not tracking_uri.startswith(("http://", "https://")):
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created concurrently by another step process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+# -- the gate's decision ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Promote only when the challenger beats the champion by ``margin`` and clears a floor."""
+
+    margin: float = 0.002
+    floor_binary: float = 0.60  # ROC-AUC
+    floor_multiclass: float = 0.30  # macro-F1
+
+    def floor(self, task: str) -> float:
+        return self.floor_binary if task == "binary" else self.floor_multiclass
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    metric: str
+    challenger: float
+    champion: float | None
+    margin: float
+    floor: float
+
+    @property
+    def improvement(self) -> float | None:
+        return None if self.champion is None else self.challenger - self.champion
+
+
+def decide(task: str, challenger: float, champion: float | None,
+           policy: GatePolicy) -> GateDecision:
+    """The gate's rule, on scores measured on the same held-out rows."""
+    metric = PRIMARY_METRIC[task]
+    floor = policy.floor(task)
+
+    def verdict(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, metric, challenger, champion, policy.margin, floor)
+
+    if not np.isfinite(challenger) or challenger < floor:
+        return verdict(False, f"challenger {metric} {challenger:.4f} is below the floor "
+                              f"{floor:.4f}")
+    if champion is None:
+        return verdict(True, f"no champion yet; challenger {metric} {challenger:.4f} clears the "
+                             f"floor {floor:.4f}")
+    if challenger >= champion + policy.margin:
+        return verdict(True, f"challenger {metric} {challenger:.4f} beats champion "
+                             f"{champion:.4f} by {challenger - champion:+.4f} "
+                             f"(margin {policy.margin})")
+    return verdict(False, f"challenger {metric} {challenger:.4f} does not beat champion "
+                          f"{champion:.4f} by the margin {policy.margin} "
+                          f"({challenger - champion:+.4f})")
+
+
+def score_on(bundle: ModelBundle, holdout: pd.DataFrame, label: str, task: str) -> float:
+    """The gate's metric for ``bundle`` on ``holdout`` (each model encodes with its own encoder)."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    y = holdout[label]
+    proba = np.asarray(bundle.predict_proba(bundle.encoder.transform_frame(holdout)))
+    if task == "binary":
+        positive = proba[:, -1] if proba.ndim == 2 else proba
+        y = y.astype(bool).to_numpy()
+        if len(np.unique(y)) < 2:
+            return float("nan")
+        return float(roc_auc_score(y, positive))
+    classes = np.asarray(bundle.classes)
+    predicted = classes[np.argmax(proba, axis=1)]
+    return float(f1_score(y.astype(str), predicted.astype(str), average="macro"))
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+@dataclass
+class VersionInfo:
+    """One registered version as ``leadscore models`` shows it."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str
+    created: datetime
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class RollbackError(RuntimeError):
+    """There is no earlier champion to go back to."""
+
+
+class ModelRegistry:
+    """Aliases, history and artifacts of leadscore's registered models."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        # MLflow is imported here, where the registry is first read, not when this module
+        # loads: the API imports the model list above at start, and MLflow costs seconds.
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        self.tracking_uri = tracking_uri
+        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri,
+                                                 registry_uri=tracking_uri)
+        self._missing = MlflowException
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    def by_alias(self, model: str, alias: str) -> ModelVersion | None:
+        try:
+            return self.client.get_model_version_by_alias(registered_name(model), alias)
+        except self._missing:
+            return None
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """alias -> version of a registered model ({} when it does not exist yet)."""
+        try:
+            registered = self.client.get_registered_model(registered_name(model))
+        except self._missing:
+            return {}
+        return {alias: str(version) for alias, version in registered.aliases.items()}
+
+    def history(self, model: str) -> list[str]:
+        """Versions that have been champion, oldest first, ending with the current one."""
+        name = registered_name(model)
+        try:
+            registered = self.client.get_registered_model(name)
+        except self._missing:
+            return []
+        raw = registered.tags.get(HISTORY_TAG, "")
+        history = [v for v in raw.split(",") if v]
+        champion = registered.aliases.get(CHAMPION)
+        champion = str(champion) if champion is not None else None
+        # An alias moved by hand in the MLflow UI wins over the recorded history.
+        if champion and (not history or history[-1] != champion):
+            history.append(champion)
+        return history
+
+    def set_challenger(self, model: str, version: str | int) -> None:
+        self.client.set_registered_model_alias(registered_name(model), CHALLENGER, str(version))
+
+    def promote(self, model: str, version: str | int,
+                decision: GateDecision | None = None) -> None:
+        """Make ``version`` the champion; the one it replaces becomes ``previous-champion``."""
+        name, version = registered_name(model), str(version)
+        history = [v for v in self.history(name) if v != version] + [version]
+        self._write_history(name, history)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.client.set_model_version_tag(name, version, "leadscore.promoted_at", now)
+        if decision is not None:
+            self._tag_decision(name, version, "promoted", decision)
+
+    def reject(self, model: str, version: str | int, decision: GateDecision) -> None:
+        self._tag_decision(registered_name(model), str(version), "rejected", decision)
+
+    def rollback(self, model: str) -> tuple[str, str]:
+        """Move ``champion`` back to the previous champion; returns (from, to) versions."""
+        name = registered_name(model)
+        history = self.history(name)
+        if len(history) < 2:
+            raise RollbackError(f"{name}: no previous champion to roll back to "
+                                f"(champion history: {history or 'empty'})")
+        current, history = history[-1], history[:-1]
+        self._write_history(name, history)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.client.set_model_version_tag(name, current, "leadscore.rolled_back_at", now)
+        return current, history[-1]
+
+    def _write_history(self, name: str, history: list[str]) -> None:
+        self.client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+        self.client.set_registered_model_alias(name, CHAMPION, history[-1])
+        if len(history) >= 2:
+            self.client.set_registered_model_alias(name, PREVIOUS, history[-2])
+        elif PREVIOUS in self.aliases(name):
+            self.client.delete_registered_model_alias(name, PREVIOUS)
+
+    def _tag_decision(self, name: str, version: str, outcome: str,
+                      decision: GateDecision) -> None:
+        self.client.set_model_version_tag(name, version, TAG_GATE, outcome)
+        self.client.set_model_version_tag(name, version, TAG_GATE_REASON, decision.reason)
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def versions(self, model: str) -> list[VersionInfo]:
+        """Every version of a registered model, newest first, with aliases and run metrics."""
+        name = registered_name(model)
+        aliases_of: dict[str, list[str]] = {}
+        for alias, version in self.aliases(name).items():
+            aliases_of.setdefault(str(version), []).append(alias)
+        out = []
+        for mv in self.client.search_model_versions(f"name='{name}'"):
+            metrics = self.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            out.append(VersionInfo(
+                name=name,
+                version=str(mv.version),
+                aliases=sorted(aliases_of.get(str(mv.version), [])),
+                run_id=mv.run_id or "",
+                created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC),
+                metrics=dict(metrics),
+                tags=dict(mv.tags),
+            ))
+        return sorted(out, key=lambda v: int(v.version), reverse=True)
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def version(self, model: str, version_or_alias: str | int) -> ModelVersion:
+        name = registered_name(model)
+        version_or_alias = str(version_or_alias)
+        if version_or_alias.isdigit():
+            return self.client.get_model_version(name, version_or_alias)
+        return self.client.get_model_version_by_alias(name, version_or_alias)
+
+    def load_bundle(self, model: str, version_or_alias: str | int = CHAMPION) -> ModelBundle:
+        """The ``ModelBundle`` inside a registered version's pyfunc model."""
+        from leadscore_core.serving import SPEC_FILE, ModelBundle
+
+        mv = self.version(model, version_or_alias)
+        with tempfile.TemporaryDirectory() as tmp:
+            # The store resolves the version to its artifact location; a ``models:/`` URI
+            # would be resolved through MLflow's process-global tracking URI instead.
+            location = self.client.get_model_version_download_uri(mv.name, mv.version)
+            local = Path(self._download(location, tmp))
+            # pyfunc copies each artifact under ``artifacts/``; the bundle is the directory
+            # holding the bundle's JSON spec, wherever MLflow nested it.
+            spec = next(local.rglob(SPEC_FILE), None)
+            if spec is None:
+                raise FileNotFoundError(f"{mv.name} version {mv.version}: no model bundle in "
+                                        f"its artifacts")
+            return ModelBundle.load(spec.parent)
+
+    def run_frame(self, run_id: str, artifact: str) -> pd.DataFrame:
+        """A Parquet artifact of a run (``holdout.parquet``, ``reference.parquet``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self._download(None, tmp, run_id=run_id, artifact_path=artifact)
+            return pd.read_parquet(path)
+
+    def _download(self, uri: str | None, dst: str, **kwargs: str) -> str:
+        import mlflow.artifacts
+
+        return mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=dst, tracking_uri=self.tracking_uri,
+            registry_uri=self.tracking_uri, **kwargs)

@@ -1,0 +1,176 @@
+"""Warehouse layout (schemas, the raw tables every stage agrees on) and the table helpers.
+
+The warehouse is one DuckDB file with one schema per stage (``raw``, ``clean``,
+``quarantine``, ``features``, ``scores``, ``monitoring``). Asset keys mirror table paths:
+the asset ``raw/invoices`` is the table ``raw.invoices``.
+
+The raw layer is lossless: every value is text exactly as it was in the file, plus lineage
+columns saying where the row came from. Leads and customers differ by company, so their
+raw tables hold the fields the source profile identifies (id, created time, email, label)
+and the whole row as JSON (``record``); typing per profile is the cleaning stage's job.
+
+No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pandas as pd
+
+SCHEMAS = ("raw", "clean", "quarantine", "features", "scores", "monitoring")
+
+# Lineage columns on every raw row.
+LINEAGE_DDL = """
+    _partition     VARCHAR NOT NULL,  -- dynamic partition key of the file
+    _source_file   VARCHAR NOT NULL,  -- file name in the inbox
+    _file_sha256   VARCHAR NOT NULL,  -- SHA-256 of the file's bytes
+    _row_number    BIGINT  NOT NULL,  -- 1-based record number in the file (header excluded)
+    _ingested_at   TIMESTAMP NOT NULL
+"""
+# How to read a file's text, on every raw row of text sources (null for JSON objects).
+READING_DDL = """
+    _formats     JSON,  -- decided per file: number field -> decimal/thousands, date -> order
+    _malformed   JSON,  -- a record that did not fit the header: line, rule, reason, fields
+"""
+LINEAGE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_row_number", "_ingested_at")
+
+RAW_DDL: dict[str, str] = {
+    "leads": f"""
+        profile     VARCHAR NOT NULL,  -- source profile that recognised the header
+        record_id   VARCHAR,           -- the profile's id column, as text
+        created_at  VARCHAR,
+        email       VARCHAR,
+        label       VARCHAR,
+        record      JSON NOT NULL,     -- every column of the row, as text
+        {READING_DDL}
+        {LINEAGE_DDL}
+    """,
+    "customers": f"""
+        profile     VARCHAR NOT NULL,
+        record_id   VARCHAR,
+        created_at  VARCHAR,
+        email       VARCHAR,
+        label       VARCHAR,
+        record      JSON NOT NULL,
+        {READING_DDL}
+        {LINEAGE_DDL}
+    """,
+    # Stripe: one row per charge or payment_intent (events are unwrapped). Amounts are text
+    # as exported: minor units (integers) from the API's JSON, major units ("150.00") from
+    # the dashboard's CSV; ``amount_unit`` says which.
+    "payments": f"""
+        object_type      VARCHAR NOT NULL,  -- charge | payment_intent | refund | dispute
+        payment_id       VARCHAR,
+        created          VARCHAR,           -- Unix s (JSON); 'YYYY-MM-DD HH:MM[:SS]' UTC (CSV)
+        amount           VARCHAR,
+        amount_refunded  VARCHAR,
+        amount_unit      VARCHAR NOT NULL,  -- minor | major
+        currency         VARCHAR,
+        status           VARCHAR,
+        refunded         VARCHAR,
+        disputed         VARCHAR,
+        captured         VARCHAR,           -- a charge's captured flag (false: authorised only)
+        charge           VARCHAR,           -- the charge a refund or dispute belongs to
+        failure_code     VARCHAR,
+        customer_id      VARCHAR,
+        customer_email   VARCHAR,
+        payment_intent   VARCHAR,           -- a charge's payment intent id
+        description      VARCHAR,
+        event_id         VARCHAR,           -- set when the object came wrapped in an event
+        raw_format       VARCHAR NOT NULL,  -- json_array|json_list_page|json_mapping|jsonl|csv
+        raw_object       JSON NOT NULL,     -- the original object (or CSV row), untouched
+        {READING_DDL}
+        {LINEAGE_DDL}
+    """,
+    "invoices": f"""
+        invoice_no    VARCHAR,
+        stock_code    VARCHAR,
+        description   VARCHAR,
+        quantity      VARCHAR,
+        invoice_date  VARCHAR,
+        unit_price    VARCHAR,
+        customer_id   VARCHAR,
+        country       VARCHAR,
+        _encoding     VARCHAR NOT NULL,  -- encoding the file was decoded with
+        {READING_DDL}
+        {LINEAGE_DDL}
+    """,
+}
+
+# Invoice export header (UCI Online Retail layout) -> raw column.
+INVOICE_COLUMNS = {
+    "InvoiceNo": "invoice_no",
+    "StockCode": "stock_code",
+    "Description": "description",
+    "Quantity": "quantity",
+    "InvoiceDate": "invoice_date",
+    "UnitPrice": "unit_price",
+    "CustomerID": "customer_id",
+    "Country": "country",
+}
+
+
+def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
+    for schema in SCHEMAS:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+
+def ensure_raw_table(conn: duckdb.DuckDBPyConnection, source: str) -> str:
+    ensure_schemas(conn)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{source} ({RAW_DDL[source]})")
+    # a warehouse made before a column existed gets it (null for the rows already there)
+    have = {name for (name,) in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = ?",
+        [source]).fetchall()}
+    for name, sql_type in raw_column_types(source).items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE raw.{source} ADD COLUMN {name} {sql_type}")
+    return f"raw.{source}"
+
+
+def raw_column_types(source: str) -> dict[str, str]:
+    """Column -> type of ``raw.<source>``, from its DDL."""
+    return dict(re.findall(r"^\s*(\w+)\s+(VARCHAR|JSON|BIGINT|TIMESTAMP)\b", RAW_DDL[source],
+                           re.M))
+
+
+def table_row_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
+    """(schema, table, rows) for every table of the warehouse."""
+    tables = conn.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY schema_name, table_name"
+    ).fetchall()
+    return [
+        (schema, table, conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0])
+        for schema, table in tables
+    ]
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    # fetchall: a half-fetched result would keep the connection busy for the next query
+    return conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, name]).fetchall()[0][0] > 0
+
+
+def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:
+    """The whole table as a DataFrame, or None when it does not exist yet."""
+    if not table_exists(conn, table):
+        return None
+    return conn.sql(f"SELECT * FROM {table}").df()
+
+
+def write_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Replace ``table`` with ``frame`` (one transaction, so readers never see half a table)."""
+    ensure_schemas(conn)
+    view = f"_frame_{table.replace('.', '_')}"
+    conn.register(view, frame)
+    try:
+        conn.execute("BEGIN")
+        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {view}")
+        conn.execute("COMMIT")
+    finally:
+        conn.unregister(view)
+    return len(frame)
