@@ -23,9 +23,9 @@ from celery import Celery
 from mlflow import MlflowClient
 
 from leadscore_assets.ingest.landing import partition_key
-from leadscore_assets.models.registry import registered_name
 from leadscore_assets.resources import warehouse_resource, writer_lock
-from leadscore_assets.settings import Settings
+from leadscore_core.registry import registered_name
+from leadscore_core.settings import Settings
 
 TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
             dg.DagsterRunStatus.CANCELED}
