@@ -46,17 +46,8 @@ QUARANTINE_DUCKDB = """
 CREATE TABLE quarantine_invoices AS SELECT * FROM raw_invoices
 WHERE NOT (CAST(unit_price AS DECIMAL(12, 3)) > 0 AND nullif(trim(description), '') IS NOT NULL)
 """
-CLEAN_PG = """
-CREATE TABLE clean_invoices AS
-SELECT DISTINCT invoice_no, stock_code, description,
-       CAST(quantity AS INTEGER) AS quantity,
-       CAST(invoice_date AS TIMESTAMP) AS invoiced_at,
-       CAST(unit_price AS NUMERIC(12, 3)) AS unit_price,
-       CAST(CAST(nullif(customer_id, '') AS DOUBLE PRECISION) AS BIGINT) AS customer_id,
-       country, starts_with(invoice_no, 'C') AS is_return
-FROM raw_invoices
-WHERE CAST(unit_price AS NUMERIC(12, 3)) > 0 AND nullif(trim(description), '') IS NOT NULL
-"""
+# the same statements in PostgreSQL's type names
+CLEAN_PG = CLEAN_DUCKDB.replace("DECIMAL", "NUMERIC").replace("AS DOUBLE)", "AS DOUBLE PRECISION)")
 QUARANTINE_PG = QUARANTINE_DUCKDB.replace("DECIMAL", "NUMERIC")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
