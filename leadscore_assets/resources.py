@@ -39,6 +39,7 @@ def env_or(name: str, default: T) -> dg.EnvVar | T:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+LOCK_APPLICATION = "leadscore-warehouse-writer"
 _held = threading.local()  # warehouse -> depth of this thread's nested connections
 
 
@@ -88,7 +89,8 @@ def _acquire(database: str, lock_url: str | None) -> Iterator[None]:
 
     # the SQLAlchemy URL the Dagster storage uses (postgresql+psycopg2://) names the server too
     dsn = make_url(lock_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = psycopg2.connect(dsn, application_name="leadscore-warehouse-writer")
+    # the holder (or waiter) is named in pg_stat_activity: which process has the warehouse
+    conn = psycopg2.connect(dsn, application_name=f"{LOCK_APPLICATION}:{os.getpid()}")
     try:
         conn.autocommit = True
         with conn.cursor() as cur:

@@ -23,7 +23,7 @@ from celery import Celery
 from mlflow import MlflowClient
 
 from leadscore_assets.ingest.landing import partition_key
-from leadscore_assets.resources import warehouse_resource, writer_lock
+from leadscore_assets.resources import LOCK_APPLICATION, warehouse_resource, writer_lock
 from leadscore_core.registry import registered_name
 from leadscore_core.settings import Settings
 
@@ -221,19 +221,21 @@ def test_killed_worker_fails_the_run_and_rerun_lands_once(cluster, landed, sampl
         activity = psycopg2.connect(cluster["LEADSCORE_PG_ADMIN_URL"])
         activity.autocommit = True
 
-        def waiting_on_lock():
+        def run_waits_on_lock():
+            pid = _run_pid(instance, run.run_id)
+            if pid is None:
+                return None
             with activity.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                            "'leadscore-warehouse-writer' AND wait_event_type = 'Lock'")
-                return cur.fetchone()[0] > 0
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                            "AND wait_event_type = 'Lock'", (f"{LOCK_APPLICATION}:{pid}",))
+                return pid if cur.fetchone()[0] else None
 
         try:
             # the run's landing step waits for the lock: it is in the middle of the run
-            _wait(waiting_on_lock, "the landing step to wait for the writer lock", timeout=600)
+            pid = _wait(run_waits_on_lock, "the landing step to wait for the writer lock",
+                        timeout=900)
         finally:
             activity.close()
-        pid = _run_pid(instance, run.run_id)
-        assert pid is not None
         os.kill(pid, signal.SIGKILL)  # the worker process executing the run
         failed = _wait(lambda: (r := instance.get_run_by_id(run.run_id)).status in TERMINAL
                        and r, "run monitoring to mark the run", timeout=300)
