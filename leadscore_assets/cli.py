@@ -71,7 +71,14 @@ def quarantine(source: str | None, show: int) -> None:
 @click.argument("model", required=False)
 def models(model: str | None) -> None:
     """List registered model versions with their aliases and held-out metrics."""
-    from leadscore_assets.models.registry import MODELS, PRIMARY_METRIC, ModelRegistry
+    from leadscore_assets.models.registry import (
+        MODELS,
+        PRIMARY_METRIC,
+        TAG_CANDIDATE,
+        TAG_CANDIDATE_REASON,
+        TAG_GATE,
+        ModelRegistry,
+    )
 
     registry = ModelRegistry(get_settings().mlflow_uri)
     names = [model] if model else list(MODELS)
@@ -92,8 +99,11 @@ def models(model: str | None) -> None:
             baseline = v.metrics.get(f"baseline_{metric}")
             figures = (f"{metric} {score:.4f}" if score is not None else f"{metric} -") + (
                 f"  baseline {baseline:.4f}" if baseline is not None else "")
-            click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  {figures:<34} "
-                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}")
+            click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  "
+                       f"{v.tags.get(TAG_CANDIDATE, 'lightgbm'):<9} {figures:<34} "
+                       f"{','.join(v.aliases) or '-':<38} {v.tags.get(TAG_GATE, '')}")
+            if v.tags.get(TAG_CANDIDATE_REASON):
+                click.echo(f"         {v.tags[TAG_CANDIDATE_REASON]}")
 
 
 @main.command("rollback")

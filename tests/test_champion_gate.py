@@ -155,8 +155,12 @@ def test_models_command_lists_versions_and_aliases(history, monkeypatch):
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert lines[0].startswith("leadscore-snapshot-churn  (champion history: 1, 2)")
-    assert [line.split()[0] for line in lines[1:]] == ["v3", "v2", "v1"]
-    assert "champion" in lines[2] and "rejected" in lines[1]
+    versions = [line for line in lines[1:] if line.startswith("  v")]
+    assert [line.split()[0] for line in versions] == ["v3", "v2", "v1"]
+    assert "champion" in versions[1] and "rejected" in versions[0]
+    # each version says which candidate won, and the sentence why follows it
+    assert all(line.split()[3] in {"lightgbm", "logistic", "blend"} for line in versions)
+    assert sum(" won: " in line for line in lines) == 3
 
 
 def test_rollback_restores_the_previous_champion(history, monkeypatch):

@@ -57,6 +57,8 @@ MODEL_ARTIFACT = "model"  # name of the pyfunc model logged in each run
 # Version tags written at training time, read by the gate and by ``leadscore models``.
 TAG_TASK = "leadscore.task"
 TAG_LABEL = "leadscore.label"
+TAG_CANDIDATE = "leadscore.candidate"  # lightgbm | logistic | blend: which candidate won
+TAG_CANDIDATE_REASON = "leadscore.candidate_reason"
 TAG_GATE = "leadscore.gate"
 TAG_GATE_REASON = "leadscore.gate_reason"
 
