@@ -7,6 +7,7 @@ file; MLflow is a SQLite store in the test's folder. Nothing is mocked.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -395,3 +396,53 @@ def test_asset_graph_of_the_model_stage():
              for key in check.check_keys if key.name == CHAMPION_GATE}
     assert gates == {f"models/{m}" for m in MODELS}
     assert all(spec.blocking for check in champion_gates() for spec in check.check_specs)
+
+
+def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
+    """The one explainer: the batch scores' reasons and probability for each open lead are
+    what the API answers for the same lead, served from the same registry."""
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+    from api.config import LEAD_CONVERSION, ApiSettings
+    from leadscore_assets.scores.assets import reason_text
+    from leadscore_assets.settings import Settings
+
+    stack, _ = full_run
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        scored = conn.execute("SELECT * FROM scores.leads ORDER BY lead_id LIMIT 40").df()
+        features = conn.execute("SELECT * FROM features.lead_features").df()
+    bundle = stack.registry.load_bundle("lead_conversion")
+    names = bundle.encoder.names
+    rows = features.set_index("lead_id").loc[scored["lead_id"], names].reset_index()
+    bodies = [{"id": r["lead_id"], **{k: v for k, v in r.items()
+                                      if k in names and v is not None and v == v}}
+              for r in rows.to_dict(orient="records")]
+    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    with TestClient(app) as client:
+        for _ in range(300):
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        batch = client.post("/v1/leads/score", json=bodies).json()
+        singles = [client.post("/v1/leads/score", json=b).json() for b in bodies[:10]]
+    assert len(batch) == len(scored) >= 5
+    raw = bundle.raw_score(bundle.encoder.transform_frame(rows))
+    contrib = bundle.explainer.contributions(bundle.encoder.transform_frame(rows))[:, 0]
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)
+    for i, (answer, (_, row)) in enumerate(zip(batch, scored.iterrows(), strict=True)):
+        assert answer["id"] == row["lead_id"]
+        assert answer["probability"] == pytest.approx(row["probability"], abs=1e-6)
+        assert answer["score"] == row["score"]
+        for side in ("for", "against"):
+            served = [reason_text(r["feature"], r["value"]) for r in answer[f"reasons_{side}"]]
+            exported = [row[f"reason_{side}_{i}"] for i in (1, 2, 3)]
+            assert served == [x for x in exported if x], (answer["id"], side)
+        # reasons + base value add up to the raw score (all contributions, listed or not)
+        assert answer["raw_score"] == pytest.approx(raw[i], abs=1e-9)
+        assert answer["base_value"] == pytest.approx(contrib[i, -1], abs=1e-12)
+    for one, answer in zip(singles, batch, strict=False):
+        assert one["reasons_for"] == answer["reasons_for"]
+        assert one["reasons_against"] == answer["reasons_against"]

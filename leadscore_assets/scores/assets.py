@@ -69,14 +69,18 @@ def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
     return [TIERS[3 - int(i)] for i in idx], bounds
 
 
+def reason_text(feature: str, value) -> str:
+    """One reason as the export writes it: ``Feature = value``."""
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return f"{feature} = {'blank' if value is None else value}"
+
+
 def reason_columns(explanations: list[Explanation], top_k: int = TOP_REASONS
                    ) -> pd.DataFrame:
     """``reason_for_1..k`` / ``reason_against_1..k`` as ``Feature = value`` text."""
     def text(reason) -> str:
-        value = reason.value
-        if isinstance(value, float):
-            value = f"{value:g}"
-        return f"{reason.feature} = {'blank' if value is None else value}"
+        return reason_text(reason.feature, reason.value)
 
     rows = []
     for e in explanations:
