@@ -243,6 +243,7 @@ def demo(ctx: click.Context, scale: float) -> None:
         ctx.invoke(land, source=source, files=())
 
     from leadscore_assets.definitions import defs
+    from leadscore_assets.models.checks import CHAMPION_GATE
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     click.echo("== running the main job (clean, features, models, scores, drift)")
@@ -254,7 +255,9 @@ def demo(ctx: click.Context, scale: float) -> None:
     click.echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; "
                f"{sum(c.passed for c in checks)}/{len(checks)} checks passed")
     for c in checks:
-        if not c.passed:
+        if c.check_name == CHAMPION_GATE:  # the gate's verdict: promoted, or kept and why
+            click.echo(f"  {c.asset_key.to_user_string()}: {c.description}")
+        elif not c.passed:
             click.echo(f"  check failed: {c.asset_key.to_user_string()} {c.check_name}")
     ctx.invoke(counts)
     ctx.invoke(models, model=None)

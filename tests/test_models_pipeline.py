@@ -25,7 +25,8 @@ from leadscore_assets.models.assets import (
     mlflow_resource,
     model_assets,
 )
-from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource, champion_gates
+from leadscore_assets.models.champion import champion_assets
+from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource
 from leadscore_assets.models.registry import (
     CHALLENGER,
     CHAMPION,
@@ -39,6 +40,7 @@ from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import (
     CUSTOMER_EXPORT,
     LEAD_EXPORT,
+    customer_risk,
     export_csv,
     quartile_tiers,
     risk_levels,
@@ -182,7 +184,7 @@ class Stack:
 
     def materialize(self, selection: dg.AssetSelection | None = None, ops: dict | None = None,
                     gate: dict | None = None) -> dg.ExecuteInProcessResult:
-        everything = [*feature_assets, *model_assets, *champion_gates(), *score_assets]
+        everything = [*feature_assets, *model_assets, *champion_assets, *score_assets]
         return dg.materialize(everything, selection=selection,
                               resources=self.resources(**(gate or {})),
                               run_config={"ops": ops or {}}, raise_on_error=False)
@@ -215,11 +217,20 @@ def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
 def test_every_gate_passed_and_says_why(full_run):
     _, result = full_run
     evaluations = result.get_asset_check_evaluations()
-    gates = {e.asset_key.path[-1]: e for e in evaluations if e.check_name == CHAMPION_GATE}
+    gates = {e.asset_key.path[1]: e for e in evaluations if e.check_name == CHAMPION_GATE}
     assert set(gates) == set(MODELS)
     for model, evaluation in gates.items():
         assert evaluation.passed, model
-        assert "no champion yet" in evaluation.description
+        assert evaluation.asset_key.path == ["models", model, "champion"]
+        assert evaluation.description.startswith("promoted v1: the first champion")
+    # each champion materialised (it moved the alias), and says which candidate it is
+    champions = {e.asset_key.path[1]: e.event_specific_data.materialization.metadata
+                 for e in result.get_asset_materialization_events()
+                 if e.asset_key.path[-1] == "champion"}
+    assert set(champions) == set(MODELS)
+    assert all(m["champion_version"].value == "1" for m in champions.values())
+    assert all(m["candidate"].value in {"lightgbm", "logistic", "blend"}
+               for m in champions.values())
 
 
 def test_models_learn_the_planted_signal(full_run):
@@ -262,6 +273,7 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
             "SELECT count(*) FROM features.lead_features WHERE converted IS NULL").fetchone()[0]
     export = pd.read_csv(stack.data / "exports" / LEAD_EXPORT)
     assert open_leads > 0 and len(export) == open_leads
+    assert export["lead_id"].is_unique  # one row per lead
     assert list(export.columns[:6]) == ["lead_id", "email", "created_at", "score", "tier",
                                         "probability"]
     assert {f"reason_for_{i}" for i in (1, 2, 3)} <= set(export.columns)
@@ -274,18 +286,30 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
     assert reasons.str.contains(" = ").all()
 
 
-def test_customer_scores_cover_every_customer_of_both_models(full_run):
+def test_customer_scores_have_one_row_per_customer_with_both_models(full_run):
     stack, _ = full_run
     export = pd.read_csv(stack.data / "exports" / CUSTOMER_EXPORT, dtype={"customer_id": str})
     with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
-        activity = conn.execute(
-            "SELECT count(*) FROM features.customer_activity_latest").fetchone()[0]
-    assert (export["model"] == "snapshot_churn").sum() == 400
-    assert (export["model"] == "activity_churn").sum() == activity
+        activity = set(conn.execute(
+            "SELECT customer_id FROM features.customer_activity_latest").df()["customer_id"])
+        snapshot = set(conn.execute(
+            "SELECT customer_id FROM features.customer_snapshot").df()["customer_id"])
+    # one row per customer: a CRM import keyed on the id gets one value per field
+    assert export["customer_id"].is_unique
+    assert set(export["customer_id"]) == activity | snapshot
+    assert len(activity & snapshot) > 100  # the same customers, seen by both models
+    assert export["activity_churn_probability"].notna().sum() == len(activity)
+    assert export["snapshot_churn_probability"].notna().sum() == len(snapshot)
     assert set(export["risk_level"]) <= {"High", "Medium", "Low"}
+    # the one rule: the highest of the models' probabilities decides the level
+    both = export[["activity_churn_probability", "snapshot_churn_probability"]]
+    np.testing.assert_allclose(export["churn_probability"], both.max(axis=1))
     high = export[export["risk_level"] == "High"]["churn_probability"]
     low = export[export["risk_level"] == "Low"]["churn_probability"]
     assert high.min() >= 0.6 and low.max() < 0.3
+    picked = np.where(export["risk_model"] == "activity_churn",
+                      export["activity_churn_probability"], export["snapshot_churn_probability"])
+    np.testing.assert_allclose(picked, export["churn_probability"])
 
 
 def test_serving_snapshot_published_for_the_api(full_run):
@@ -350,6 +374,19 @@ def test_tiers_are_quartiles_of_the_scores_given():
     assert tiers[99] == "A" and tiers[0] == "D" and tiers[50] == "B"
 
 
+def test_customer_risk_is_the_highest_models_level():
+    probabilities = pd.DataFrame({"activity_churn": [0.7, 0.1, np.nan, 0.35],
+                                  "snapshot_churn": [0.2, 0.65, 0.31, 0.35]},
+                                 index=["a", "b", "c", "d"])
+    risk = customer_risk(probabilities, high=0.6, medium=0.3)
+    assert risk["risk_level"].tolist() == ["High", "High", "Medium", "Medium"]
+    assert risk["churn_probability"].tolist() == [0.7, 0.65, 0.31, 0.35]
+    assert risk["risk_model"].tolist() == ["activity_churn", "snapshot_churn", "snapshot_churn",
+                                           "activity_churn"]  # a tie: the first listed
+    with pytest.raises(ValueError, match="at least one model"):
+        customer_risk(pd.DataFrame({"activity_churn": [np.nan]}), 0.6, 0.3)
+
+
 def test_risk_levels_follow_the_thresholds():
     levels = risk_levels(np.array([0.05, 0.3, 0.59, 0.6, 0.99]), high=0.6, medium=0.3)
     assert list(levels) == ["Low", "Medium", "Medium", "High", "High"]
@@ -370,8 +407,7 @@ def test_csv_export_is_plain_utf8_with_iso_dates(tmp_path):
 def test_asset_graph_of_the_model_stage():
     """Keys, groups and upstream keys as reviewed; a change to the graph shows up here."""
     graph = {}
-    for asset in [*feature_assets, *model_assets, *score_assets]:
-        assert asset.op.pool == "duckdb_writer"  # one DuckDB writer at a time
+    for asset in [*feature_assets, *model_assets, *champion_assets, *score_assets]:
         for spec in asset.specs:
             assert spec.description and spec.kinds
             graph[spec.key.to_user_string()] = (
@@ -386,16 +422,16 @@ def test_asset_graph_of_the_model_stage():
         "models/plan": ("models", ["features/plan_labels"]),
         "models/activity_churn": ("models", ["features/customer_activity"]),
         "models/snapshot_churn": ("models", ["features/customer_snapshot"]),
-        "scores/leads": ("scores", ["features/lead_features", "models/lead_conversion"]),
+        **{f"models/{m}/champion": ("models", [f"models/{m}"]) for m in MODELS},
+        "scores/leads": ("scores", ["features/lead_features", "models/lead_conversion/champion"]),
         "scores/customers": ("scores", [
             "features/customer_activity_latest", "features/customer_snapshot",
-            "models/activity_churn", "models/snapshot_churn"]),
+            "models/activity_churn/champion", "models/snapshot_churn/champion"]),
         "serving/customer_activity_snapshot": ("serving", ["features/customer_activity_latest"]),
     }
-    gates = {key.asset_key.to_user_string() for check in champion_gates()
-             for key in check.check_keys if key.name == CHAMPION_GATE}
-    assert gates == {f"models/{m}" for m in MODELS}
-    assert all(spec.blocking for check in champion_gates() for spec in check.check_specs)
+    gates = {key.asset_key.to_user_string() for asset in champion_assets
+             for key in asset.check_keys if key.name == CHAMPION_GATE}
+    assert gates == {f"models/{m}/champion" for m in MODELS}
 
 
 def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):

@@ -10,8 +10,8 @@ gate can re-score another version on the same rows) and the drift reference.
 MLflow runs: the ``mlflow`` resource (dagster-mlflow) opens one MLflow run per Dagster run;
 each model logs to its own nested child run, because one Dagster run usually trains several
 models and their parameters would collide in a single MLflow run. Every training registers a
-new version and points the alias ``challenger`` at it; ``models/checks.py`` decides whether it
-becomes ``champion``.
+new version and points the alias ``challenger`` at it; the champion asset
+(``models/champion.py``) decides whether it becomes ``champion``.
 """
 
 import tempfile

@@ -27,6 +27,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table, read_table, table_exists
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.registry import (
     CHAMPION,
@@ -476,7 +477,7 @@ def drift_asset(model: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=drift_key(model),
-        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+        deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
         kinds={"scipy", "duckdb", "html"},

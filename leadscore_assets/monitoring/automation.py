@@ -24,6 +24,7 @@ import time
 
 import dagster as dg
 
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.registry import CHAMPION
 from leadscore_assets.monitoring.assets import MONITORED, monitoring_assets, raw_predictions
@@ -91,7 +92,8 @@ def _retrain_reasons(meta: dict[str, object], policy: RetrainPolicy) -> list[str
 
 @dg.sensor(
     name="retraining_sensor",
-    target=dg.AssetSelection.assets(*[dg.AssetKey(["models", m]) for m in MONITORED]),
+    target=dg.AssetSelection.assets(*[key for m in MONITORED
+                                      for key in (dg.AssetKey(["models", m]), champion_key(m))]),
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retrains a model when its champion's drift report says the data drifted or "
@@ -120,7 +122,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext, model_registry: Model
         requested.append(run_key)
         requests.append(dg.RunRequest(
             run_key=run_key,
-            asset_selection=[dg.AssetKey(["models", model])],
+            asset_selection=[dg.AssetKey(["models", model]), champion_key(model)],
             tags={TRIGGER_TAG: "retraining_sensor", REASON_TAG: "+".join(reasons),
                   CHAMPION_TAG: str(champion.version), "leadscore/model": model},
         ))

@@ -1,11 +1,12 @@
 """Batch scores with the champion models, and the read-only snapshot the API serves from.
 
-``scores/leads`` ranks every lead without a decision yet; ``scores/customers`` gives every
-customer a churn probability and a risk level. Both use the registry's ``champion`` versions
-(never the freshly trained challenger) and depend on the model assets, so a failed champion
-gate blocks them in the same run. Each table is also exported as a CSV a CRM can import:
-plain header, ISO 8601 dates, UTF-8, written to a temporary file and renamed into place so an
-importer never reads half a file.
+``scores/leads`` ranks every lead without a decision yet (one row per lead);
+``scores/customers`` gives every customer one row with each churn model's probability and one
+risk level. Both use the registry's ``champion`` versions (never the freshly trained
+challenger) and depend on the champion assets, which materialise only when a challenger is
+promoted: a challenger that loses leaves the scores as they were. Each table is also
+exported as a CSV a CRM can import: plain header, ISO 8601 dates, UTF-8, written to a
+temporary file and renamed into place so an importer never reads half a file.
 
 ``serving/customer_activity_snapshot`` publishes the latest activity features per customer as
 a Parquet file for the API, swapped in with an atomic rename: the API never opens the
@@ -25,6 +26,7 @@ from dagster_duckdb import DuckDBResource
 
 from api.tiers import lead_tiers_document, lead_tiers_path
 from leadscore_assets.features.assets import markdown_table, read_table, write_table
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
@@ -58,6 +60,33 @@ def risk_levels(probability: np.ndarray, high: float, medium: float) -> np.ndarr
                          " <= 1")
     return np.where(probability >= high, "High",
                     np.where(probability >= medium, "Medium", "Low"))
+
+
+CHURN_MODELS = ("activity_churn", "snapshot_churn")
+
+
+def customer_risk(probabilities: pd.DataFrame, high: float, medium: float) -> pd.DataFrame:
+    """The one rule for a customer's churn risk level, whatever models score them.
+
+    ``probabilities`` has one column per churn model (NaN where a model does not know the
+    customer). The customer's churn probability is the highest of their models'
+    probabilities, and the risk level is that probability's (High at or above ``high``,
+    Medium at or above ``medium``, else Low): a customer one model sees leaving is at risk,
+    whatever the other says. Returns ``churn_probability``, ``risk_level`` and ``risk_model``
+    (the model the level comes from; the first listed wins a tie).
+    """
+    values = probabilities.to_numpy(dtype=np.float64)
+    known = ~np.isnan(values)
+    if not known.any(axis=1).all():
+        raise ValueError("every customer needs a probability from at least one model")
+    filled = np.where(known, values, -np.inf)
+    top = filled.argmax(axis=1)
+    probability = filled[np.arange(len(filled)), top]
+    return pd.DataFrame({
+        "churn_probability": probability,
+        "risk_level": risk_levels(probability, high, medium),
+        "risk_model": np.asarray(probabilities.columns, dtype=object)[top],
+    }, index=probabilities.index)
 
 
 def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
@@ -132,8 +161,7 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
 
 @dg.asset(
     key=["scores", "leads"],
-    deps=[dg.AssetKey(["models", "lead_conversion"]),
-          dg.AssetKey(["features", "lead_features"])],
+    deps=[champion_key("lead_conversion"), dg.AssetKey(["features", "lead_features"])],
     group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
 )
 def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
@@ -189,7 +217,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
 
 @dg.asset(
     key=["scores", "customers"],
-    deps=[dg.AssetKey(["models", "activity_churn"]), dg.AssetKey(["models", "snapshot_churn"]),
+    deps=[champion_key("activity_churn"), champion_key("snapshot_churn"),
           dg.AssetKey(["features", "customer_activity_latest"]),
           dg.AssetKey(["features", "customer_snapshot"])],
     group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
@@ -197,11 +225,12 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
 def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
                     settings: SettingsResource,
                     model_registry: ModelRegistryResource) -> dg.MaterializeResult:
-    """Every customer's churn probability and risk level (High, Medium, Low): from purchase
-    activity (invoices) and from the account snapshot, each by its champion model."""
+    """One row per customer: each churn model's probability in its own column (purchase
+    activity from invoices, the account snapshot), each by its champion, and one risk level
+    (High, Medium, Low) by ``customer_risk``'s rule: the highest of the probabilities."""
     registry = model_registry.registry()
     high, medium = config.thresholds(settings.get())
-    parts, versions = [], {}
+    columns, versions = {}, {}
     with warehouse.get_connection() as conn:
         for model, table in (("activity_churn", "features.customer_activity_latest"),
                              ("snapshot_churn", "features.customer_snapshot")):
@@ -211,24 +240,35 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
             bundle, version = _champion(registry, model)
             probability = bundle.predict_frame(features) if len(features) else np.empty(0)
             versions[model] = version
-            parts.append(pd.DataFrame({
-                "customer_id": features["customer_id"].astype("string"),
-                "model": model,
-                "churn_probability": np.round(probability, 6),
-                "risk_level": risk_levels(probability, high, medium),
-                "model_version": version,
-            }))
-        if not parts:
+            ids = features["customer_id"].astype("string")
+            if ids.duplicated().any():
+                raise dg.Failure(f"{table} holds {int(ids.duplicated().sum())} customers twice")
+            columns[model] = pd.Series(np.round(probability, 6), index=pd.Index(ids))
+        if not columns:
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
-        frame = pd.concat(parts, ignore_index=True)
+        probabilities = pd.DataFrame(columns).sort_index()
+        probabilities.index.name = "customer_id"
+        risk = customer_risk(probabilities, high, medium)
+        frame = pd.DataFrame({"customer_id": probabilities.index.astype("string")})
+        frame["risk_level"] = risk["risk_level"].to_numpy()
+        frame["churn_probability"] = risk["churn_probability"].to_numpy()
+        frame["risk_model"] = risk["risk_model"].to_numpy()
+        for model in CHURN_MODELS:
+            known = model in probabilities
+            frame[f"{model}_probability"] = (probabilities[model].to_numpy() if known
+                                             else np.nan)
+            frame[f"{model}_version"] = pd.Series(
+                np.where(probabilities[model].notna().to_numpy(), versions[model], None)
+                if known else None, dtype="string")
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
-    levels = frame.groupby(["model", "risk_level"]).size().rename("customers").reset_index()
+    levels = frame.groupby(["risk_model", "risk_level"]).size().rename("customers").reset_index()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
         "model_versions": dg.MetadataValue.json(versions),
+        "risk_rule": "the highest of the churn models' probabilities",
         "risk_levels": dg.MetadataValue.md(markdown_table(levels)),
         "thresholds": f"High >= {high}, Medium >= {medium}",
         "export": dg.MetadataValue.path(str(path)),
