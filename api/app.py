@@ -42,7 +42,6 @@ from api.config import (
     PLAN,
     SNAPSHOT_CHURN,
     ApiSettings,
-    risk_levels,
 )
 from api.direct import DirectRoute
 from api.metrics import SCOPE_KEY, ApiMetrics
@@ -61,10 +60,10 @@ from api.schemas import (
 )
 from api.scoring import churn_risks, recommend_plans, score_leads
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
-from api.tiers import PublishedTiers, lead_tiers_path
-from leadscore_assets.plans import PlanCatalogue
-from leadscore_assets.profiles import load_profiles
-from leadscore_assets.settings import Settings, get_settings
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.profiles import load_profiles
+from leadscore_core.settings import Settings, get_settings
+from leadscore_core.tiers import PublishedTiers, lead_tiers_path, risk_rule
 
 log = logging.getLogger("leadscore.api")
 
@@ -134,7 +133,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     max_body = api.max_batch * api.max_body_bytes_per_lead
     snapshot = ServingSnapshot(settings.serving_snapshot)
     tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
-    risk = risk_levels(settings.churn_high, settings.churn_medium)
+    risk = risk_rule(settings.churn_high, settings.churn_medium)
     catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
     prices = {p["plan"].lower(): {k: (float(v) if k.endswith("price") else v)
                                   for k, v in p.items()} for p in catalogue.price_list()}
@@ -149,7 +148,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             models.put(served)
         writer = None
         if api.prediction_log:
-            from leadscore_assets.predlog import PredictionLogWriter
+            from leadscore_core.predlog import PredictionLogWriter
 
             writer = PredictionLogWriter(settings.predictions_dir)
         app.state.prediction_log = writer

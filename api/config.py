@@ -1,18 +1,16 @@
 """What the API serves and how: read once from the environment (prefix ``LEADSCORE_API_``).
 
 The project-wide settings (data folder, MLflow URI, active profiles, API key, host and port)
-come from :mod:`leadscore_assets.settings`; these are the serving-only knobs. Every one has a
+come from :mod:`leadscore_core.settings`; these are the serving-only knobs. Every one has a
 default that works with nothing set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from leadscore_assets.models.registry import MODELS
+from leadscore_core.registry import MODELS
 
 # Registered model names, one per thing the API answers.
 LEAD_CONVERSION = MODELS["lead_conversion"]
@@ -46,17 +44,3 @@ class ApiSettings(BaseSettings):
     def model_names(self) -> tuple[str, ...]:
         return tuple(n.strip() for n in self.models.split(",") if n.strip())
 
-
-def risk_levels(high: float, medium: float) -> Callable[[float], str]:
-    """High / Medium / Low by the project-wide thresholds (``LEADSCORE_CHURN_HIGH`` and
-    ``LEADSCORE_CHURN_MEDIUM``, the same the batch scores use)."""
-    if not 0 <= medium <= high <= 1:
-        raise ValueError(f"churn thresholds must satisfy 0 <= medium ({medium}) <= high "
-                         f"({high}) <= 1")
-
-    def risk(probability: float) -> str:
-        if probability >= high:
-            return "High"
-        return "Medium" if probability >= medium else "Low"
-
-    return risk

@@ -18,15 +18,16 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio.to_thread
-import lightgbm as lgb
 import numpy as np
 
 from api.schemas import Reason as ApiReason
-from leadscore_assets.fastrow import NORMAL, RAW_SCORE, FastRow
-from leadscore_assets.serving import FeatureSpec, ModelBundle
+from leadscore_core.serving import FeatureSpec, ModelBundle
+
+if TYPE_CHECKING:
+    from leadscore_core.fastrow import FastRow
 
 log = logging.getLogger("leadscore.api")
 
@@ -40,10 +41,10 @@ class ModelRegistry(Protocol):
 
 
 class MlflowRegistry:
-    """The project's MLflow registry (``leadscore_assets.models.registry``), read-only."""
+    """The project's MLflow registry (``leadscore_core.registry``), read-only."""
 
     def __init__(self, tracking_uri: str):
-        from leadscore_assets.models.registry import ModelRegistry as ProjectRegistry
+        from leadscore_core.registry import ModelRegistry as ProjectRegistry
 
         # A server log is no place for download progress bars.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -68,6 +69,10 @@ class ServedModel:
     loaded_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
+        import lightgbm as lgb  # with the first model, not with the API module
+
+        from leadscore_core.fastrow import NORMAL, RAW_SCORE, FastRow
+
         bundle = self.bundle
         if bundle.booster is not None:
             # A request is one row or a small batch: OpenMP's thread team costs more than it

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
-from leadscore_assets.profiles import Profile, snake
-from leadscore_assets.serving import FeatureSpec
+from leadscore_core.profiles import Profile, snake
+from leadscore_core.serving import FeatureSpec
 
 _TYPES: dict[str, Any] = {"categorical": str, "numeric": float, "boolean": bool}
 # Request fields that are not features: the caller's own id, echoed back and logged so an

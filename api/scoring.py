@@ -7,7 +7,6 @@ meanwhile never mixes into one answer) and returns the response bodies plus the
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +16,8 @@ from msgspec.structs import asdict
 
 from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason
-from leadscore_assets.serving import TIERS, Explanation
+from leadscore_core.serving import Explanation
+from leadscore_core.tiers import tiers_of
 
 # (inputs, outputs) per prediction; inputs are the request's own body (a Struct that encodes
 # without its unset fields) or, for a customer looked up by id, the features used
@@ -56,10 +56,7 @@ def _tiers(model: ServedModel, scores: list[int], bounds: np.ndarray | None
     bounds = model.tier_bounds if bounds is None else bounds
     if bounds is None:
         return [None] * len(scores)
-    if len(scores) == 1:  # one lead: three comparisons, not a numpy call
-        return [TIERS[3 - bisect.bisect_right(bounds, scores[0])]]
-    idx = np.searchsorted(bounds, scores, side="right")
-    return [TIERS[3 - int(i)] for i in idx]
+    return tiers_of(scores, bounds)
 
 
 def _inputs(record: Mapping[str, Any], id_: str | None) -> dict[str, Any]:

@@ -60,7 +60,7 @@ MODEL = "leadscore-lead-conversion"
 
 def lead_rows(seed: int = 0) -> tuple[pd.DataFrame, dict[str, str], dict[str, str], str]:
     """Typed lead features with a label, the feature kinds and their export names."""
-    from leadscore_assets.profiles import load_profiles
+    from leadscore_core.profiles import load_profiles
 
     path = SHARED / "xeducation_leads.csv"
     if path.is_file():
@@ -89,9 +89,9 @@ def lead_rows(seed: int = 0) -> tuple[pd.DataFrame, dict[str, str], dict[str, st
 def register_model(tmp: Path) -> tuple[str, pd.DataFrame, str]:
     import mlflow
 
-    from leadscore_assets.models.registry import ModelRegistry, ensure_experiment
     from leadscore_assets.models.training import TrainConfig, train_model
-    from leadscore_assets.serving import LeadscorePyfunc
+    from leadscore_core.registry import ModelRegistry, ensure_experiment
+    from leadscore_core.serving import LeadscorePyfunc
 
     frame, kinds, originals, what = lead_rows()
     started = time.perf_counter()

@@ -26,8 +26,8 @@ import pandas as pd
 from leadscore_assets.clean.assets import publish
 from leadscore_assets.clean.invoices import CLEAN_SQL, clean_invoices
 from leadscore_assets.ingest.readers import read_export
-from leadscore_assets.profiles import load_profiles
 from leadscore_assets.schemas import CleanInvoices, read_table, validate
+from leadscore_core.profiles import load_profiles
 
 DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / \
     "online_retail_uci.csv.gz"

@@ -18,7 +18,7 @@ import dagster as dg
 import httpx
 from pydantic import BaseModel, Field
 
-from leadscore_assets.settings import Settings, get_settings
+from leadscore_core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 # How a step fails when a blocking check did not pass (the check alerts by itself).

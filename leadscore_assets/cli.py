@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from leadscore_assets.settings import get_settings
+from leadscore_core.settings import get_settings
 
 
 @click.group()
@@ -19,7 +19,7 @@ def counts() -> None:
     """Print the warehouse's row count per table."""
     import duckdb
 
-    from leadscore_assets.warehouse import table_row_counts
+    from leadscore_core.warehouse import table_row_counts
 
     settings = get_settings()
     if not settings.warehouse.exists():
@@ -71,7 +71,7 @@ def quarantine(source: str | None, show: int) -> None:
 @click.argument("model", required=False)
 def models(model: str | None) -> None:
     """List registered model versions with their aliases and held-out metrics."""
-    from leadscore_assets.models.registry import (
+    from leadscore_core.registry import (
         MODELS,
         PRIMARY_METRIC,
         TAG_CANDIDATE,
@@ -110,7 +110,7 @@ def models(model: str | None) -> None:
 @click.argument("model")
 def rollback(model: str) -> None:
     """Move MODEL's ``champion`` alias back to the previous champion."""
-    from leadscore_assets.models.registry import ModelRegistry, RollbackError, registered_name
+    from leadscore_core.registry import ModelRegistry, RollbackError, registered_name
 
     try:
         name = registered_name(model)
@@ -233,7 +233,7 @@ def demo(ctx: click.Context, scale: float) -> None:
 
     import dagster as dg
 
-    from leadscore_assets.settings import SOURCES
+    from leadscore_core.settings import SOURCES
 
     settings = get_settings()
     if not any(any(settings.inbox(s).glob("*")) for s in SOURCES if settings.inbox(s).is_dir()):
@@ -300,10 +300,12 @@ def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int) -> None:
 @main.command("drift")
 @click.argument("model", required=False)
 def drift(model: str | None) -> None:
-    """Print the latest drift verdict per model (from data/monitoring/<model>_drift.json)."""
+    """Print the latest drift verdict and performance estimate per model (from
+    data/monitoring/<model>_drift.json and <model>_estimated.json)."""
     import json
 
-    from leadscore_assets.models.registry import MODELS
+    from leadscore_core.estimation import summary_lines
+    from leadscore_core.registry import MODELS
 
     if model is not None and model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}; known: {', '.join(MODELS)}",
@@ -312,23 +314,29 @@ def drift(model: str | None) -> None:
     shown = 0
     for name in [model] if model else list(MODELS):
         path = folder / f"{name}_drift.json"
-        if not path.exists():
-            continue
-        summary = json.loads(path.read_text())
-        shown += 1
-        verdict = "DRIFT" if summary["dataset_drifted"] else "ok"
-        click.echo(f"{name} v{summary.get('champion version', '?')}: {verdict}, "
-                   f"{len(summary['drifted_features'])} of {len(summary['features'])} features "
-                   f"drifted ({summary['share_drifted']:.0%}); "
-                   f"{summary['n_current']:,} current vs {summary['n_reference']:,} reference "
-                   "rows")
-        for reason in summary["reasons"]:
-            click.echo(f"  - {reason}")
-        for f in summary["features"][:5]:
-            stat = "n/a" if f["statistic"] is None else f"{f['statistic']:.4g}"
-            click.echo(f"  {f['feature']:<32} {f['test']:<14} {stat}"
-                       f"{'  drifted' if f['drifted'] else ''}")
-        click.echo(f"  report: {path.with_suffix('.html')}")
+        estimated = folder / f"{name}_estimated.json"
+        if path.exists():
+            summary = json.loads(path.read_text())
+            shown += 1
+            verdict = "DRIFT" if summary["dataset_drifted"] else "ok"
+            click.echo(f"{name} v{summary.get('champion version', '?')}: {verdict}, "
+                       f"{len(summary['drifted_features'])} of {len(summary['features'])} "
+                       f"features drifted ({summary['share_drifted']:.0%}); "
+                       f"{summary['n_current']:,} current vs {summary['n_reference']:,} "
+                       "reference rows")
+            for reason in summary["reasons"]:
+                click.echo(f"  - {reason}")
+            for f in summary["features"][:5]:
+                stat = "n/a" if f["statistic"] is None else f"{f['statistic']:.4g}"
+                click.echo(f"  {f['feature']:<32} {f['test']:<14} {stat}"
+                           f"{'  drifted' if f['drifted'] else ''}")
+            click.echo(f"  report: {path.with_suffix('.html')}")
+        if estimated.exists():
+            if not path.exists():
+                shown += 1
+                click.echo(f"{name}:")
+            for line in summary_lines(json.loads(estimated.read_text())):
+                click.echo(line)
     if not shown:
         raise click.ClickException(f"no drift report yet under {folder} (materialise "
                                    "monitoring/<model>_drift first)")

@@ -17,9 +17,10 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import monitoring_assets
 from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sensors
 from leadscore_assets.monitoring.checks import drift_checks
+from leadscore_assets.monitoring.estimated import estimated_assets
 from leadscore_assets.resources import SettingsResource, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
-from leadscore_assets.settings import get_settings
+from leadscore_core.settings import get_settings
 
 # Project-wide automation policy. Derived tables follow their inputs, but only once the
 # blocking checks on those inputs have passed (bad data stops here, in automation as in a
@@ -42,7 +43,8 @@ def with_policy(assets: list, condition: dg.AutomationCondition) -> list:
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation",
     # the monitoring stage has its own automation sensor (hourly drift reports)
-    target=dg.AssetSelection.all() - dg.AssetSelection.assets(*monitoring_assets),
+    target=dg.AssetSelection.all() - dg.AssetSelection.assets(*monitoring_assets,
+                                                              *estimated_assets),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Cleans, refreshes features and scores, and trains missing models as data lands.",
@@ -66,7 +68,7 @@ defs = dg.Definitions(
         *with_policy(model_assets, FIRST_TRAINING),
         *with_policy(champion_assets, FOLLOW_INPUTS),
         *with_policy(score_assets, FOLLOW_INPUTS),
-    ]) + monitoring_assets,  # the prediction log is not a delivered source: no freshness
+    ]) + monitoring_assets + estimated_assets,  # the prediction log: no freshness policy
     asset_checks=[
         *CLEAN_CHECKS,
         *drift_checks,
@@ -85,6 +87,6 @@ defs = dg.Definitions(
         "alerts": AlertChannel.from_settings(),
         "mlflow": mlflow_resource(get_settings().mlflow_uri, get_settings().mlflow_artifacts),
         "model_registry": ModelRegistryResource(tracking_uri=get_settings().mlflow_uri),
-        "retrain_policy": RetrainPolicy(),
+        "retrain_policy": RetrainPolicy(cadence=get_settings().retrain_cadence),
     },
 )

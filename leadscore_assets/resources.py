@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.settings import Settings, get_settings
+from leadscore_core.settings import Settings, get_settings
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to 1
 # because DuckDB allows one writing process.

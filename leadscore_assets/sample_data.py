@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from leadscore_assets.plans import PlanCatalogue
+from leadscore_core.plans import PlanCatalogue
 
 # -- the business ----------------------------------------------------------------------------
 

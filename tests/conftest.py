@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore_assets.settings import Settings
+from leadscore_core.settings import Settings
 
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 

@@ -21,10 +21,10 @@ from mlflow import MlflowClient
 
 from api.app import create_app
 from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
-from leadscore_assets.models.registry import ModelRegistry, ensure_experiment
-from leadscore_assets.predlog import closed_files, read_log_file
-from leadscore_assets.serving import Encoder, LeadscorePyfunc, ModelBundle
-from leadscore_assets.settings import Settings
+from leadscore_core.predlog import closed_files, read_log_file
+from leadscore_core.registry import ModelRegistry, ensure_experiment
+from leadscore_core.serving import Encoder, LeadscorePyfunc, ModelBundle
+from leadscore_core.settings import Settings
 
 LEAD_FEATURES = {"business_type": "categorical", "business_size": "categorical",
                  "utm_source": "categorical", "utm_medium": "categorical",
@@ -337,8 +337,8 @@ def test_churn_thresholds_come_from_the_settings_the_batch_scores_use(store):
 
 
 def test_lead_tiers_follow_the_boundaries_the_batch_scores_publish(store, tmp_path):
-    from api.tiers import lead_tiers_document, lead_tiers_path
     from leadscore_assets.scores.assets import publish_file
+    from leadscore_core.tiers import lead_tiers_document, lead_tiers_path
 
     settings = Settings(data_dir=tmp_path, mlflow_tracking_uri=store["uri"])
     path = lead_tiers_path(settings.serving_snapshot)
@@ -387,7 +387,7 @@ def test_lead_tiers_follow_the_boundaries_the_batch_scores_publish(store, tmp_pa
 
 
 def test_lead_tiers_document_rejects_boundaries_that_are_not_three_ascending_scores():
-    from api.tiers import lead_tiers_document
+    from leadscore_core.tiers import lead_tiers_document
 
     with pytest.raises(ValueError, match="three ascending"):
         lead_tiers_document(LEAD_CONVERSION, "1", [30, 20, 10], open_leads=3)
@@ -627,9 +627,9 @@ def test_promotion_under_load_switches_version_without_a_failed_request(store_co
 
 def candidate_bundle(kind: str) -> ModelBundle:
     """The lead model's data as a logistic or a blend candidate, as training builds them."""
-    from leadscore_assets.explain import LinearPart
     from leadscore_assets.models.candidates import linear_decision
     from leadscore_assets.models.training import TrainConfig, fit_baseline
+    from leadscore_core.explain import LinearPart
 
     tree = lead_model(3)
     frame = lead_frame(800, 3)

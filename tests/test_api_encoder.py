@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.serving import Encoder, FeatureSpec
+from leadscore_core.serving import Encoder, FeatureSpec
 
 SPECS = [
     FeatureSpec("source", "categorical", "Lead Source", ["google", "olark chat", "true", "3"]),

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from leadscore_assets.explain import Explainer, LinearPart
 from leadscore_assets.models.candidates import linear_decision
 from leadscore_assets.models.training import TrainConfig, fit_baseline
-from leadscore_assets.serving import Encoder, ModelBundle
+from leadscore_core.explain import Explainer, LinearPart
+from leadscore_core.serving import Encoder, ModelBundle
 
 
 def data_for(task: str, seed: int = 0):

@@ -20,7 +20,7 @@ from test_models_pipeline import MODEL_KEYS, Stack, fast
 
 from leadscore_assets.cli import main
 from leadscore_assets.models.checks import CHAMPION_GATE
-from leadscore_assets.models.registry import (
+from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS,

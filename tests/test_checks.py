@@ -18,9 +18,9 @@ from leadscore_assets.clean.assets import CLEAN_ASSETS
 from leadscore_assets.clean.checks import CLEAN_CHECKS, RAW_FRESHNESS, with_raw_freshness
 from leadscore_assets.ingest.assets import RAW_ASSETS, land_file
 from leadscore_assets.ingest.landing import LandingZone
-from leadscore_assets.profiles import SHIPPED_DIR
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.schemas import CleanInvoices, validate
+from leadscore_core.profiles import SHIPPED_DIR
 
 
 def webform_leads(path: Path) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from leadscore_assets.clean.invoices import clean_invoices, normalise_customer_id
 from leadscore_assets.ingest.readers import read_export
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 FIELDS = ["invoice_no", "stock_code", "description", "quantity", "invoice_date", "unit_price",
           "customer_id", "country"]

@@ -11,8 +11,8 @@ import pytest
 
 from leadscore_assets.clean.payments import clean_payments, currency_exponent, to_major
 from leadscore_assets.ingest.readers import read_export
-from leadscore_assets.plans import PlanCatalogue
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.profiles import load_profiles
 
 RAW = ["object_type", "payment_id", "created", "amount", "amount_refunded", "amount_unit",
        "currency", "status", "refunded", "disputed", "failure_code", "customer_id",
@@ -163,7 +163,7 @@ def test_empty_raw_table_cleans_to_an_empty_table_with_every_rule_counted(source
     from leadscore_assets.clean.invoices import clean_invoices
     from leadscore_assets.clean.records import clean_records
     from leadscore_assets.schemas import read_table
-    from leadscore_assets.warehouse import ensure_raw_table
+    from leadscore_core.warehouse import ensure_raw_table
 
     with duckdb.connect() as conn:
         raw = read_table(conn, ensure_raw_table(conn, source))

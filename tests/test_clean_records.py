@@ -10,7 +10,7 @@ import pytest
 
 from leadscore_assets.clean.records import clean_records, clean_sql
 from leadscore_assets.ingest.readers import read_export
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 PROFILES = load_profiles()
 

@@ -59,6 +59,13 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
     "monitoring/realised_performance": ("monitoring", {
         "clean/invoices", "clean/payments", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
+    "monitoring/lead_conversion_estimated_performance": ("monitoring", {
+        "features/lead_features", "models/lead_conversion", "raw/predictions"}),
+    "monitoring/activity_churn_estimated_performance": ("monitoring", {
+        "features/customer_activity", "features/customer_activity_latest",
+        "models/activity_churn", "raw/predictions"}),
+    "monitoring/snapshot_churn_estimated_performance": ("monitoring", {
+        "features/customer_snapshot", "models/snapshot_churn", "raw/predictions"}),
 }
 
 # (asset, check) -> blocking

@@ -17,7 +17,7 @@ from leadscore_assets.monitoring.drift import (
     psi,
     psi_numeric,
 )
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 # -- test selection ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from leadscore_assets.features.activity import (
 )
 from leadscore_assets.features.leads import lead_features, plan_label
 from leadscore_assets.features.snapshot import snapshot_features
-from leadscore_assets.serving import arrival_features
+from leadscore_core.serving import arrival_features
 
 T = pd.Timestamp
 

@@ -27,7 +27,17 @@ from leadscore_assets.models.assets import (
 )
 from leadscore_assets.models.champion import champion_assets
 from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource
-from leadscore_assets.models.registry import (
+from leadscore_assets.models.training import TrainConfig
+from leadscore_assets.resources import SettingsResource
+from leadscore_assets.scores.assets import (
+    CUSTOMER_EXPORT,
+    LEAD_EXPORT,
+    export_csv,
+    quartile_tiers,
+    risk_levels,
+    score_assets,
+)
+from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_ARTIFACT,
@@ -35,17 +45,7 @@ from leadscore_assets.models.registry import (
     REFERENCE_ARTIFACT,
     ModelRegistry,
 )
-from leadscore_assets.models.training import TrainConfig
-from leadscore_assets.resources import SettingsResource
-from leadscore_assets.scores.assets import (
-    CUSTOMER_EXPORT,
-    LEAD_EXPORT,
-    customer_risk,
-    export_csv,
-    quartile_tiers,
-    risk_levels,
-    score_assets,
-)
+from leadscore_core.tiers import customer_risk
 
 PLANS = {"micro": "Business", "small": "Elite", "medium": "MVP", "large": "Now"}
 SIZES = list(PLANS)
@@ -375,16 +375,15 @@ def test_tiers_are_quartiles_of_the_scores_given():
 
 
 def test_customer_risk_is_the_highest_models_level():
-    probabilities = pd.DataFrame({"activity_churn": [0.7, 0.1, np.nan, 0.35],
-                                  "snapshot_churn": [0.2, 0.65, 0.31, 0.35]},
-                                 index=["a", "b", "c", "d"])
-    risk = customer_risk(probabilities, high=0.6, medium=0.3)
-    assert risk["risk_level"].tolist() == ["High", "High", "Medium", "Medium"]
-    assert risk["churn_probability"].tolist() == [0.7, 0.65, 0.31, 0.35]
-    assert risk["risk_model"].tolist() == ["activity_churn", "snapshot_churn", "snapshot_churn",
-                                           "activity_churn"]  # a tie: the first listed
+    probabilities = np.array([[0.7, 0.2], [0.1, 0.65], [np.nan, 0.31], [0.35, 0.35]])
+    models = ["activity_churn", "snapshot_churn"]
+    probability, levels, which = customer_risk(probabilities, models, high=0.6, medium=0.3)
+    assert levels == ["High", "High", "Medium", "Medium"]
+    assert probability.tolist() == [0.7, 0.65, 0.31, 0.35]
+    assert which == ["activity_churn", "snapshot_churn", "snapshot_churn",
+                     "activity_churn"]  # a tie: the first listed
     with pytest.raises(ValueError, match="at least one model"):
-        customer_risk(pd.DataFrame({"activity_churn": [np.nan]}), 0.6, 0.3)
+        customer_risk(np.array([[np.nan]]), ["activity_churn"], 0.6, 0.3)
 
 
 def test_risk_levels_follow_the_thresholds():
@@ -442,7 +441,7 @@ def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
     from api.app import create_app
     from api.config import LEAD_CONVERSION, ApiSettings
     from leadscore_assets.scores.assets import reason_text
-    from leadscore_assets.settings import Settings
+    from leadscore_core.settings import Settings
 
     stack, _ = full_run
     with duckdb.connect(str(stack.warehouse), read_only=True) as conn:

@@ -22,7 +22,6 @@ from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
 from leadscore_assets.models.champion import champion_asset
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import CHAMPION, ModelRegistry
 from leadscore_assets.monitoring.assets import drift_key, monitoring_assets, raw_predictions
 from leadscore_assets.monitoring.automation import (
     REASON_TAG,
@@ -32,8 +31,9 @@ from leadscore_assets.monitoring.automation import (
     retraining_sensor,
 )
 from leadscore_assets.monitoring.checks import DRIFT_CHECK, drift_checks
-from leadscore_assets.predlog import PredictionLogWriter
 from leadscore_assets.resources import SettingsResource
+from leadscore_core.predlog import PredictionLogWriter
+from leadscore_core.registry import CHAMPION, ModelRegistry
 
 MODEL = "snapshot_churn"
 REGISTERED = "leadscore-snapshot-churn"
@@ -448,6 +448,15 @@ def test_monitoring_stage_is_wired_into_the_code_location():
         "monitoring/realised_performance": (
             "monitoring", ["clean/invoices", "clean/payments", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
+        "monitoring/lead_conversion_estimated_performance": (
+            "monitoring", ["features/lead_features", "models/lead_conversion",
+                           "raw/predictions"], hourly),
+        "monitoring/activity_churn_estimated_performance": (
+            "monitoring", ["features/customer_activity", "features/customer_activity_latest",
+                           "models/activity_churn", "raw/predictions"], hourly),
+        "monitoring/snapshot_churn_estimated_performance": (
+            "monitoring", ["features/customer_snapshot", "models/snapshot_churn",
+                           "raw/predictions"], hourly),
     }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert {(f"monitoring/{m}_drift", DRIFT_CHECK) for m in

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leadscore_assets.predlog import (
+from leadscore_core.predlog import (
     OPEN_SUFFIX,
     PredictionLogWriter,
     closed_files,

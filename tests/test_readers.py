@@ -15,7 +15,7 @@ from leadscore_assets.ingest.readers import (
     raw_columns,
     read_export,
 )
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 PROFILES = load_profiles()
 WEBFORM_HEADER = ("submitted_at,email,name,company,business_type,business_size,utm_source,"
@@ -132,7 +132,7 @@ def test_customers_use_their_own_profiles(tmp_path: Path) -> None:
     ("few.csv", b"InvoiceNo,StockCode,Quantity\n1,2,3\n", "invoices",
      "missing required column(s) ['Description', 'InvoiceDate', 'UnitPrice', 'CustomerID', "
      "'Country']"),
-    ("broken.gz", gzip.compress(b"InvoiceNo,StockCode\n" * 50)[:40], "invoices",
+    ("broken.gz", gzip.compress(b"InvoiceNo,StockCode\n" * 50, mtime=0)[:40], "invoices",
      "truncated gzip"),
 ])
 def test_unreadable_files_name_the_file_and_the_cause(

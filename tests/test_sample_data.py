@@ -20,10 +20,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from leadscore_assets import profiles
 from leadscore_assets.cli import main
 from leadscore_assets.sample_data import write_sample_data
-from leadscore_assets.warehouse import INVOICE_COLUMNS
+from leadscore_core import profiles
+from leadscore_core.warehouse import INVOICE_COLUMNS
 
 SOURCES = ("leads", "payments", "invoices", "customers")
 SIZES = ("1-10", "11-50", "51-200", "201-500", "500+")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.models.training import TrainConfig, train_model
-from leadscore_assets.serving import Encoder, FeatureSpec, ModelBundle
+from leadscore_core.serving import Encoder, FeatureSpec, ModelBundle
 
 FEATURES = {"source": "categorical", "visits": "numeric", "newsletter": "boolean"}
 ORIGINAL = {"source": "Lead Source", "visits": "Total Visits", "newsletter": "Newsletter"}
@@ -169,8 +169,8 @@ def test_load_names_the_missing_bundle(tmp_path):
 def test_mlflow_pyfunc_serves_the_same_predictions(trained, tmp_path):
     import mlflow
 
-    from leadscore_assets.models.registry import ensure_experiment
-    from leadscore_assets.serving import LeadscorePyfunc
+    from leadscore_core.registry import ensure_experiment
+    from leadscore_core.serving import LeadscorePyfunc
 
     bundle_dir = trained.bundle.save(tmp_path / "bundle")
     previous = mlflow.get_tracking_uri()

@@ -16,12 +16,12 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.alerts import Alert, AlertChannel
 from leadscore_assets.clean import invoices, payments, records
 from leadscore_assets.clean.rules import QUARANTINE_SQL, CleanResult
-from leadscore_assets.plans import PlanCatalogue
-from leadscore_assets.profiles import load_profiles
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_assets.schemas import read_table
-from leadscore_assets.settings import SOURCES, Settings
-from leadscore_assets.warehouse import ensure_raw_table, ensure_schemas
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.profiles import load_profiles
+from leadscore_core.settings import SOURCES, Settings
+from leadscore_core.warehouse import ensure_raw_table, ensure_schemas
 
 GROUP = "clean"
 REMOVED_TABLE = "quarantine.removed_rows"

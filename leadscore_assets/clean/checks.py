@@ -22,8 +22,8 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.alerts import Alert, AlertChannel
 from leadscore_assets.clean.assets import REMOVED_TABLE
 from leadscore_assets.schemas import MODELS, read_table, validate
-from leadscore_assets.settings import SOURCES
-from leadscore_assets.warehouse import ensure_raw_table
+from leadscore_core.settings import SOURCES
+from leadscore_core.warehouse import ensure_raw_table
 
 SCHEMA = "schema"
 ACCOUNTED = "raw_rows_accounted_for"

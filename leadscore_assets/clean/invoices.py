@@ -34,7 +34,7 @@ from leadscore_assets.clean.rules import (
     blank,
     lineage_order,
 )
-from leadscore_assets.warehouse import INVOICE_COLUMNS
+from leadscore_core.warehouse import INVOICE_COLUMNS
 
 RAW_FIELDS = list(INVOICE_COLUMNS.values())
 # Arrow-backed text: string functions run vectorised in Arrow instead of per Python object.

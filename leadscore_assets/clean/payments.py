@@ -34,7 +34,8 @@ from leadscore_assets.clean.rules import (
     lineage_order,
     parse_timestamps,
 )
-from leadscore_assets.plans import PlanCatalogue
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.vocabulary import flags
 
 STATUSES = ("succeeded", "failed", "refunded", "partially_refunded", "disputed",
             "pending", "canceled")
@@ -49,7 +50,6 @@ STATUS_MAP = {
     "requires_capture": "pending", "incomplete": "pending", "uncaptured": "pending",
     "canceled": "canceled", "cancelled": "canceled",
 }
-TRUE_TEXT = {"true", "1", "yes", "t"}
 CREATED_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ",
                    "%Y-%m-%dT%H:%M:%S")
 FOUR_PLACES = Decimal("0.0001")
@@ -105,7 +105,7 @@ def _flag(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip().str.lower()
     positive = (pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce") > 0
                 ).fillna(False)
-    return (text.isin(TRUE_TEXT).fillna(False) | positive).to_numpy(dtype=bool)
+    return (flags(text).fillna(False) | positive).to_numpy(dtype=bool)
 
 
 def clean_payments(raw: pd.DataFrame, catalogue: PlanCatalogue | None = None) -> CleanResult:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore_assets.clean.rules import LINEAGE, CleanResult, RuleBook, lineage_order
-from leadscore_assets.profiles import Profile, ResolvedProfile
+from leadscore_core.profiles import Profile, ResolvedProfile
 
 PROBLEM_RULES = ("missing_id", "invalid_created_at", "invalid_label")
 KIND_SQL = {"categorical": "VARCHAR", "numeric": "DOUBLE", "boolean": "BOOLEAN"}

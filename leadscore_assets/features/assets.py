@@ -24,9 +24,9 @@ from leadscore_assets.features.activity import (
 )
 from leadscore_assets.features.leads import lead_features, plan_label
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_features
-from leadscore_assets.profiles import Profile, load_profiles, snake
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.warehouse import ensure_schemas
+from leadscore_core.profiles import Profile, load_profiles, snake
+from leadscore_core.warehouse import read_table, write_table
 
 GROUP = "features"
 KINDS = {"duckdb"}
@@ -43,35 +43,6 @@ _NUMERIC_SQL = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMAL
 
 
 # -- warehouse helpers ---------------------------------------------------------------------------
-
-
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    # fetchall: a half-fetched result would keep the connection busy for the next query
-    return conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-        [schema, name]).fetchall()[0][0] > 0
-
-
-def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:
-    """The whole table as a DataFrame, or None when it does not exist yet."""
-    if not table_exists(conn, table):
-        return None
-    return conn.sql(f"SELECT * FROM {table}").df()
-
-
-def write_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Replace ``table`` with ``frame`` (one transaction, so readers never see half a table)."""
-    ensure_schemas(conn)
-    view = f"_frame_{table.replace('.', '_')}"
-    conn.register(view, frame)
-    try:
-        conn.execute("BEGIN")
-        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {view}")
-        conn.execute("COMMIT")
-    finally:
-        conn.unregister(view)
-    return len(frame)
 
 
 def table_feature_kinds(conn: duckdb.DuckDBPyConnection, table: str,

@@ -17,8 +17,8 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.readers import Export, UnreadableFile, read_export
 from leadscore_assets.resources import WAREHOUSE_POOL
-from leadscore_assets.settings import SOURCES
-from leadscore_assets.warehouse import ensure_raw_table
+from leadscore_core.settings import SOURCES
+from leadscore_core.warehouse import ensure_raw_table
 
 PREVIEW_ROWS = 5
 PROFILED_SOURCES = ("leads", "customers")

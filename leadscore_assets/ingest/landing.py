@@ -17,8 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from leadscore_assets.profiles import Profile, load_profiles
-from leadscore_assets.settings import Settings
+from leadscore_core.profiles import Profile, load_profiles
+from leadscore_core.settings import Settings
 
 HASH_CHUNK = 1 << 20
 # Editors and copy tools write these while a file is on its way; never land them.

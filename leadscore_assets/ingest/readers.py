@@ -32,8 +32,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from leadscore_assets.profiles import Profile, UnknownHeader, detect_profile
-from leadscore_assets.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, RAW_DDL
+from leadscore_core.profiles import Profile, UnknownHeader, detect_profile
+from leadscore_core.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, RAW_DDL
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"

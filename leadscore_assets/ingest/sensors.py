@@ -21,7 +21,7 @@ import dagster as dg
 
 from leadscore_assets.ingest.assets import PARTITIONS, RAW_ASSETS
 from leadscore_assets.ingest.landing import LandedFile, LandingZone, partition_key
-from leadscore_assets.settings import SOURCES
+from leadscore_core.settings import SOURCES
 
 TICK_SECONDS = 15
 LEDGER_HASH_CHARS = 32  # 128 bits: collisions are not a practical concern, the cursor stays small

@@ -35,7 +35,6 @@ from leadscore_assets.features.assets import (
     active_profile,
     markdown_table,
     original_names,
-    read_table,
     table_feature_kinds,
 )
 from leadscore_assets.features.leads import TIME_FEATURES, lead_feature_kinds
@@ -43,7 +42,10 @@ from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_featur
 from leadscore_assets.models.candidates import Selection, label
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.quality import ACTIVITY_OVERRIDES
-from leadscore_assets.models.registry import (
+from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_core.plans import PlanCatalogue
+from leadscore_core.registry import (
     EXPERIMENT,
     HOLDOUT_ARTIFACT,
     MODEL_ARTIFACT,
@@ -56,10 +58,8 @@ from leadscore_assets.models.registry import (
     TAG_TASK,
     ensure_experiment,
 )
-from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
-from leadscore_assets.plans import PlanCatalogue
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.serving import LeadscorePyfunc, ModelBundle
+from leadscore_core.serving import LeadscorePyfunc, ModelBundle
+from leadscore_core.warehouse import read_table
 
 GROUP = "models"
 KINDS = {"lightgbm", "mlflow"}
@@ -306,7 +306,7 @@ def _log_model(trained: TrainedModel, tmp: Path, frame: pd.DataFrame, data: Trai
         signature=signature,
         input_example=example,
         # Pinned here so MLflow does not spend seconds inferring them on every training; the
-        # pyfunc imports ``leadscore_assets.serving``, so serve it from the project's env.
+        # pyfunc imports ``leadscore_core.serving``, so serve it from the project's env.
         pip_requirements=_requirements(),
     )
 

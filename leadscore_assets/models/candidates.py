@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from leadscore_assets.explain import ABSENT_CLASS_LOGIT
+from leadscore_core.explain import ABSENT_CLASS_LOGIT
 
 # Simplest first: a tie in the ranking goes to the simpler candidate.
 CANDIDATES = ("logistic", "lightgbm", "blend")

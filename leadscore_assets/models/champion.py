@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource
-from leadscore_assets.models.registry import (
+from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_ARTIFACT,

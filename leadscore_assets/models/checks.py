@@ -7,7 +7,7 @@ materialises; its ``champion_gate`` check records the verdict and changes nothin
 
 import dagster as dg
 
-from leadscore_assets.models.registry import GatePolicy, ModelRegistry
+from leadscore_core.registry import GatePolicy, ModelRegistry
 
 CHAMPION_GATE = "champion_gate"
 

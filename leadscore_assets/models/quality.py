@@ -28,7 +28,7 @@ from leadscore_assets.features.activity import (
 from leadscore_assets.features.leads import lead_feature_kinds, lead_features
 from leadscore_assets.features.snapshot import snapshot_feature_kinds, snapshot_features
 from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
-from leadscore_assets.profiles import load_profiles
+from leadscore_core.profiles import load_profiles
 
 FILES = {
     "telco_snapshot_churn": "telco_customer_churn.csv",

@@ -43,7 +43,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
-from leadscore_assets.explain import LinearPart, mean_abs_share
 from leadscore_assets.models.candidates import (
     BLEND_SHARES,
     CANDIDATES,
@@ -54,8 +53,9 @@ from leadscore_assets.models.candidates import (
     squeeze,
 )
 from leadscore_assets.models.metrics import evaluate
-from leadscore_assets.models.registry import PRIMARY_METRIC
-from leadscore_assets.serving import Encoder, ModelBundle
+from leadscore_core.explain import LinearPart, mean_abs_share
+from leadscore_core.registry import PRIMARY_METRIC
+from leadscore_core.serving import Encoder, ModelBundle, boolean_value
 
 Task = Literal["binary", "multiclass"]
 IMPORTANCE_ROWS = 5_000  # training rows the feature importance is measured on
@@ -280,7 +280,7 @@ def label_codes(values: pd.Series, task: str,
                 classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Labels -> integer codes (-1 for a label outside ``classes``) and the class names."""
     if task == "binary":
-        mapped = values.map(_binary_label)
+        mapped = values.map(boolean_value)
         if mapped.isna().any():
             bad = values[mapped.isna()].iloc[0]
             raise ValueError(f"binary label {values.name!r}: unreadable value {bad!r}")
@@ -289,16 +289,6 @@ def label_codes(values: pd.Series, task: str,
     classes = list(classes) if classes else sorted(text.dropna().unique().tolist())
     index = {c: i for i, c in enumerate(classes)}
     return text.map(lambda v: index.get(v, -1)).to_numpy(dtype=np.int64), classes
-
-
-def _binary_label(value: Any) -> float:
-    if isinstance(value, str):
-        key = value.strip().lower()
-        return 1.0 if key in {"true", "yes", "1"} else 0.0 if key in {"false", "no", "0"} \
-            else np.nan
-    if pd.isna(value):
-        return np.nan
-    return 1.0 if bool(value) else 0.0
 
 
 def split_holdout(frame: pd.DataFrame, y: np.ndarray, *, time_column: str | None,

@@ -1,6 +1,6 @@
 """Monitoring assets: the prediction log landed, drift per model, realised performance.
 
-- ``raw/predictions``: the closed files of the API's prediction log (``leadscore_assets.predlog``)
+- ``raw/predictions``: the closed files of the API's prediction log (``leadscore_core.predlog``)
   landed into ``raw.predictions``; unreadable lines go to ``quarantine.predictions`` with the
   reason; each file is recorded in ``raw.prediction_files`` by content hash, so landing the
   same file twice adds nothing. Landed files move to ``predictions/landed/`` (kept).
@@ -26,16 +26,9 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table, read_table, table_exists
+from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import (
-    CHAMPION,
-    HOLDOUT_ARTIFACT,
-    MODELS,
-    REFERENCE_ARTIFACT,
-    TAG_LABEL,
-)
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
 from leadscore_assets.monitoring.performance import (
     churn_outcomes,
@@ -46,10 +39,18 @@ from leadscore_assets.monitoring.performance import (
 )
 from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
-from leadscore_assets.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
-from leadscore_assets.profiles import normalise_category
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.warehouse import ensure_schemas
+from leadscore_core.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
+from leadscore_core.profiles import normalise_category
+from leadscore_core.registry import (
+    CHAMPION,
+    HOLDOUT_ARTIFACT,
+    MODELS,
+    REFERENCE_ARTIFACT,
+    TAG_LABEL,
+)
+from leadscore_core.vocabulary import flags
+from leadscore_core.warehouse import ensure_schemas, read_table, table_exists
 
 GROUP = "monitoring"
 PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
@@ -286,10 +287,7 @@ def type_like_features(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFra
         if kind == "numeric":
             out[name] = pd.to_numeric(values, errors="coerce").astype("Float64")
         elif kind == "boolean":
-            text = values.astype("string").str.strip().str.lower()
-            out[name] = text.map({"true": True, "1": True, "1.0": True, "yes": True,
-                                  "false": False, "0": False, "0.0": False, "no": False}
-                                 ).astype("boolean")
+            out[name] = flags(values)  # the encoder's own words (boolean_value)
         else:
             out[name] = normalise_category(values.astype("string"))
     return out

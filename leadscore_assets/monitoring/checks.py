@@ -16,8 +16,8 @@ drift that persists for hours is one message, not one per run.
 import dagster as dg
 
 from leadscore_assets.alerts import Alert, AlertChannel
-from leadscore_assets.models.registry import MODELS
 from leadscore_assets.monitoring.assets import MONITORED, drift_key
+from leadscore_core.registry import MODELS
 
 DRIFT_CHECK = "drift_within_bounds"
 

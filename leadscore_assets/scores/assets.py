@@ -24,14 +24,22 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from api.tiers import lead_tiers_document, lead_tiers_path
-from leadscore_assets.features.assets import markdown_table, read_table, write_table
+from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.models.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.serving import TIERS, Explanation, ModelBundle
-from leadscore_assets.settings import Settings
+from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
+from leadscore_core.serving import Explanation, ModelBundle
+from leadscore_core.settings import Settings
+from leadscore_core.tiers import (
+    customer_risk,
+    lead_tiers_document,
+    lead_tiers_path,
+    quartile_boundaries,
+    risk_rule,
+    tiers_of,
+)
+from leadscore_core.warehouse import read_table, write_table
 
 GROUP = "scores"
 TOP_REASONS = 3
@@ -54,48 +62,18 @@ class CustomerRiskConfig(dg.Config):
         return high, medium
 
 
-def risk_levels(probability: np.ndarray, high: float, medium: float) -> np.ndarray:
-    if not 0 <= medium <= high <= 1:
-        raise ValueError(f"risk thresholds must satisfy 0 <= medium ({medium}) <= high ({high})"
-                         " <= 1")
-    return np.where(probability >= high, "High",
-                    np.where(probability >= medium, "Medium", "Low"))
+def risk_levels(probability: np.ndarray, high: float, medium: float) -> list[str]:
+    risk = risk_rule(high, medium)
+    return [risk(float(p)) for p in probability]
 
 
 CHURN_MODELS = ("activity_churn", "snapshot_churn")
 
 
-def customer_risk(probabilities: pd.DataFrame, high: float, medium: float) -> pd.DataFrame:
-    """The one rule for a customer's churn risk level, whatever models score them.
-
-    ``probabilities`` has one column per churn model (NaN where a model does not know the
-    customer). The customer's churn probability is the highest of their models'
-    probabilities, and the risk level is that probability's (High at or above ``high``,
-    Medium at or above ``medium``, else Low): a customer one model sees leaving is at risk,
-    whatever the other says. Returns ``churn_probability``, ``risk_level`` and ``risk_model``
-    (the model the level comes from; the first listed wins a tie).
-    """
-    values = probabilities.to_numpy(dtype=np.float64)
-    known = ~np.isnan(values)
-    if not known.any(axis=1).all():
-        raise ValueError("every customer needs a probability from at least one model")
-    filled = np.where(known, values, -np.inf)
-    top = filled.argmax(axis=1)
-    probability = filled[np.arange(len(filled)), top]
-    return pd.DataFrame({
-        "churn_probability": probability,
-        "risk_level": risk_levels(probability, high, medium),
-        "risk_model": np.asarray(probabilities.columns, dtype=object)[top],
-    }, index=probabilities.index)
-
-
 def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
     """A (top quartile) to D, by the quartiles of these scores (the current open leads)."""
-    values = np.asarray(scores, dtype=np.float64)
-    bounds = [float(q) for q in np.quantile(values, [0.25, 0.5, 0.75])]
-    # the same rule as ``ModelBundle.tier``: a score on a boundary belongs to the tier above
-    idx = np.searchsorted(bounds, values, side="right")
-    return [TIERS[3 - int(i)] for i in idx], bounds
+    bounds = quartile_boundaries(scores)
+    return tiers_of(scores, bounds), bounds
 
 
 def reason_text(feature: str, value) -> str:
@@ -249,11 +227,13 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
                              "models/activity_churn or models/snapshot_churn first")
         probabilities = pd.DataFrame(columns).sort_index()
         probabilities.index.name = "customer_id"
-        risk = customer_risk(probabilities, high, medium)
+        probability, levels, risk_models = customer_risk(
+            probabilities.to_numpy(dtype=np.float64), list(probabilities.columns), high,
+            medium)
         frame = pd.DataFrame({"customer_id": probabilities.index.astype("string")})
-        frame["risk_level"] = risk["risk_level"].to_numpy()
-        frame["churn_probability"] = risk["churn_probability"].to_numpy()
-        frame["risk_model"] = risk["risk_model"].to_numpy()
+        frame["risk_level"] = pd.Series(levels, dtype="string")
+        frame["churn_probability"] = probability
+        frame["risk_model"] = pd.Series(risk_models, dtype="string")
         for model in CHURN_MODELS:
             known = model in probabilities
             frame[f"{model}_probability"] = (probabilities[model].to_numpy() if known

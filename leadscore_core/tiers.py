@@ -1,4 +1,8 @@
-"""Lead tier boundaries shared by the batch scores and the API.
+"""Lead tiers (A to D) and churn risk levels (High, Medium, Low): the one rule for each.
+
+The batch scores, the model bundle (its MLflow pyfunc) and the API all tier a score with
+:func:`tiers_of` and give a churn probability its level with :func:`risk_rule`; a customer
+scored by several churn models gets one level by :func:`customer_risk`.
 
 ``scores/leads`` tiers every open lead A to D by the quartiles of the current open leads'
 scores, and publishes those three boundaries beside the serving snapshot (``lead_tiers.json``,
@@ -8,14 +12,16 @@ when the file is absent, unreadable, or for another version (a champion promoted
 last batch scoring), it falls back to the boundaries stored in the model bundle (quartiles of
 the held-out scores at training time).
 
-This module has no Dagster imports: the API and the scores stage both use it.
+No Dagster imports here: the API and the scores stage both use this module.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,67 @@ import numpy as np
 log = logging.getLogger("leadscore.api")
 
 LEAD_TIERS_FILE = "lead_tiers.json"
+TIERS = ("A", "B", "C", "D")
+RISK_LEVELS = ("High", "Medium", "Low")
+
+
+def quartile_boundaries(scores: np.ndarray | Sequence[float]) -> list[float]:
+    """The three tier boundaries of a set of scores: their quartiles, ascending."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no scores to take quartiles of")
+    return [float(q) for q in np.quantile(values, [0.25, 0.5, 0.75])]
+
+
+def tiers_of(scores: np.ndarray | Sequence[float], bounds: np.ndarray | Sequence[float]
+             ) -> list[str]:
+    """A (top quartile) to D by three ascending boundaries; a score on a boundary belongs to
+    the tier above."""
+    if len(scores) == 1:  # one lead (the API's usual request): three comparisons, no numpy
+        return [TIERS[3 - bisect.bisect_right(bounds, float(scores[0]))]]
+    idx = np.searchsorted(np.asarray(bounds, dtype=np.float64),
+                          np.asarray(scores, dtype=np.float64), side="right")
+    return [TIERS[3 - int(i)] for i in idx]
+
+
+def risk_rule(high: float, medium: float) -> Callable[[float], str]:
+    """High at or above ``high``, Medium at or above ``medium``, else Low.
+
+    The thresholds are ``LEADSCORE_CHURN_HIGH`` and ``LEADSCORE_CHURN_MEDIUM`` (the API) or the
+    scores stage's run config; both decide through this one rule.
+    """
+    if not 0 <= medium <= high <= 1:
+        raise ValueError(f"churn thresholds must satisfy 0 <= medium ({medium}) <= high "
+                         f"({high}) <= 1")
+
+    def risk(probability: float) -> str:
+        if probability >= high:
+            return "High"
+        return "Medium" if probability >= medium else "Low"
+
+    return risk
+
+
+def customer_risk(probabilities: np.ndarray, models: Sequence[str], high: float,
+                  medium: float) -> tuple[np.ndarray, list[str], list[str]]:
+    """A customer's one churn risk level, whatever models score them (one row per customer).
+
+    ``probabilities`` is (customers, models), NaN where a model does not know the customer.
+    The customer's churn probability is the highest of their models' probabilities and the
+    level is that probability's by :func:`risk_rule`: a customer one model sees leaving is
+    at risk, whatever the other says. Returns the probability, the level and the model it
+    comes from (the first listed wins a tie), per customer.
+    """
+    values = np.asarray(probabilities, dtype=np.float64).reshape(len(probabilities), -1)
+    known = ~np.isnan(values)
+    if not known.any(axis=1).all():
+        raise ValueError("every customer needs a probability from at least one model")
+    filled = np.where(known, values, -np.inf)
+    top = filled.argmax(axis=1)
+    probability = filled[np.arange(len(filled)), top]
+    risk = risk_rule(high, medium)
+    return (probability, [risk(float(p)) for p in probability],
+            [models[int(k)] for k in top])
 
 
 def lead_tiers_path(serving_snapshot: Path) -> Path:

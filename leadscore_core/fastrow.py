@@ -10,10 +10,12 @@ handle must not be shared by concurrent calls); batches use ``Booster.predict``.
 from __future__ import annotations
 
 import ctypes
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
-from lightgbm.basic import _LIB, _c_str, _safe_call
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 NORMAL, RAW_SCORE, LEAF_INDEX = 0, 1, 2
 _FLOAT64 = 1
@@ -21,6 +23,10 @@ _FLOAT64 = 1
 
 class FastRow:
     def __init__(self, booster: lgb.Booster, predict_type: int, n_features: int, n_out: int):
+        # imported with the first model, not with the API (LightGBM imports scikit-learn)
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self._lib, self._safe_call = _LIB, _safe_call
         self._booster = booster  # keeps the model alive as long as the handle
         self._handle = ctypes.c_void_p()
         _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
@@ -42,10 +48,10 @@ class FastRow:
         """The output in the handle's own buffer: valid until the next call."""
         self._row[:] = row
         if self._predict(self._handle, self._row_ptr, self._out_len_ref, self._out_ptr):
-            _safe_call(-1)  # raises LightGBM's last error
+            self._safe_call(-1)  # raises LightGBM's last error
         return self._out[: self._out_len.value]
 
     def __del__(self) -> None:
         if getattr(self, "_handle", None) and self._handle.value:
-            _LIB.LGBM_FastConfigFree(self._handle)
+            self._lib.LGBM_FastConfigFree(self._handle)
             self._handle = ctypes.c_void_p()

@@ -26,9 +26,11 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from leadscore_core.vocabulary import FALSE_WORDS, TRUE_WORDS, flags
+
 SHIPPED_DIR = Path(__file__).parent
-DEFAULT_TRUE = ("yes", "y", "true", "t", "1", "1.0")
-DEFAULT_FALSE = ("no", "n", "false", "f", "0", "0.0")
+DEFAULT_TRUE = TRUE_WORDS
+DEFAULT_FALSE = FALSE_WORDS
 
 
 class ColumnRef(BaseModel):
@@ -247,13 +249,7 @@ def _blank_to_na(values: pd.Series, placeholders: Iterable[str]) -> pd.Series:
 
 def _to_bool(values: pd.Series, true_values: Iterable[str],
              false_values: Iterable[str]) -> pd.Series:
-    key = values.str.strip().str.lower()
-    t = {v.lower() for v in true_values}
-    f = {v.lower() for v in false_values}
-    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    out[key.isin(t).fillna(False).to_numpy(bool)] = True
-    out[key.isin(f).fillna(False).to_numpy(bool)] = False
-    return out
+    return flags(values, true_values, false_values)
 
 
 def _problem(index: pd.Index, mask: pd.Series, rule: str, column: str,

@@ -34,12 +34,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-
-from leadscore_assets.fastrow import LEAF_INDEX, FastRow
 
 if TYPE_CHECKING:
-    from leadscore_assets.serving import Encoder, Explanation, ModelBundle
+    from leadscore_core.fastrow import FastRow
+    from leadscore_core.serving import Encoder, Explanation, ModelBundle
 
 # The decision of a class the baseline never saw in training: its probability is nil.
 ABSENT_CLASS_LOGIT = -1000.0
@@ -205,6 +203,8 @@ class TreePaths:
             if n == 1:
                 out[0, k] = self.table[cols[0]].sum(axis=0)
             else:
+                import scipy.sparse as sp
+
                 # rows x leaves indicator times the leaf table: the sum over trees without
                 # materialising a rows x trees x features block
                 trees = cols.shape[1]
@@ -250,6 +250,8 @@ class Explainer:
 
     def single_row_fast_path(self) -> None:
         """Answer one-row calls through a prepared handle (event-loop thread only)."""
+        from leadscore_core.fastrow import LEAF_INDEX, FastRow
+
         if self.tree is not None:
             self.tree.leaf_row = FastRow(self.bundle.booster, LEAF_INDEX,
                                          self.tree.table.shape[1], len(self.tree.offsets))
@@ -274,7 +276,7 @@ class Explainer:
         """Top reasons for and against each row. Each reason is ``reason(feature, value,
         contribution)`` (``serving.Reason`` by default; the API passes its response type, so
         no second copy is made). Multi-class: the row's predicted class is explained."""
-        from leadscore_assets.serving import Explanation, Reason
+        from leadscore_core.serving import Explanation, Reason
 
         reason = reason or Reason
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.bundle.encoder.specs))
@@ -312,7 +314,7 @@ class Explainer:
     def _explain_one(self, x: np.ndarray, top_k: int, reason: type) -> Explanation:
         """One row of a binary model, as ``explain`` answers it, in plain Python: for a
         single row, numpy's per-call overhead is most of the cost."""
-        from leadscore_assets.serving import Explanation
+        from leadscore_core.serving import Explanation
 
         codes = x.tolist()
         if self.linear is None:

@@ -6,7 +6,8 @@ encoder. It turns typed features into a float64 matrix that LightGBM reads direc
 - categorical: the code of the (normalised) value in the sorted training categories; a value
   never seen in training, or a blank, becomes NaN, which LightGBM treats as missing;
 - numeric: the float value, NaN when missing, unreadable or infinite;
-- boolean: 1.0 / 0.0 (``true``/``false``, ``yes``/``no``, ``1``/``0`` ...), NaN when missing.
+- boolean: 1.0 / 0.0 by the project's one vocabulary (``leadscore_core.vocabulary``: ``true``/
+  ``false``, ``yes``/``no``, ``y``/``n``, ``1``/``0`` ...), NaN when missing or unreadable.
 
 ``Encoder.transform_frame`` is the vectorised path for training and batch scoring.
 ``Encoder.transform_records`` is the per-request path: plain dict and list look-ups, no
@@ -19,7 +20,7 @@ LightGBM booster, the logistic baseline as lookups, or a blend of both), the enc
 task, an optional Platt calibration and metadata. It is stored as the booster's text dump
 (when it has one) plus one JSON document (no pickle), and ``LeadscorePyfunc`` wraps it as
 an MLflow pyfunc so ``mlflow models serve`` serves the very same registered model (MLflow is
-imported only when that wrapper is first used).
+imported only when that wrapper is first used, LightGBM when a bundle is first loaded).
 
 No Dagster imports here: the API imports this module.
 """
@@ -33,12 +34,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from leadscore_core.tiers import quartile_boundaries, tiers_of
+from leadscore_core.vocabulary import flag
+from leadscore_core.vocabulary import is_missing as _is_missing
+
 if TYPE_CHECKING:
-    from leadscore_assets.explain import Explainer, LinearPart
+    import lightgbm as lgb
+
+    from leadscore_core.explain import Explainer, LinearPart
 
 Kind = Literal["categorical", "numeric", "boolean"]
 Task = Literal["binary", "multiclass"]
@@ -47,26 +53,15 @@ BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "bundle.json"
 BUNDLE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
-TIERS = ("A", "B", "C", "D")
 # LightGBM predicts with OpenMP threads; for the small batches served here, waking a thread
 # pool costs far more than the trees (milliseconds against ~100 us per row on a busy host).
 PREDICT_THREADS = 1
 
-_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
 NAN = float("nan")
 _MISS = object()
 
 
 # -- value normalisers (shared by both encoding paths) -----------------------------------------
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
 
 
 def normalise_category_value(value: Any) -> str | None:
@@ -81,14 +76,10 @@ def normalise_category_value(value: Any) -> str | None:
 
 
 def boolean_value(value: Any) -> float:
-    if _is_missing(value):
-        return NAN
-    if isinstance(value, bool | np.bool_):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float | np.integer | np.floating):
-        return 1.0 if value == 1 else 0.0 if value == 0 else NAN
-    key = str(value).strip().lower()
-    return 1.0 if key in _TRUE else 0.0 if key in _FALSE else NAN
+    """1.0 / 0.0 by the project's vocabulary (:func:`leadscore_core.vocabulary.flag`), NaN
+    when missing or unreadable."""
+    read = flag(value)
+    return NAN if read is None else 1.0 if read else 0.0
 
 
 def numeric_value(value: Any) -> float:
@@ -413,16 +404,11 @@ class ModelBundle:
         bounds = self.metadata.get("tier_boundaries")
         if not bounds:
             raise ValueError("bundle has no tier_boundaries; call set_tier_boundaries first")
-        idx = np.searchsorted(np.asarray(bounds, dtype=np.float64),
-                              np.asarray(scores, dtype=np.float64), side="right")
-        return [TIERS[3 - int(i)] for i in idx]
+        return tiers_of(scores, bounds)
 
     def set_tier_boundaries(self, scores: np.ndarray | Sequence[float]) -> list[float]:
         """Quartiles of the given (open-lead) scores become the tier boundaries."""
-        values = np.asarray(scores, dtype=np.float64)
-        if values.size == 0:
-            raise ValueError("no scores to take quartiles of")
-        bounds = [float(q) for q in np.quantile(values, [0.25, 0.5, 0.75])]
+        bounds = quartile_boundaries(scores)
         self.metadata["tier_boundaries"] = bounds
         return bounds
 
@@ -430,9 +416,9 @@ class ModelBundle:
 
     @property
     def explainer(self) -> Explainer:
-        """The one explainer (``leadscore_assets.explain``), built once per bundle."""
+        """The one explainer (``leadscore_core.explain``), built once per bundle."""
         if self._explainer is None:
-            from leadscore_assets.explain import Explainer
+            from leadscore_core.explain import Explainer
 
             self._explainer = Explainer(self)
         return self._explainer
@@ -477,11 +463,14 @@ class ModelBundle:
         if spec.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{spec_path}: unsupported bundle format {spec.get('format')!r}")
         kind = spec.get("kind", "lightgbm")  # format 1 held LightGBM models only
-        booster = (lgb.Booster(model_file=str(directory / BOOSTER_FILE))
-                   if kind != "logistic" else None)
+        booster = None
+        if kind != "logistic":
+            import lightgbm as lgb  # on first load: LightGBM imports scikit-learn, seconds
+
+            booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
         linear = None
         if kind != "lightgbm":
-            from leadscore_assets.explain import LinearPart
+            from leadscore_core.explain import LinearPart
 
             linear = LinearPart.from_json(spec["linear"])
         return cls(

@@ -14,7 +14,8 @@ Each run also stores ``holdout.parquet`` (the held-out rows with their label) an
 ``reference.parquet`` (a sample of the training features, for drift) at the root of its
 artifacts.
 
-No Dagster imports here: the CLI and the API use this module too.
+No Dagster imports here: the CLI and the API use this module too. MLflow is imported only
+when a registry or an experiment is first opened.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 
 if TYPE_CHECKING:
-    from leadscore_assets.serving import ModelBundle
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from leadscore_core.serving import ModelBundle
 
 # Short model name (asset key suffix) -> registered model name.
 MODELS: dict[str, str] = {
@@ -80,6 +81,9 @@ def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERI
     MLflow would otherwise put the artifacts of a SQLite-backed store in ``./mlruns`` relative
     to whatever directory the process started in.
     """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -205,22 +209,29 @@ class ModelRegistry:
     """Aliases, history and artifacts of leadscore's registered models."""
 
     def __init__(self, tracking_uri: str) -> None:
+        # MLflow is imported here, where the registry is first read, not when this module
+        # loads: the API imports the model list above at start, and MLflow costs seconds.
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri,
+                                                 registry_uri=tracking_uri)
+        self._missing = MlflowException
 
     # -- aliases ---------------------------------------------------------------------------
 
     def by_alias(self, model: str, alias: str) -> ModelVersion | None:
         try:
             return self.client.get_model_version_by_alias(registered_name(model), alias)
-        except MlflowException:
+        except self._missing:
             return None
 
     def aliases(self, model: str) -> dict[str, str]:
         """alias -> version of a registered model ({} when it does not exist yet)."""
         try:
             registered = self.client.get_registered_model(registered_name(model))
-        except MlflowException:
+        except self._missing:
             return {}
         return {alias: str(version) for alias, version in registered.aliases.items()}
 
@@ -229,7 +240,7 @@ class ModelRegistry:
         name = registered_name(model)
         try:
             registered = self.client.get_registered_model(name)
-        except MlflowException:
+        except self._missing:
             return []
         raw = registered.tags.get(HISTORY_TAG, "")
         history = [v for v in raw.split(",") if v]
@@ -316,7 +327,7 @@ class ModelRegistry:
 
     def load_bundle(self, model: str, version_or_alias: str | int = CHAMPION) -> ModelBundle:
         """The ``ModelBundle`` inside a registered version's pyfunc model."""
-        from leadscore_assets.serving import SPEC_FILE, ModelBundle
+        from leadscore_core.serving import SPEC_FILE, ModelBundle
 
         mv = self.version(model, version_or_alias)
         with tempfile.TemporaryDirectory() as tmp:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     churn_medium: float = Field(
         0.3, ge=0, le=1,
         description="Churn probability at or above which (below High) the risk is Medium")
+    retrain_cadence: str | None = Field(
+        None, description="Cron schedule (UTC) of fixed retrainings, e.g. '0 6 * * 1' for "
+                          "Mondays 06:00; unset: retrain only on drift, new labels or an "
+                          "estimated drop")
 
     @cached_property
     def root(self) -> Path:

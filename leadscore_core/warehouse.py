@@ -1,4 +1,4 @@
-"""Warehouse layout: schemas and the raw tables every stage agrees on.
+"""Warehouse layout (schemas, the raw tables every stage agrees on) and the table helpers.
 
 The warehouse is one DuckDB file with one schema per stage (``raw``, ``clean``,
 ``quarantine``, ``features``, ``scores``, ``monitoring``). Asset keys mirror table paths:
@@ -15,6 +15,7 @@ No Dagster imports here.
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
 SCHEMAS = ("raw", "clean", "quarantine", "features", "scores", "monitoring")
 
@@ -118,3 +119,32 @@ def table_row_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, in
         (schema, table, conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0])
         for schema, table in tables
     ]
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    # fetchall: a half-fetched result would keep the connection busy for the next query
+    return conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, name]).fetchall()[0][0] > 0
+
+
+def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:
+    """The whole table as a DataFrame, or None when it does not exist yet."""
+    if not table_exists(conn, table):
+        return None
+    return conn.sql(f"SELECT * FROM {table}").df()
+
+
+def write_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Replace ``table`` with ``frame`` (one transaction, so readers never see half a table)."""
+    ensure_schemas(conn)
+    view = f"_frame_{table.replace('.', '_')}"
+    conn.register(view, frame)
+    try:
+        conn.execute("BEGIN")
+        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {view}")
+        conn.execute("COMMIT")
+    finally:
+        conn.unregister(view)
+    return len(frame)

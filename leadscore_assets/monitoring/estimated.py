@@ -1,0 +1,294 @@
+"""Estimated performance of each served binary model, before its outcomes arrive.
+
+``monitoring/<model>_estimated_performance`` scores the current window (the drift window:
+rows that arrived since the champion was trained, plus what the API was asked to score) with
+the champion and estimates, from its calibrated probabilities alone
+(``leadscore_core.estimation``), its ROC-AUC, the precision of its top tier (tier
+A for leads, High risk for customers) and its calibration (positive rate, Brier score), each
+with the interval the realised figure should fall in.
+
+The same estimate is made on the champion's held-out rows, whose labels are known: that is
+the reference a drop is measured from, and the held-out rows say whether the probabilities
+are calibrated enough for the estimate to be trusted. An evaluation *estimates a drop* when
+the window's whole ROC-AUC interval lies more than ``drop_tolerance`` below the reference
+estimate; the retraining sensor acts on drops that persist over several evaluations.
+
+Where outcomes have arrived for served predictions, the estimate is made on those same
+predictions and set next to the realised figure: ``monitoring.estimate_vs_realised`` gains
+one row per model version and metric at every evaluation, so the estimate's own error is
+tracked over time. ``monitoring.estimated_performance`` keeps every window's estimates.
+"""
+
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.models.checks import ModelRegistryResource
+from leadscore_assets.monitoring.assets import (
+    DRIFT_AUTOMATION,
+    GROUP,
+    MONITORED,
+    PREDICTIONS_KEY,
+    RealisedPerformanceConfig,
+    _naive_utc,
+    _same_types,
+    api_window,
+    feature_window,
+    judged_predictions,
+)
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.scores.assets import publish_file, quartile_tiers, risk_levels
+from leadscore_core.estimation import Estimate, estimate, realised_metrics
+from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
+from leadscore_core.serving import ModelBundle
+from leadscore_core.settings import Settings
+from leadscore_core.warehouse import ensure_schemas, table_exists
+
+ESTIMATED = ("lead_conversion", "activity_churn", "snapshot_churn")  # the binary models
+TOP_TIER = {"lead_conversion": "tier A", "activity_churn": "High risk",
+            "snapshot_churn": "High risk"}
+WINDOW_TABLE = "monitoring.estimated_performance"
+ERROR_TABLE = "monitoring.estimate_vs_realised"
+
+
+def estimated_key(model: str) -> dg.AssetKey:
+    return dg.AssetKey(["monitoring", f"{model}_estimated_performance"])
+
+
+class EstimationConfig(dg.Config):
+    min_rows: int = 100
+    """Fewer rows in the window than this: no estimate (its interval would say nothing)."""
+    max_rows: int = 50_000
+    """Larger windows are sampled down to this many rows (fixed seed)."""
+    draws: int = 400
+    """Label sets drawn from the probabilities for each interval."""
+    level: float = 0.95
+    """Share of the drawn realised figures the interval holds."""
+    drop_tolerance: float = 0.02
+    """A drop: the window's ROC-AUC interval lies wholly this far below the reference."""
+    horizon_days: int = RealisedPerformanceConfig.model_fields["horizon_days"].default
+    """A scored customer's outcome is known this many days after the score."""
+
+
+def top_tier_mask(model: str, probability: np.ndarray, settings: Settings) -> np.ndarray:
+    """Rows in the top tier, by the rule the scores use: tier A is the top quartile of the
+    scores judged together; High risk is at or above ``LEADSCORE_CHURN_HIGH``."""
+    p = np.asarray(probability, dtype=np.float64)
+    if p.size == 0:
+        return np.zeros(0, dtype=bool)
+    if model == "lead_conversion":
+        tiers, _ = quartile_tiers(ModelBundle.score(p))
+        return np.asarray(tiers) == "A"
+    return np.asarray(risk_levels(p, settings.churn_high, settings.churn_medium)) == "High"
+
+
+def _rows(estimates: dict[str, Estimate], **extra: object) -> list[dict[str, object]]:
+    return [{**extra, "metric": e.metric, "estimated": e.value, "low": e.low, "high": e.high,
+             "rows": e.rows} for e in estimates.values()]
+
+
+def _append(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    ensure_schemas(conn)
+    conn.register("_estimates", frame)
+    try:
+        if table_exists(conn, table):
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _estimates")
+        else:
+            conn.execute(f"CREATE TABLE {table} AS SELECT * FROM _estimates")
+    finally:
+        conn.unregister("_estimates")
+
+
+def estimate_vs_realised(model: str, judged: pd.DataFrame, config: EstimationConfig,
+                         settings: Settings) -> pd.DataFrame:
+    """Per served version: each metric estimated from the served probabilities of the
+    predictions whose outcome is known, next to the realised figure on the same rows."""
+    rows = []
+    for version, group in judged[judged["model"] == model].groupby("version", sort=True):
+        p = group["probability"].astype(float).to_numpy()
+        y = group["outcome"].astype(bool).to_numpy()
+        top = top_tier_mask(model, p, settings)
+        realised = realised_metrics(p, y, top)
+        for row in _rows(estimate(p, top, config.draws, config.level), model=model,
+                         version=str(version)):
+            value = realised[str(row["metric"])]
+            rows.append({**row, "realised": value, "error": float(row["estimated"]) - value,
+                         "within_interval": bool(row["low"] <= value <= row["high"])})
+    return pd.DataFrame(rows, columns=["model", "version", "metric", "estimated", "low", "high",
+                                       "rows", "realised", "error", "within_interval"])
+
+
+def summary_path(settings: Settings, model: str) -> Path:
+    return settings.root / "monitoring" / f"{model}_estimated.json"
+
+
+def write_summary(settings: Settings, model: str, summary: dict[str, object]) -> Path:
+    """The latest estimate as JSON for the command line and the pages (atomic replace)."""
+    text = json.dumps(_finite(summary), indent=2, default=_json_value, allow_nan=False)
+    path = summary_path(settings, model)
+    return publish_file(lambda tmp: Path(tmp).write_text(text), path)
+
+
+def _finite(value: object) -> object:
+    """NaN and infinities (a metric with nothing to measure) as JSON null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _figures(estimates: dict[str, Estimate]) -> dict[str, object]:
+    return {f"{e.metric}/{part}": float(getattr(e, part))
+            for e in estimates.values() for part in ("value", "low", "high")
+            if np.isfinite(getattr(e, part))}
+
+
+def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: EstimationConfig,
+                      warehouse: DuckDBResource, settings: SettingsResource,
+                      model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+    """One model's estimate: window, reference, drop verdict, estimate against realised.
+
+    The metadata carries what the retraining sensor reads: ``status`` (evaluated |
+    too_few_rows | no_champion), ``champion_version`` and ``estimated_drop``.
+    """
+    spec = MONITORED[model]
+    registry = model_registry.registry()
+    champion = registry.by_alias(model, CHAMPION)
+    if champion is None:
+        return dg.MaterializeResult(metadata={
+            "status": "no_champion", "estimated_drop": False,
+            "verdict": f"{MODELS[model]} has no champion yet: nothing to estimate"})
+    s = settings.get()
+    bundle = registry.load_bundle(model, champion.version)
+    kinds = {f.name: f.kind for f in bundle.encoder.specs}
+    trained_at = _naive_utc(bundle.metadata.get("trained_at")
+                            or datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC))
+    label = champion.tags.get(TAG_LABEL, spec.label)
+    features = list(kinds)
+
+    holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
+    p_ref = np.asarray(bundle.predict_frame(_same_types(holdout, kinds)[features]))
+    top_ref = top_tier_mask(model, p_ref, s)
+    reference = estimate(p_ref, top_ref, config.draws, config.level)
+    reference_realised = (realised_metrics(p_ref, holdout[label].astype(bool).to_numpy(),
+                                           top_ref) if label in holdout else {})
+
+    with warehouse.get_connection() as conn:
+        parts = [feature_window(conn, spec, trained_at, features),
+                 api_window(conn, MODELS[model], trained_at, kinds)]
+        judged = judged_predictions(conn, config.horizon_days)
+    window = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else pd.DataFrame(columns=features)
+    for name in features:
+        if name not in window:
+            window[name] = pd.NA
+    if len(window) > config.max_rows:
+        window = window.sample(config.max_rows, random_state=0)
+    versus = estimate_vs_realised(model, judged, config, s)
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    meta: dict[str, object] = {
+        "champion_version": str(champion.version),
+        "registered_model": MODELS[model],
+        "trained_at": trained_at.isoformat(timespec="seconds"),
+        "window_rows": len(window),
+        "top_tier": TOP_TIER[model],
+        **{f"reference/{k}": v for k, v in _figures(reference).items()},
+        **{f"reference_realised/{k}": v for k, v in reference_realised.items()
+           if np.isfinite(v)},
+    }
+    if len(versus):
+        meta["estimate_vs_realised"] = dg.MetadataValue.md(markdown_table(versus))
+        meta["share_within_interval"] = float(versus["within_interval"].mean())
+    if len(window) < config.min_rows:
+        verdict = (f"{len(window)} row(s) in the window since version {champion.version} was "
+                   f"trained (fewer than {config.min_rows}): no estimate yet")
+        with warehouse.get_connection() as conn:
+            _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+        return dg.MaterializeResult(metadata={**meta, "status": "too_few_rows",
+                                              "estimated_drop": False, "verdict": verdict})
+
+    p = np.asarray(bundle.predict_frame(_same_types(window, kinds)[features]))
+    current = estimate(p, top_tier_mask(model, p, s), config.draws, config.level)
+    auc, ref_auc = current["roc_auc"], reference["roc_auc"].value
+    dropped = bool(np.isfinite(auc.high) and np.isfinite(ref_auc)
+                   and auc.high < ref_auc - config.drop_tolerance)
+    verdict = (f"estimated ROC-AUC {auc.value:.3f} [{auc.low:.3f}, {auc.high:.3f}] on "
+               f"{len(window):,} rows against {ref_auc:.3f} on the held-out rows: "
+               + ("DROP" if dropped else "no drop"))
+    context.log.info(f"{model}: {verdict}")
+    table = pd.DataFrame(
+        _rows(current, evaluated_on="window") + _rows(reference, evaluated_on="held-out")
+    ).assign(model=model, version=str(champion.version), evaluated_at=now)
+    with warehouse.get_connection() as conn:
+        _append(conn, WINDOW_TABLE, table)
+        _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+    summary = write_summary(s, model, {
+        "model": MODELS[model], "champion_version": str(champion.version),
+        "evaluated_at": now.isoformat(timespec="seconds"), "window_rows": len(window),
+        "top_tier": TOP_TIER[model], "estimated_drop": dropped, "verdict": verdict,
+        "window": {k: vars(v) for k, v in current.items()},
+        "held_out": {k: vars(v) for k, v in reference.items()},
+        "held_out_realised": reference_realised,
+        "estimate_vs_realised": versus.to_dict("records"),
+    })
+    return dg.MaterializeResult(metadata={
+        "summary": dg.MetadataValue.path(str(summary)),
+        **meta,
+        **_figures(current),
+        "status": "evaluated",
+        "estimated_drop": dropped,
+        "drop_tolerance": config.drop_tolerance,
+        "verdict": verdict,
+        "estimates": dg.MetadataValue.md(markdown_table(
+            table.drop(columns=["model", "version", "evaluated_at"]))),
+    })
+
+
+def estimated_asset(model: str) -> dg.AssetsDefinition:
+    spec = MONITORED[model]
+
+    @dg.asset(
+        key=estimated_key(model),
+        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+              *[dg.AssetKey(["features", d]) for d in spec.deps]],
+        group_name=GROUP,
+        kinds={"numpy", "duckdb"},
+        pool=WAREHOUSE_POOL,
+        automation_condition=DRIFT_AUTOMATION,  # on the drift reports' rhythm
+        description=(
+            f"{MODELS[model]}'s ROC-AUC, precision in its top tier ({TOP_TIER[model]}) and "
+            "calibration on the current window, estimated from the champion's calibrated "
+            "probabilities before the outcomes arrive, with intervals; set next to the "
+            "realised figures as outcomes arrive."
+        ),
+    )
+    def _estimated(context: dg.AssetExecutionContext, config: EstimationConfig,
+                   warehouse: DuckDBResource, settings: SettingsResource,
+                   model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+        return evaluate_estimate(context, model, config, warehouse, settings, model_registry)
+
+    return _estimated
+
+
+estimated_assets = [estimated_asset(model) for model in ESTIMATED]
