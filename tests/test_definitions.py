@@ -60,12 +60,12 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
         "clean/invoices", "clean/payments", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
     "monitoring/lead_conversion_estimated_performance": ("monitoring", {
-        "features/lead_features", "models/lead_conversion", "raw/predictions"}),
+        "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),
     "monitoring/activity_churn_estimated_performance": ("monitoring", {
         "features/customer_activity", "features/customer_activity_latest",
-        "models/activity_churn", "raw/predictions"}),
+        "models/activity_churn/champion", "raw/predictions"}),
     "monitoring/snapshot_churn_estimated_performance": ("monitoring", {
-        "features/customer_snapshot", "models/snapshot_churn", "raw/predictions"}),
+        "features/customer_snapshot", "models/snapshot_churn/champion", "raw/predictions"}),
 }
 
 # (asset, check) -> blocking

@@ -449,13 +449,13 @@ def test_monitoring_stage_is_wired_into_the_code_location():
             "monitoring", ["clean/invoices", "clean/payments", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
         "monitoring/lead_conversion_estimated_performance": (
-            "monitoring", ["features/lead_features", "models/lead_conversion",
+            "monitoring", ["features/lead_features", "models/lead_conversion/champion",
                            "raw/predictions"], hourly),
         "monitoring/activity_churn_estimated_performance": (
             "monitoring", ["features/customer_activity", "features/customer_activity_latest",
-                           "models/activity_churn", "raw/predictions"], hourly),
+                           "models/activity_churn/champion", "raw/predictions"], hourly),
         "monitoring/snapshot_churn_estimated_performance": (
-            "monitoring", ["features/customer_snapshot", "models/snapshot_churn",
+            "monitoring", ["features/customer_snapshot", "models/snapshot_churn/champion",
                            "raw/predictions"], hourly),
     }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
