@@ -4,17 +4,16 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
-# Dagster reads dagster.yaml from DAGSTER_HOME; its storage goes under data/.
-export DAGSTER_HOME := $(CURDIR)
-export LEADSCORE_DAGSTER_STORAGE := $(CURDIR)/data/dagster
-export LEADSCORE_DAGSTER_COMPUTE_LOGS := $(CURDIR)/data/dagster/compute_logs
+# Dagster keeps its storage under DAGSTER_HOME (data/dagster) and reads dagster.yaml there:
+# `setup` links the project's file into it.
+export DAGSTER_HOME := $(CURDIR)/data/dagster
 
 .PHONY: setup demo test dev serve bench lint clean
 
 setup:  ## install uv (if missing) and the locked environment
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
-	@mkdir -p $(LEADSCORE_DAGSTER_STORAGE)
+	@mkdir -p $(DAGSTER_HOME) && ln -sfn ../../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: setup  ## write sample exports and run the whole pipeline on them
 	$(UV) run leadscore demo

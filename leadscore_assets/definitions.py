@@ -11,15 +11,17 @@ from leadscore_assets.features.assets import feature_assets
 from leadscore_assets.ingest.assets import RAW_ASSETS
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.sensors import INBOX_SENSORS
-from leadscore_assets.models.assets import mlflow_resource, model_assets
+from leadscore_assets.models.assets import model_assets
 from leadscore_assets.models.champion import champion_assets
 from leadscore_assets.models.checks import ModelRegistryResource
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.monitoring.assets import monitoring_assets
 from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sensors
 from leadscore_assets.monitoring.checks import drift_checks
 from leadscore_assets.monitoring.estimated import estimated_assets
-from leadscore_assets.resources import SettingsResource, warehouse_resource
+from leadscore_assets.resources import SettingsResource, env_or, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
+from leadscore_assets.scores.changes import change_assets
 from leadscore_core.settings import get_settings
 
 # Project-wide automation policy. Derived tables follow their inputs, but only once the
@@ -67,7 +69,7 @@ defs = dg.Definitions(
         *with_policy(feature_assets, FOLLOW_INPUTS),
         *with_policy(model_assets, FIRST_TRAINING),
         *with_policy(champion_assets, FOLLOW_INPUTS),
-        *with_policy(score_assets, FOLLOW_INPUTS),
+        *with_policy([*score_assets, *change_assets], FOLLOW_INPUTS),
     ]) + monitoring_assets + estimated_assets,  # the prediction log: no freshness policy
     asset_checks=[
         *CLEAN_CHECKS,
@@ -85,8 +87,10 @@ defs = dg.Definitions(
         "landing": LandingZone.from_settings(get_settings()),
         "settings": SettingsResource.from_env(),
         "alerts": AlertChannel.from_settings(),
-        "mlflow": mlflow_resource(get_settings().mlflow_uri, get_settings().mlflow_artifacts),
-        "model_registry": ModelRegistryResource(tracking_uri=get_settings().mlflow_uri),
-        "retrain_policy": RetrainPolicy(cadence=get_settings().retrain_cadence),
+        "mlflow": MlflowTracking.from_settings(get_settings()),
+        "model_registry": ModelRegistryResource(tracking_uri=env_or(
+            "LEADSCORE_MLFLOW_TRACKING_URI", get_settings().mlflow_uri)),
+        "retrain_policy": RetrainPolicy(cadence=env_or("LEADSCORE_RETRAIN_CADENCE",
+                                                       get_settings().retrain_cadence)),
     },
 )

@@ -6,6 +6,9 @@ their stage and are assembled in ``definitions.py``.
 
 from __future__ import annotations
 
+import os
+from typing import TypeVar
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -14,6 +17,19 @@ from leadscore_core.settings import Settings, get_settings
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to 1
 # because DuckDB allows one writing process.
 WAREHOUSE_POOL = "duckdb_writer"
+
+T = TypeVar("T")
+
+
+def env_or(name: str, default: T) -> dg.EnvVar | T:
+    """``dg.EnvVar(name)`` when the variable is set, else the embedded default.
+
+    A resource field given an ``EnvVar`` is read from the environment when a run starts and
+    the Dagster UI shows the variable's name, never its value: secrets and URLs (a webhook, a
+    tracking URI with a password) reach resources this way. With the variable unset, the
+    default (a local path, nothing secret) is the value.
+    """
+    return dg.EnvVar(name) if os.environ.get(name) else default
 
 
 def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     )
     lead_profile: str = Field("webform", description="Active lead source profile")
     customer_profile: str = Field("saas_accounts", description="Active customer profile")
+    formats: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Formats declared per source where the evidence in a file may not decide "
+                    "them, e.g. {\"invoices\": {\"date_order\": \"dmy\", \"decimal\": \",\"}} "
+                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter)")
     plan_catalogue_path: Path | None = Field(
         None, description="YAML plan catalogue; default: the shipped catalogue"
     )
@@ -45,6 +50,9 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(None, description="POST alerts here (JSON)")
     alert_webhook_format: Literal["json", "slack"] = "json"
     dagster_ui_url: str = Field("http://127.0.0.1:3000", description="Base URL for run links")
+    app_url: str = Field("http://127.0.0.1:8000",
+                         description="Base URL of the API's pages, for links to a lead's or "
+                                     "customer's page in alerts")
     api_key: str | None = Field(None, description="When set, the API requires X-API-Key")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -6,6 +6,7 @@ automation shows up here in review instead of silently in production.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,8 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
         "features/customer_activity_latest", "features/customer_snapshot",
         "models/activity_churn/champion", "models/snapshot_churn/champion",
     }),
+    "scores/lead_changes": ("scores", {"scores/leads"}),
+    "scores/customer_changes": ("scores", {"scores/customers"}),
     "serving/customer_activity_snapshot": ("serving", {"features/customer_activity_latest"}),
     "monitoring/lead_conversion_drift": ("monitoring", {
         "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),
@@ -150,7 +153,8 @@ def test_automation_policy(graph):
         key.to_user_string(): graph.get(key).automation_condition.get_label()
         for key in graph.get_all_asset_keys() if graph.get(key).automation_condition
     }
-    for key in ("features/lead_features", "scores/leads", "scores/customers"):
+    for key in ("features/lead_features", "scores/leads", "scores/customers",
+                "scores/lead_changes", "scores/customer_changes"):
         assert labels[key] == "when inputs update and their blocking checks pass"
     for model in ("lead_conversion", "plan", "activity_churn", "snapshot_churn"):
         assert labels[f"models/{model}"] == "first training (retraining: retraining_sensor)"
@@ -161,10 +165,13 @@ def test_automation_policy(graph):
 
 
 def test_dagster_cli_loads_the_workspace(tmp_path):
-    """`dagster definitions validate` on workspace.yaml, as the daemon would load it."""
-    env = {"DAGSTER_HOME": str(ROOT), "LEADSCORE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
-           "LEADSCORE_DAGSTER_COMPUTE_LOGS": str(tmp_path / "logs"),
-           "LEADSCORE_DATA_DIR": str(tmp_path / "data"), "PATH": str(Path(sys.executable).parent)}
+    """`dagster definitions validate` on workspace.yaml, as the daemon would load it (with
+    DAGSTER_HOME holding a link to the project's dagster.yaml, as `make setup` leaves it)."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
+    env = {"DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(tmp_path / "data"),
+           "PATH": str(Path(sys.executable).parent)}
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
          "-w", str(ROOT / "workspace.yaml")],
@@ -172,3 +179,47 @@ def test_dagster_cli_loads_the_workspace(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "leadscore" in result.stdout + result.stderr
+
+
+def test_dg_check_defs_loads_the_project(tmp_path):
+    """`dg check defs` (pyproject's [tool.dg]) with nothing set: Dagster's temporary home."""
+    env = {"LEADSCORE_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path),
+           "PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+SECRETS = {"LEADSCORE_ALERT_WEBHOOK_URL": "https://hooks.example.com/T000/B000/s3cr3t-t0ken",
+           "LEADSCORE_MLFLOW_TRACKING_URI": "postgresql://mlflow:pa55word@db.internal/mlflow",
+           "LEADSCORE_DAGSTER_UI_URL": "https://dagster.internal.example.com"}
+
+
+def test_secrets_and_urls_reach_the_ui_as_variable_names(tmp_path):
+    """What the UI reads (the repository snapshot a code server sends) names the variables
+    and never holds their values."""
+    code = (
+        "import json\n"
+        "from dagster._core.remote_representation.external_data import RepositorySnap\n"
+        "from dagster._serdes import serialize_value\n"
+        "from leadscore_assets.definitions import defs\n"
+        "snap = RepositorySnap.from_def(defs.get_repository_def())\n"
+        "print(json.dumps({'snapshot': serialize_value(snap), 'resources': {r.name: {k: str(v)"
+        " for k, v in r.configured_values.items()} for r in snap.resources}}))\n"
+    )
+    env = {"LEADSCORE_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path),
+           "PATH": str(Path(sys.executable).parent), **SECRETS}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    for value in SECRETS.values():
+        assert value not in shown["snapshot"]
+    resources = shown["resources"]
+    assert "LEADSCORE_ALERT_WEBHOOK_URL" in resources["alerts"]["webhook_url"]
+    assert "LEADSCORE_DAGSTER_UI_URL" in resources["alerts"]["ui_url"]
+    assert "LEADSCORE_MLFLOW_TRACKING_URI" in resources["mlflow"]["mlflow_tracking_uri"]
+    assert "LEADSCORE_MLFLOW_TRACKING_URI" in resources["model_registry"]["tracking_uri"]

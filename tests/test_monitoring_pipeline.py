@@ -19,9 +19,10 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import AlertChannel
-from leadscore_assets.models.assets import mlflow_resource, snapshot_churn_model
+from leadscore_assets.models.assets import snapshot_churn_model
 from leadscore_assets.models.champion import champion_asset
 from leadscore_assets.models.checks import ModelRegistryResource
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.monitoring.assets import drift_key, monitoring_assets, raw_predictions
 from leadscore_assets.monitoring.automation import (
     REASON_TAG,
@@ -103,7 +104,8 @@ class Stack:
         self.resources = {
             "warehouse": DuckDBResource(database=str(self.warehouse)),
             "settings": SettingsResource(data_dir=str(self.data)),
-            "mlflow": mlflow_resource(self.tracking_uri, self.data / "mlflow" / "artifacts"),
+            "mlflow": MlflowTracking(mlflow_tracking_uri=self.tracking_uri,
+                                     artifact_root=str(self.data / "mlflow" / "artifacts")),
             "model_registry": ModelRegistryResource(tracking_uri=self.tracking_uri),
             "alerts": AlertChannel(log_path=str(self.alerts_log)),
             # every window below brings far more labelled rows than the first training had:

@@ -26,7 +26,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
@@ -42,11 +41,11 @@ from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_featur
 from leadscore_assets.models.candidates import Selection, label
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.quality import ACTIVITY_OVERRIDES
+from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.registry import (
-    EXPERIMENT,
     HOLDOUT_ARTIFACT,
     MODEL_ARTIFACT,
     MODELS,
@@ -56,50 +55,12 @@ from leadscore_core.registry import (
     TAG_CANDIDATE_REASON,
     TAG_LABEL,
     TAG_TASK,
-    ensure_experiment,
 )
 from leadscore_core.serving import LeadscorePyfunc, ModelBundle
 from leadscore_core.warehouse import read_table
 
 GROUP = "models"
 KINDS = {"lightgbm", "mlflow"}
-
-# -- the MLflow resource ---------------------------------------------------------------------
-
-
-@dg.resource(config_schema={**CONFIG_SCHEMA, "artifact_root": dg.Field(str)})
-def mlflow_tracking(context: dg.InitResourceContext):
-    """dagster-mlflow's tracking resource, with the experiment's artifact folder fixed first.
-
-    dagster-mlflow creates a missing experiment with MLflow's default artifact location, which
-    for a SQLite store is ``./mlruns`` under whatever directory the process started in; the
-    experiment is created here first with its artifacts under ``data/mlflow/artifacts``. The
-    run the resource opened is ended on teardown, so a later Dagster run in the same process
-    (tests, ``dg.materialize``) starts its own MLflow run instead of resuming this one.
-    """
-    config = context.resource_config
-    ensure_experiment(config["mlflow_tracking_uri"], Path(config["artifact_root"]),
-                      config["experiment_name"])
-    tracking = MlFlow(context)
-    # Versions are registered in the same store the runs are tracked in, whatever registry
-    # an earlier user of this process pointed MLflow's global registry URI at.
-    mlflow.set_registry_uri(config["mlflow_tracking_uri"])
-    try:
-        yield tracking
-    finally:
-        tracking.cleanup_on_error()
-        if mlflow.active_run() is not None:
-            mlflow.end_run()
-
-
-def mlflow_resource(tracking_uri: str, artifact_root: Path,
-                    experiment: str = EXPERIMENT) -> dg.ResourceDefinition:
-    return mlflow_tracking.configured({
-        "experiment_name": experiment,
-        "mlflow_tracking_uri": tracking_uri,
-        "artifact_root": str(artifact_root),
-    })
-
 
 # -- hyper-parameters ------------------------------------------------------------------------
 
@@ -199,7 +160,7 @@ def learnable(data: TrainingSet) -> str | None:
 
 def train_and_register(context: dg.AssetExecutionContext, model: str, data: TrainingSet,
                        config: ModelConfig, registry: ModelRegistryResource,
-                       tracking: MlFlow) -> Iterator[dg.MaterializeResult]:
+                       tracking: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Train, log the run to MLflow, register a version and make it the challenger.
 
     A business without data for this model (no plans sold yet, no customer snapshots) gets
@@ -450,7 +411,7 @@ _COMMON: dict[str, Any] = dict(group_name=GROUP, kinds=KINDS, output_required=Fa
 def lead_conversion_model(context: dg.AssetExecutionContext, config: LeadConversionConfig,
                           warehouse: DuckDBResource, settings: SettingsResource,
                           model_registry: ModelRegistryResource,
-                          mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+                          mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will this lead convert? Binary LightGBM on the lead's profile features and arrival time,
     held out on the latest leads; registered as ``leadscore-lead-conversion``."""
     with warehouse.get_connection() as conn:
@@ -462,7 +423,7 @@ def lead_conversion_model(context: dg.AssetExecutionContext, config: LeadConvers
 def plan_model(context: dg.AssetExecutionContext, config: PlanConfig,
                warehouse: DuckDBResource, settings: SettingsResource,
                model_registry: ModelRegistryResource,
-               mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+               mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Which plan will a converted lead buy? Multi-class over the plan catalogue; registered as
     ``leadscore-plan``."""
     with warehouse.get_connection() as conn:
@@ -475,7 +436,7 @@ def plan_model(context: dg.AssetExecutionContext, config: PlanConfig,
 def activity_churn_model(context: dg.AssetExecutionContext, config: ActivityChurnConfig,
                          warehouse: DuckDBResource,
                          model_registry: ModelRegistryResource,
-               mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+               mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will a customer stop buying within the horizon? Trained on several cutoffs, held out on
     the latest; registered as ``leadscore-activity-churn``."""
     with warehouse.get_connection() as conn:
@@ -488,7 +449,7 @@ def activity_churn_model(context: dg.AssetExecutionContext, config: ActivityChur
 def snapshot_churn_model(context: dg.AssetExecutionContext, config: SnapshotChurnConfig,
                          warehouse: DuckDBResource, settings: SettingsResource,
                          model_registry: ModelRegistryResource,
-               mlflow: dg.ResourceParam[MlFlow]) -> Iterator[dg.MaterializeResult]:
+               mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will a customer with this account snapshot leave? Registered as
     ``leadscore-snapshot-churn``."""
     with warehouse.get_connection() as conn:
