@@ -50,9 +50,10 @@ class ScoreMoveAlerts(dg.Config):
 def feature_contributions(bundle: ModelBundle, features: pd.DataFrame,
                           keys: pd.DataFrame) -> pd.DataFrame:
     """Every feature's shown value and contribution for each row of ``features`` (binary
-    models: LightGBM's contributions on the log-odds scale, the base value left out)."""
+    models: the one explainer's contributions on the log-odds scale, the base value left
+    out), the same the exports and the API give as reasons."""
     X = bundle.encoder.transform_frame(features)
-    contrib = np.asarray(bundle.booster.predict(X, pred_contrib=True))[:, :-1]
+    contrib = bundle.explainer.contributions(X)[:, 0, :-1]
     specs = bundle.encoder.specs
     numeric = np.array([s.kind == "numeric" for s in specs])
     numbers = np.where(numeric[None, :], X, np.nan)
