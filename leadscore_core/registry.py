@@ -61,6 +61,7 @@ TAG_LABEL = "leadscore.label"
 TAG_CANDIDATE = "leadscore.candidate"  # lightgbm | logistic | blend: which candidate won
 TAG_CANDIDATE_REASON = "leadscore.candidate_reason"
 TAG_GATE = "leadscore.gate"
+TAG_PROFILE = "leadscore.profile"  # the source profile the training rows were typed with
 TAG_GATE_REASON = "leadscore.gate_reason"
 
 

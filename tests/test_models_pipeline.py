@@ -288,7 +288,15 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
     assert export.loc[export["tier"] == "A", "score"].min() >= export["score"].quantile(0.75) - 1
     assert pd.to_datetime(export["created_at"], format="%Y-%m-%dT%H:%M:%S").notna().all()
     reasons = export["reason_for_1"].dropna().astype(str)
-    assert reasons.str.contains(" = ").all()
+    reasons = reasons[reasons != ""]
+    assert len(reasons) and reasons.str.fullmatch(
+        r".+ (is .+|not given|: (yes|no)): [+-]\d+(\.\d)? points?").all()
+    assert (export["reason_for_1_contribution"].dropna() > 0).all()
+    assert not export["reason_for_1"].astype(str).str.contains(r"\d\.\d{4}").any()
+    # the pages' copy: the same rows, with each lead's fields
+    published = pd.read_parquet(stack.data / "serving" / "open_leads.parquet")
+    assert list(published["lead_id"]) == list(export["lead_id"].astype(str))
+    assert {"business_type", "utm_source"} <= set(published.columns)
 
 
 def test_customer_scores_have_one_row_per_customer_with_both_models(full_run):
@@ -445,7 +453,6 @@ def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
 
     from api.app import create_app
     from api.config import LEAD_CONVERSION, ApiSettings
-    from leadscore_assets.scores.assets import reason_text
     from leadscore_core.settings import Settings
 
     stack, _ = full_run
@@ -477,9 +484,12 @@ def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
         assert answer["probability"] == pytest.approx(row["probability"], abs=1e-6)
         assert answer["score"] == row["score"]
         for side in ("for", "against"):
-            served = [reason_text(r["feature"], r["value"]) for r in answer[f"reasons_{side}"]]
-            exported = [row[f"reason_{side}_{i}"] for i in (1, 2, 3)]
-            assert served == [x for x in exported if x], (answer["id"], side)
+            served = [round(r["contribution"], 6) for r in answer[f"reasons_{side}"]
+                      if r["text"]]
+            exported = [row[f"reason_{side}_{i}_contribution"] for i in (1, 2, 3)]
+            assert served == [x for x in exported if x == x], (answer["id"], side)
+            texts = [r["text"] for r in answer[f"reasons_{side}"] if r["text"]]
+            assert all(t in row[f"reason_{side}_{i + 1}"] for i, t in enumerate(texts))
         # reasons + base value add up to the raw score (all contributions, listed or not)
         assert answer["raw_score"] == pytest.approx(raw[i], abs=1e-9)
         assert answer["base_value"] == pytest.approx(contrib[i, -1], abs=1e-12)

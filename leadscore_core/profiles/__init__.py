@@ -14,6 +14,7 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,15 @@ class Features(BaseModel):
     rest: Literal["numeric", "categorical", "ignore"] = "ignore"
 
 
+class Display(BaseModel):
+    """How people see a column in reasons and pages (``leadscore_core.reasons``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(None, description="default: the column's name as exported")
+    unit: str | None = Field(
+        None, description="ISO 4217 code for money (USD), time_of_day, or a word (days)")
+
+
 class Repair(BaseModel):
     """Fill a blank value with ``value`` where the pandas expression ``when`` holds."""
 
@@ -84,6 +94,8 @@ class Profile(BaseModel):
         default_factory=list, description="named columns a file may lack (typed as missing); "
                                           "any other named column missing refuses the file")
     repairs: list[Repair] = Field(default_factory=list)
+    display: dict[str, Display] = Field(default_factory=dict,
+                                        description="column -> label and unit for people")
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
     false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE))
     # How the export writes dates and numbers; unset: decided from the evidence in each file.
@@ -131,6 +143,14 @@ class Profile(BaseModel):
         needed = self.identity_columns + [c for k in ("categorical", "numeric", "boolean")
                                           for c in getattr(self.features, k)]
         return [c for c in needed if c not in present and c not in self.optional]
+
+
+def as_text(value: object) -> str | None:
+    """A JSON value as raw text: strings as they are, null as null, anything else (numbers,
+    booleans, lists) as its JSON text (``true``, ``12.5``, ``["a", "b"]``)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def snake(name: str) -> str:
