@@ -64,6 +64,9 @@ TEMPLATES = HERE / "templates"
 HORIZON_DAYS = 30  # a lead's label: a succeeded payment within this many days
 LEAD_EXPORT = "lead_scores.csv"
 RISK_ORDER = ("High", "Medium", "Low")
+# held-out figures worth a line on the models page (the run logs counts and timings too)
+SHOWN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "lift_top_decile", "macro_f1",
+                 "accuracy", "log_loss_multiclass")
 
 
 @dataclass
@@ -532,7 +535,7 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         "error": None if served else ctx.models.errors.get(registered, "loading"),
         "trained_at": when(served.trained_at) if served else "unknown",
         "score": held.get(metric), "baseline": held.get(f"baseline_{metric}"),
-        "metrics": {k: v for k, v in held.items() if not k.startswith("baseline_")
+        "metrics": {k: v for k, v in held.items() if k in SHOWN_METRICS
                     and isinstance(v, int | float)} if held else {},
         "history": history, "realised": realised, "plot": performance_svg(points),
         "drift": drift, "report": overview.drift_report(key) is not None,
