@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
-from test_api import lead_frame, leads_payload, make_settings, store, wait_ready  # noqa: F401
 
 from api.app import create_app
 from api.config import LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
 from api.direct import DirectRoute
+from tests.support.api_models import lead_frame, leads_payload, make_settings, wait_ready
 
 
 class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -147,7 +147,7 @@ def test_a_declared_length_over_the_limit_goes_to_the_handler_unread():
 
 
 @pytest.fixture(scope="module")
-def clients(store):  # noqa: F811 - the fixture imported from test_api
+def clients(store):
     pair = []
     with (TestClient(create_app(make_settings(store), api_settings=ApiSettings(
             max_batch=50, direct_path=True))) as on,

@@ -10,7 +10,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from conftest import Receiver
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import AlertChannel
@@ -21,6 +20,7 @@ from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.schemas import CleanInvoices, validate
 from leadscore_core.profiles import SHIPPED_DIR
+from tests.support.webhook import Receiver
 
 
 def webform_leads(path: Path) -> list[str]:

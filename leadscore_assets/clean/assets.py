@@ -169,7 +169,3 @@ def _clean_asset(source: str) -> dg.AssetsDefinition:
 
 
 CLEAN_ASSETS: dict[str, dg.AssetsDefinition] = {s: _clean_asset(s) for s in SOURCES}
-clean_leads = CLEAN_ASSETS["leads"]
-clean_payments = CLEAN_ASSETS["payments"]
-clean_invoices = CLEAN_ASSETS["invoices"]
-clean_customers = CLEAN_ASSETS["customers"]
