@@ -30,7 +30,7 @@ class Alert(BaseModel):
     """One failure, with what a person needs to find it."""
 
     key: str = Field(description="Dedupe key: the same failure is sent once")
-    kind: Literal["check_failed", "run_failed", "rows_quarantined"]
+    kind: Literal["check_failed", "run_failed", "rows_quarantined", "nothing_landed"]
     severity: Literal["warning", "error"] = "error"
     title: str
     asset: str | None = None

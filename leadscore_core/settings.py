@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     )
     lead_profile: str = Field("webform", description="Active lead source profile")
     customer_profile: str = Field("saas_accounts", description="Active customer profile")
+    formats: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Formats declared per source where the evidence in a file may not decide "
+                    "them, e.g. {\"invoices\": {\"date_order\": \"dmy\", \"decimal\": \",\"}} "
+                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter)")
     plan_catalogue_path: Path | None = Field(
         None, description="YAML plan catalogue; default: the shipped catalogue"
     )

@@ -14,6 +14,8 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pandas as pd
 
@@ -27,6 +29,11 @@ LINEAGE_DDL = """
     _row_number    BIGINT  NOT NULL,  -- 1-based record number in the file (header excluded)
     _ingested_at   TIMESTAMP NOT NULL
 """
+# How to read a file's text, on every raw row of text sources (null for JSON objects).
+READING_DDL = """
+    _formats     JSON,  -- decided per file: number field -> decimal/thousands, date -> order
+    _malformed   JSON,  -- a record that did not fit the header: line, rule, reason, fields
+"""
 LINEAGE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_row_number", "_ingested_at")
 
 RAW_DDL: dict[str, str] = {
@@ -37,6 +44,7 @@ RAW_DDL: dict[str, str] = {
         email       VARCHAR,
         label       VARCHAR,
         record      JSON NOT NULL,     -- every column of the row, as text
+        {READING_DDL}
         {LINEAGE_DDL}
     """,
     "customers": f"""
@@ -46,13 +54,14 @@ RAW_DDL: dict[str, str] = {
         email       VARCHAR,
         label       VARCHAR,
         record      JSON NOT NULL,
+        {READING_DDL}
         {LINEAGE_DDL}
     """,
     # Stripe: one row per charge or payment_intent (events are unwrapped). Amounts are text
     # as exported: minor units (integers) from the API's JSON, major units ("150.00") from
     # the dashboard's CSV; ``amount_unit`` says which.
     "payments": f"""
-        object_type      VARCHAR NOT NULL,  -- charge | payment_intent
+        object_type      VARCHAR NOT NULL,  -- charge | payment_intent | refund | dispute
         payment_id       VARCHAR,
         created          VARCHAR,           -- Unix s (JSON); 'YYYY-MM-DD HH:MM[:SS]' UTC (CSV)
         amount           VARCHAR,
@@ -62,6 +71,8 @@ RAW_DDL: dict[str, str] = {
         status           VARCHAR,
         refunded         VARCHAR,
         disputed         VARCHAR,
+        captured         VARCHAR,           -- a charge's captured flag (false: authorised only)
+        charge           VARCHAR,           -- the charge a refund or dispute belongs to
         failure_code     VARCHAR,
         customer_id      VARCHAR,
         customer_email   VARCHAR,
@@ -70,6 +81,7 @@ RAW_DDL: dict[str, str] = {
         event_id         VARCHAR,           -- set when the object came wrapped in an event
         raw_format       VARCHAR NOT NULL,  -- json_array|json_list_page|json_mapping|jsonl|csv
         raw_object       JSON NOT NULL,     -- the original object (or CSV row), untouched
+        {READING_DDL}
         {LINEAGE_DDL}
     """,
     "invoices": f"""
@@ -82,6 +94,7 @@ RAW_DDL: dict[str, str] = {
         customer_id   VARCHAR,
         country       VARCHAR,
         _encoding     VARCHAR NOT NULL,  -- encoding the file was decoded with
+        {READING_DDL}
         {LINEAGE_DDL}
     """,
 }
@@ -107,7 +120,20 @@ def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
 def ensure_raw_table(conn: duckdb.DuckDBPyConnection, source: str) -> str:
     ensure_schemas(conn)
     conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{source} ({RAW_DDL[source]})")
+    # a warehouse made before a column existed gets it (null for the rows already there)
+    have = {name for (name,) in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = ?",
+        [source]).fetchall()}
+    for name, sql_type in raw_column_types(source).items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE raw.{source} ADD COLUMN {name} {sql_type}")
     return f"raw.{source}"
+
+
+def raw_column_types(source: str) -> dict[str, str]:
+    """Column -> type of ``raw.<source>``, from its DDL."""
+    return dict(re.findall(r"^\s*(\w+)\s+(VARCHAR|JSON|BIGINT|TIMESTAMP)\b", RAW_DDL[source],
+                           re.M))
 
 
 def table_row_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:

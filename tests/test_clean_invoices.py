@@ -53,7 +53,8 @@ def test_real_counts_after_cleaning_per_rule(retail):
     # descriptions; the two negative-price A lines are each a whole refund invoice,
     # the third A line (positive price) is bad debt.
     assert result.rule_counts == {
-        "exact_duplicate": 5_268, "missing_invoice_no": 0, "invalid_quantity": 0,
+        "ragged_row": 0, "nul_byte": 0, "unreadable_row": 0, "exact_duplicate": 5_268,
+        "missing_invoice_no": 0, "invalid_quantity": 0,
         "invalid_unit_price": 0, "invalid_invoice_date": 0, "blank_description": 1_454,
         "refund_invoice": 2, "bad_debt_adjustment": 1, "non_positive_unit_price": 1_056,
     }

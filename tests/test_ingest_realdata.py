@@ -25,7 +25,7 @@ REAL_FILES = {
     ("customers", "telco_customer_churn.csv"): 7_043,
     ("leads", "xeducation_leads.csv"): 9_240,
     ("leads", "codepro_leadscoring.csv"): 24_991,
-    ("payments", "stripe_payment_objects_subset.json"): 2,
+    ("payments", "stripe_payment_objects_subset.json"): 4,
 }
 RETAIL_SAMPLE_ROWS = 400
 
@@ -113,7 +113,7 @@ def test_profiles_are_detected_from_real_headers(landed) -> None:
     assert spaces == 11
 
 
-def test_stripe_fixture_lands_its_charge_and_payment_intent(landed, shared_data: Path) -> None:
+def test_stripe_fixture_lands_its_payments_refund_and_dispute(landed, shared_data: Path) -> None:
     results, db = landed
     landed_rows = query(db, "SELECT object_type, payment_id, amount, amount_unit, raw_format, "
                             "event_id FROM raw.payments ORDER BY 1")
@@ -121,8 +121,12 @@ def test_stripe_fixture_lands_its_charge_and_payment_intent(landed, shared_data:
     assert landed_rows == [
         ("charge", fixture["charge"]["id"], str(fixture["charge"]["amount"]), "minor",
          "json_mapping", None),
+        ("dispute", fixture["dispute"]["id"], str(fixture["dispute"]["amount"]), "minor",
+         "json_mapping", None),
         ("payment_intent", fixture["payment_intent"]["id"],
          str(fixture["payment_intent"]["amount"]), "minor", "json_mapping", None),
+        ("refund", fixture["refund"]["id"], str(fixture["refund"]["amount"]), "minor",
+         "json_mapping", None),
     ]
     # the fixture's event wraps a plan, so it is skipped and counted with the other types
     assert fixture["event"]["data"]["object"]["object"] == "plan"
@@ -130,7 +134,7 @@ def test_stripe_fixture_lands_its_charge_and_payment_intent(landed, shared_data:
         .asset_materializations_for_node("raw__payments")
     skipped = materialization.metadata["objects_skipped"].value
     assert skipped["event:plan"] == 1
-    assert sum(skipped.values()) == len(fixture) - 2
+    assert sum(skipped.values()) == len(fixture) - 4
     [(raw,)] = query(db, "SELECT raw_object FROM raw.payments WHERE object_type = 'charge'")
     assert json.loads(raw) == fixture["charge"]
 

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
+from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.ingest.assets import PARTITIONS, RAW_ASSETS, land_file
 from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.sensors import INBOX_SENSORS
@@ -64,7 +65,6 @@ DAMAGED = {
     },
     "leads": {
         "crm_export.csv": "Lead,When\nx,y\n",
-        "leads_semicolon.csv": LEADS.replace(",", ";"),
     },
 }
 EXPECTED_REASON = {
@@ -72,7 +72,6 @@ EXPECTED_REASON = {
     "cut.json": "truncated JSON at line 1",
     "scan.pdf": "binary file",
     "crm_export.csv": "unknown header for leads",
-    "leads_semicolon.csv": "wrong delimiter",
 }
 
 
@@ -100,7 +99,8 @@ def test_damaged_files_fail_alone_and_go_to_quarantine(zone) -> None:
             outcomes[request.tags["leadscore/file"]] = dg.materialize(
                 [RAW_ASSETS[source]], partition_key=request.partition_key,
                 instance=instance, raise_on_error=False, tags=request.tags,
-                resources={"landing": landing, "warehouse": warehouse})
+                resources={"landing": landing, "warehouse": warehouse,
+                           "alerts": AlertChannel(log_path=f"{landing.root}/alerts.jsonl")})
 
     assert sorted(outcomes) == sorted(["charges.json", "leads.csv", *EXPECTED_REASON])
     assert outcomes["charges.json"].success and outcomes["leads.csv"].success
@@ -162,7 +162,8 @@ def test_a_file_changed_after_it_was_registered_fails_its_partition(zone) -> Non
     instance.add_dynamic_partitions(PARTITIONS["leads"].name, [key])
     result = dg.materialize([RAW_ASSETS["leads"]], partition_key=key, instance=instance,
                             raise_on_error=False,
-                            resources={"landing": landing, "warehouse": warehouse})
+                            resources={"landing": landing, "warehouse": warehouse,
+                           "alerts": AlertChannel(log_path=f"{landing.root}/alerts.jsonl")})
     description, _ = failure_of(result)
     assert "leads.csv: its content changed" in description
     assert not db.exists() or rows(db, "SELECT count(*) FROM duckdb_tables() "
@@ -193,3 +194,19 @@ def test_a_name_dagster_refuses_in_keys_still_lands(zone) -> None:
     [(partition, source_file)] = rows(db, "SELECT DISTINCT _partition, _source_file "
                                           "FROM raw.leads")
     assert partition.startswith("leads_final.csv@") and source_file == "leads...final.csv"
+
+
+def test_a_stripe_file_without_payments_lands_with_a_warning_and_an_alert(zone) -> None:
+    landing, warehouse, _ = zone
+    put(landing, "payments", "customers.json", json.dumps(
+        {"object": "list", "data": [{"id": "cus_1", "object": "customer"},
+                                    {"id": "prod_1", "object": "product"}]}))
+    result = land_file("payments", "customers.json", landing=landing, warehouse=warehouse)
+    assert result.success
+    [event] = result.asset_materializations_for_node("raw__payments")
+    assert "customers.json: no payment in this file" in event.metadata["warning"].value
+    assert event.metadata["objects_skipped"].value == {"customer": 1, "product": 1}
+    [alert] = [json.loads(line) for line in
+               (Path(landing.root) / "alerts.jsonl").read_text().splitlines()]
+    assert (alert["kind"], alert["severity"], alert["file"]) == (
+        "nothing_landed", "warning", "customers.json")

@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
+from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.ingest.assets import RAW_ASSETS
 from leadscore_assets.ingest.landing import LandedFile, LandingZone, partition_key
 from leadscore_assets.ingest.sensors import INBOX_SENSORS, InboxCursor, evaluate_inbox
@@ -148,7 +149,8 @@ def test_sensor_tick_is_accepted_by_dagster(landing: LandingZone) -> None:
     drop(landing, "leads_jan.csv", LEADS_CSV)
     defs = dg.Definitions(assets=[RAW_ASSETS["leads"]], sensors=[INBOX_SENSORS["leads"]],
                           resources={"landing": landing,
-                                     "warehouse": DuckDBResource(database=":memory:")})
+                                     "warehouse": DuckDBResource(database=":memory:"),
+                                     "alerts": AlertChannel(log_path=f"{landing.root}/a.jsonl")})
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(resources={"landing": landing}, definitions=defs,
                                           instance_ref=instance.get_ref())

@@ -2,10 +2,13 @@
 
 Rules, in the order they take rows (each row counted once, under the first it breaks):
 
+``ragged_row``, ``nul_byte``, ``unreadable_row``
+    a record the reader could not split into the header's fields (see ``clean/rules.py``).
 ``exact_duplicate`` (removed)
     the same line (all eight fields) seen before, in this file or an earlier one.
 ``missing_invoice_no``, ``invalid_quantity``, ``invalid_unit_price``, ``invalid_invoice_date``
-    a value that cannot be read (quantity must be a whole number).
+    a value that cannot be read with its file's decided formats (quantity must be a whole
+    number).
 ``blank_description``
     a line with no description: stock adjustments, not sales.
 ``refund_invoice``
@@ -34,6 +37,7 @@ from leadscore_assets.clean.rules import (
     blank,
     lineage_order,
 )
+from leadscore_assets.ingest import formats
 from leadscore_core.warehouse import INVOICE_COLUMNS
 
 RAW_FIELDS = list(INVOICE_COLUMNS.values())
@@ -60,17 +64,36 @@ def normalise_customer_id(values: pd.Series) -> pd.Series:
 def parse_numbers_and_dates(text: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Quantity, unit price and invoice date read from text; NaN/NaT where unreadable.
 
+    Each row is read with its file's decided formats (``_formats``: decimal mark, thousands
+    separator, day-month order); a value those formats cannot read is NaN/NaT, never read
+    another way. Rows landed before formats were recorded use ISO or ``M/D/YYYY`` dates.
     DuckDB's ``TRY_CAST``/``TRY_STRPTIME`` do this in parallel over the Arrow buffers, several
     times faster than ``pd.to_numeric`` and per-format ``pd.to_datetime`` on 500k lines.
     """
-    formats = "[" + ", ".join(f"'{f}'" for f in DATE_FORMATS) + "]"
+    columns = ["quantity", "unit_price", "invoice_date"]
+    decided = "_formats" in text.columns
+    if decided:
+        columns.append("_formats")
+    kinds = sorted(text["_formats"].dropna().unique()) if decided else []
+
+    def per_file(field: str, expr) -> str:
+        cases = " ".join(f"WHEN _formats = '{f.replace(chr(39), chr(39) * 2)}' THEN "
+                         f"{expr(formats.loads(f).get(field))}" for f in kinds)
+        fallback = expr(None)
+        return f"CASE {cases} ELSE {fallback} END" if cases else fallback
+
+    def number(field: str):
+        return lambda fmt: f"TRY_CAST({formats.number_sql(field, fmt)} AS DOUBLE)"
+
+    def date(fmt) -> str:
+        return formats.date_sql("invoice_date", fmt, DATE_FORMATS)
+
     with duckdb.connect() as conn:
-        conn.register("invoice_text", text[["quantity", "unit_price", "invoice_date"]])
+        conn.register("invoice_text", text[columns])
         parsed = conn.sql(
-            "SELECT TRY_CAST(trim(quantity) AS DOUBLE) AS quantity, "
-            "TRY_CAST(trim(unit_price) AS DOUBLE) AS unit_price, "
-            f"TRY_STRPTIME(trim(invoice_date), {formats}) AS invoice_date "
-            "FROM invoice_text").df()
+            f"SELECT {per_file('quantity', number('quantity'))} AS quantity, "
+            f"{per_file('unit_price', number('unit_price'))} AS unit_price, "
+            f"{per_file('invoice_date', date)} AS invoice_date FROM invoice_text").df()
     parsed.index = text.index
     return (parsed["quantity"].astype("float64"), parsed["unit_price"].astype("float64"),
             parsed["invoice_date"].astype("datetime64[ns]"))
@@ -83,9 +106,11 @@ def clean_invoices(raw: pd.DataFrame) -> CleanResult:
     exact = df[RAW_FIELDS].astype(TEXT)
     text = {c: exact[c].str.strip() for c in RAW_FIELDS}
 
+    book.quarantine_malformed()
     book.remove("exact_duplicate", exact.duplicated(keep="first"))
 
-    quantity, price, date = parse_numbers_and_dates(exact)
+    quantity, price, date = parse_numbers_and_dates(
+        exact.assign(_formats=df["_formats"]) if "_formats" in df.columns else exact)
     invoice = text["invoice_no"].str.upper()
     book.quarantine("missing_invoice_no", "invoice_no", blank(exact["invoice_no"]))
     book.quarantine("invalid_quantity", "quantity",

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from leadscore_assets.clean.rules import LINEAGE, CleanResult, RuleBook, lineage_order
+from leadscore_assets.ingest import formats
 from leadscore_core.profiles import Profile, ResolvedProfile
 
 PROBLEM_RULES = ("missing_id", "invalid_created_at", "invalid_label")
@@ -67,12 +69,42 @@ def record_header(records: list[dict]) -> list[str]:
     return list(seen)
 
 
+def read_with_formats(text: pd.DataFrame, decided: pd.Series, profile: Profile) -> pd.DataFrame:
+    """Number and date text rewritten canonically with each row's file decisions
+    (``_formats``): ``83807,86`` from a decimal-comma file is ``83807.86``, ``01/02/2024``
+    from a day-first file is ``2024-02-01 00:00:00``. A number its file's format cannot read
+    becomes ``invalid`` (typed as null and counted), never read another way."""
+    keys = decided.astype("string").fillna("").to_numpy()
+    out = text.copy()
+    created = profile.created_at.column if profile.created_at else None
+    for key in pd.unique(keys):
+        fmt = formats.loads(key)
+        if not fmt:
+            continue
+        rows = keys == key
+        for column, decision in fmt.items():
+            if column not in out.columns:
+                continue
+            values = out.loc[rows, column]
+            if "decimal" in decision:
+                read = formats.canonical_numbers(
+                    pa.array(values.astype(object).where(values.notna(), None).to_numpy(),
+                             pa.string()), decision).to_pandas()
+                read = pd.Series(read.to_numpy(object), index=values.index, dtype="string")
+                out.loc[rows, column] = read.mask(values.notna() & read.isna(), "invalid")
+            elif column == created:
+                out.loc[rows, column] = formats.canonical_dates(values,
+                                                                decision.get("date_order"))
+    return out
+
+
 def clean_records(raw: pd.DataFrame, source: str, profile: Profile) -> tuple[
         CleanResult, ResolvedProfile]:
     """Clean ``raw.leads`` or ``raw.customers`` rows for the active ``profile``."""
     shape = SHAPES[source]
     df = lineage_order(raw)
     book = RuleBook(df, record_json=df["record"])
+    book.quarantine_malformed()
     book.remove("other_profile", df["profile"].astype("string") != profile.name)
 
     mine = np.flatnonzero(book.alive)
@@ -81,6 +113,8 @@ def clean_records(raw: pd.DataFrame, source: str, profile: Profile) -> tuple[
     text = pd.DataFrame.from_records(records, columns=header, index=mine) if records else (
         pd.DataFrame(columns=header, index=mine))
     resolved = profile.resolve(header)
+    if "_formats" in df.columns:
+        text = read_with_formats(text, df["_formats"].iloc[mine], profile)
     typed = resolved.type_frame(text)
     frame = typed.frame.set_axis(mine)
 

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 
 LINEAGE = ["_source_file", "_row_number", "_ingested_at"]
+# A record the reader could not split: more or fewer fields than the header, a NUL byte, a
+# quote never closed (see ingest/csvfiles.py).
+MALFORMED_RULES = ("ragged_row", "nul_byte", "unreadable_row")
 QUARANTINE_COLUMNS = ["_source_file", "_row_number", "rule", "field", "value", "record"]
 QUARANTINE_SQL = {
     "_source_file": "VARCHAR", "_row_number": "BIGINT", "rule": "VARCHAR",
@@ -62,7 +65,7 @@ class RuleBook:
         self.alive = np.ones(len(raw), dtype=bool)
         self._record_columns = list(record_columns or [])
         self._record_json = record_json
-        self._parts: list[tuple[np.ndarray, str, str, pd.Series]] = []
+        self._parts: list[tuple[np.ndarray, str, str, pd.Series, pd.Series | None]] = []
         self.removed: dict[str, int] = {}
         self.applied: dict[str, int] = {}
 
@@ -74,8 +77,10 @@ class RuleBook:
         self.alive &= ~hit
         return hit
 
-    def quarantine(self, rule: str, field_name: str, mask, values: pd.Series | None = None) -> int:
-        """Send the still-alive rows of ``mask`` to quarantine under ``rule``."""
+    def quarantine(self, rule: str, field_name: str, mask, values: pd.Series | None = None,
+                   records: pd.Series | None = None) -> int:
+        """Send the still-alive rows of ``mask`` to quarantine under ``rule``
+        (``records``: what to keep as each row's record instead of its raw columns)."""
         hit = self._take(mask)
         self.applied[rule] = self.applied.get(rule, 0) + int(hit.sum())
         if hit.any():
@@ -83,8 +88,34 @@ class RuleBook:
             if source is None:
                 source = pd.Series(pd.NA, index=self.raw.index)
             self._parts.append((np.flatnonzero(hit), rule, field_name,
-                                pd.Series(source).astype("string").iloc[hit]))
+                                pd.Series(source).astype("string").iloc[hit],
+                                None if records is None else records.iloc[hit]))
         return int(hit.sum())
+
+    def quarantine_malformed(self) -> int:
+        """Rows the reader could not split into the header's fields (``_malformed``): ragged
+        rows, NUL bytes. Their value is the reader's reason (with the line), their record
+        the fields as read. Runs first: such a row has no values for other rules to see."""
+        if "_malformed" not in self.raw.columns:
+            return 0
+        text = self.raw["_malformed"]
+        present = text.notna().to_numpy(dtype=bool)
+        taken = 0
+        for rule in MALFORMED_RULES:
+            self.applied.setdefault(rule, 0)
+        if not present.any():
+            return 0
+        details = pd.Series([None] * len(text), index=self.raw.index, dtype=object)
+        details[present] = [json.loads(t) for t in text[present]]
+        keys = pd.Series([(d["rule"], d.get("field") or "(row)") if d else None
+                          for d in details], index=self.raw.index, dtype=object)
+        reasons = pd.Series([d["reason"].replace("\x00", "\\x00") if d else None
+                             for d in details], index=self.raw.index, dtype="string")
+        for rule, field_name in sorted(set(keys[present])):
+            mask = (keys == (rule, field_name)).to_numpy(dtype=bool) & present
+            taken += self.quarantine(rule, field_name, mask, reasons,
+                                     records=text.astype("string"))
+        return taken
 
     def remove(self, rule: str, mask) -> int:
         """Drop the still-alive rows of ``mask``, counting them under ``rule``."""
@@ -98,7 +129,7 @@ class RuleBook:
         if not self._parts:
             return empty_quarantine()
         frames = []
-        for positions, rule, field_name, values in self._parts:
+        for positions, rule, field_name, values, records in self._parts:
             rows = self.raw.iloc[positions]
             frames.append(pd.DataFrame({
                 "_source_file": rows["_source_file"].astype("string").to_numpy(),
@@ -106,7 +137,8 @@ class RuleBook:
                 "rule": rule,
                 "field": field_name,
                 "value": values.to_numpy(),
-                "record": self._records(positions),
+                "record": (self._records(positions) if records is None
+                           else records.to_numpy()),
             }))
         out = pd.concat(frames, ignore_index=True)
         return out.sort_values(["_source_file", "_row_number"], kind="stable",

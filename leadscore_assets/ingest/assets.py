@@ -8,12 +8,14 @@ quarantine with its reason and fails only its own partition.
 
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from leadscore_assets.alerts import Alert, AlertChannel
 from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.readers import Export, UnreadableFile, read_export
 from leadscore_assets.resources import WAREHOUSE_POOL
@@ -71,7 +73,8 @@ def write_raw(conn: duckdb.DuckDBPyConnection, source: str, export: Export, *, p
 
 
 def land_partition(context: dg.AssetExecutionContext, source: str, landing: LandingZone,
-                   warehouse: DuckDBResource) -> dg.MaterializeResult:
+                   warehouse: DuckDBResource,
+                   alerts: AlertChannel | None = None) -> dg.MaterializeResult:
     key = context.partition_key
     name = landing.find(source, key)
     if name is None:
@@ -86,7 +89,8 @@ def land_partition(context: dg.AssetExecutionContext, source: str, landing: Land
             metadata={"file": name, "sha256": sha})
     try:
         profiles = landing.profiles() if source in PROFILED_SOURCES else {}
-        export = read_export(source, landing.local_path(source, name), profiles)
+        export = read_export(source, landing.local_path(source, name), profiles,
+                             landing.declared_formats(source))
     except UnreadableFile as exc:
         reason = str(exc)
         copy = landing.quarantine(source, name, reason)
@@ -100,7 +104,18 @@ def land_partition(context: dg.AssetExecutionContext, source: str, landing: Land
         replaced = write_raw(conn, source, export, partition=key, file_name=name, sha256=sha)
     context.log.info(f"{source}: landed {export.rows:,} rows from {name}"
                      + (f" (replaced {replaced:,})" if replaced else ""))
-    return dg.MaterializeResult(metadata=_metadata(source, name, sha, export, replaced))
+    meta = _metadata(source, name, sha, export, replaced)
+    if source == "payments" and not export.stats.get("payments"):
+        warning = (f"{name}: no payment in this file (kept {export.stats.get('kept') or {}}, "
+                   f"skipped {export.stats.get('skipped') or {}}): nothing for the models")
+        context.log.warning(warning)
+        meta["warning"] = dg.MetadataValue.text(warning)
+        if alerts is not None:
+            alerts.send(Alert(key=f"nothing_landed/{source}/{sha}", kind="nothing_landed",
+                              severity="warning", title=warning, asset=f"raw/{source}",
+                              file=name, counts=dict(export.stats.get("skipped") or {}),
+                              run_id=context.run.run_id))
+    return dg.MaterializeResult(metadata=meta)
 
 
 def _metadata(source: str, name: str, sha: str, export: Export,
@@ -123,6 +138,13 @@ def _metadata(source: str, name: str, sha: str, export: Export,
         meta["ignored_columns"] = dg.MetadataValue.json(stats["ignored_columns"])
     if "profile" in stats:
         meta["profile"] = dg.MetadataValue.text(stats["profile"])
+    if stats.get("formats"):
+        meta["formats"] = dg.MetadataValue.json(stats["formats"])
+    for key in ("delimiter", "bom", "line_endings"):
+        if key in stats:
+            meta[key] = dg.MetadataValue.text(str(stats[key]))
+    if stats.get("malformed_rows"):
+        meta["malformed_rows"] = dg.MetadataValue.int(int(stats["malformed_rows"]))
     if source == "payments":
         meta["objects_kept"] = dg.MetadataValue.json(stats.get("kept", {}))
         meta["objects_skipped"] = dg.MetadataValue.json(stats.get("skipped", {}))
@@ -157,8 +179,8 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
         tags={"leadscore/source": source},
     )
     def raw_table(context: dg.AssetExecutionContext, landing: LandingZone,
-                  warehouse: DuckDBResource) -> dg.MaterializeResult:
-        return land_partition(context, source, landing, warehouse)
+                  warehouse: DuckDBResource, alerts: AlertChannel) -> dg.MaterializeResult:
+        return land_partition(context, source, landing, warehouse, alerts)
 
     return raw_table
 
@@ -167,12 +189,14 @@ RAW_ASSETS: dict[str, dg.AssetsDefinition] = {source: _raw_asset(source) for sou
 
 
 def land_file(source: str, name: str, *, landing: LandingZone, warehouse: DuckDBResource,
-              instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+              instance: dg.DagsterInstance | None = None,
+              alerts: AlertChannel | None = None) -> dg.ExecuteInProcessResult:
     """Materialise one inbox file's partition in-process (tests, the CLI)."""
+    alerts = alerts or AlertChannel(log_path=str(Path(landing.root) / "alerts.jsonl"))
     key = partition_key(name, landing.sha256(source, name))
     instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PARTITIONS[source].name, [key])
     return dg.materialize(
         [RAW_ASSETS[source]], partition_key=key, instance=instance, raise_on_error=False,
-        resources={"landing": landing, "warehouse": warehouse},
+        resources={"landing": landing, "warehouse": warehouse, "alerts": alerts},
     )

@@ -72,6 +72,11 @@ class LandingZone(dg.ConfigurableResource):
     def quarantine_dir(self, source: str) -> Path:
         return self._settings.quarantine(source)
 
+    def declared_formats(self, source: str) -> dict[str, str]:
+        """What ``LEADSCORE_FORMATS`` declares for ``source`` (date order, decimal mark,
+        thousands separator, delimiter); profiles declare their own."""
+        return dict(self._settings.formats.get(source, {}))
+
     def profiles(self) -> dict[str, Profile]:
         extra = Path(self.profiles_dir) if self.profiles_dir else self._settings.user_profiles_dir
         return load_profiles(extra)

@@ -80,9 +80,20 @@ class Profile(BaseModel):
     personal: list[str] = Field(default_factory=list, description="kept, never a feature")
     text: list[str] = Field(default_factory=list, description="free text, never a feature")
     exclude: list[str] = Field(default_factory=list, description="kept, never a feature")
+    optional: list[str] = Field(
+        default_factory=list, description="named columns a file may lack (typed as missing); "
+                                          "any other named column missing refuses the file")
     repairs: list[Repair] = Field(default_factory=list)
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
     false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE))
+    # How the export writes dates and numbers; unset: decided from the evidence in each file.
+    date_order: Literal["dmy", "mdy", "ymd"] | None = Field(
+        None, description="day-month order of dates written like 01/02/2024")
+    decimal: Literal[".", ","] | None = Field(None, description="decimal mark of numbers")
+    thousands: Literal[",", ".", " ", "'"] | None = Field(
+        None, description="thousands separator of numbers")
+    delimiter: Literal[",", ";", "\t", "|", "tab"] | None = Field(
+        None, description="field delimiter of the CSV")
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -119,7 +130,7 @@ class Profile(BaseModel):
         present = set(header)
         needed = self.identity_columns + [c for k in ("categorical", "numeric", "boolean")
                                           for c in getattr(self.features, k)]
-        return [c for c in needed if c not in present]
+        return [c for c in needed if c not in present and c not in self.optional]
 
 
 def snake(name: str) -> str:
@@ -202,8 +213,9 @@ class ResolvedProfile:
                 out[name] = normalise_category(raw)
                 continue
             if kind == "numeric":
-                typed = pd.to_numeric(raw.str.replace(",", "", regex=False).str.strip(),
-                                      errors="coerce").astype("Float64")
+                # canonical text (cleaning rewrote it per its file's decimal mark): a comma
+                # here is no thousands separator to drop but a value that does not parse
+                typed = pd.to_numeric(raw.str.strip(), errors="coerce").astype("Float64")
             else:
                 typed = _to_bool(raw, p.true_values, p.false_values)
             bad = int((raw.notna() & typed.isna()).sum())
