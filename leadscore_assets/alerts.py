@@ -30,7 +30,8 @@ class Alert(BaseModel):
     """One failure, with what a person needs to find it."""
 
     key: str = Field(description="Dedupe key: the same failure is sent once")
-    kind: Literal["check_failed", "run_failed", "rows_quarantined", "nothing_landed"]
+    kind: Literal["check_failed", "run_failed", "rows_quarantined", "nothing_landed",
+                  "score_moves"]
     severity: Literal["warning", "error"] = "error"
     title: str
     asset: str | None = None
@@ -40,6 +41,9 @@ class Alert(BaseModel):
     run_id: str | None = None
     url: str | None = None
     detail: str = ""
+    items: list[dict[str, Any]] = Field(
+        default_factory=list, description="What the alert is about, one entry each (the leads "
+                                          "or customers whose score moved, with page links)")
 
 
 class AlertChannel(dg.ConfigurableResource):
@@ -111,9 +115,13 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     facts = [f"*{k}*: `{v}`" for k, v in (("asset", alert.asset), ("check", alert.check),
                                            ("file", alert.file)) if v]
     facts += [f"*{rule}*: {count:,}" for rule, count in alert.counts.items()]
+    # listed items carry their own links; the detail repeats them as plain text
+    listed = [f"<{i['url']}|{i['id']}>: {i.get('move', '')} {i.get('reasons', '')}".rstrip()
+              for i in alert.items if i.get("url")]
+    detail = "" if listed else alert.detail
     link = f"\n<{alert.url}|Open the run>" if alert.url else ""
     text = f"{icon} {alert.title}"
-    body = "\n".join([text, *facts]) + (f"\n{alert.detail}" if alert.detail else "") + link
+    body = "\n".join([text, *facts, *listed]) + (f"\n{detail}" if detail else "") + link
     return {"text": text, "blocks": [{"type": "section",
                                       "text": {"type": "mrkdwn", "text": body}}]}
 

@@ -20,6 +20,7 @@ from leadscore_assets.monitoring.checks import drift_checks
 from leadscore_assets.monitoring.estimated import estimated_assets
 from leadscore_assets.resources import SettingsResource, env_or, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
+from leadscore_assets.scores.changes import change_assets
 from leadscore_core.settings import get_settings
 
 # Project-wide automation policy. Derived tables follow their inputs, but only once the
@@ -65,7 +66,7 @@ defs = dg.Definitions(
         *CLEAN_ASSETS.values(),
         *with_policy(feature_assets, FOLLOW_INPUTS),
         *with_policy(model_assets, FIRST_TRAINING),
-        *with_policy(score_assets, FOLLOW_INPUTS),
+        *with_policy([*score_assets, *change_assets], FOLLOW_INPUTS),
     ]) + monitoring_assets + estimated_assets,  # the prediction log: no freshness policy
     asset_checks=[
         *CLEAN_CHECKS,
@@ -87,6 +88,7 @@ defs = dg.Definitions(
         "mlflow": MlflowTracking.from_settings(get_settings()),
         "model_registry": ModelRegistryResource(tracking_uri=env_or(
             "LEADSCORE_MLFLOW_TRACKING_URI", get_settings().mlflow_uri)),
-        "retrain_policy": RetrainPolicy(cadence=get_settings().retrain_cadence),
+        "retrain_policy": RetrainPolicy(cadence=env_or("LEADSCORE_RETRAIN_CADENCE",
+                                                       get_settings().retrain_cadence)),
     },
 )

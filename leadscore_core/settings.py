@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(None, description="POST alerts here (JSON)")
     alert_webhook_format: Literal["json", "slack"] = "json"
     dagster_ui_url: str = Field("http://127.0.0.1:3000", description="Base URL for run links")
+    app_url: str = Field("http://127.0.0.1:8000",
+                         description="Base URL of the API's pages, for links to a lead's or "
+                                     "customer's page in alerts")
     api_key: str | None = Field(None, description="When set, the API requires X-API-Key")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

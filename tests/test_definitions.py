@@ -44,6 +44,8 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
         "features/customer_activity_latest", "features/customer_snapshot",
         "models/activity_churn", "models/snapshot_churn",
     }),
+    "scores/lead_changes": ("scores", {"scores/leads"}),
+    "scores/customer_changes": ("scores", {"scores/customers"}),
     "serving/customer_activity_snapshot": ("serving", {"features/customer_activity_latest"}),
     "monitoring/lead_conversion_drift": ("monitoring", {
         "features/lead_features", "models/lead_conversion", "raw/predictions"}),
@@ -146,7 +148,8 @@ def test_automation_policy(graph):
         key.to_user_string(): graph.get(key).automation_condition.get_label()
         for key in graph.get_all_asset_keys() if graph.get(key).automation_condition
     }
-    for key in ("features/lead_features", "scores/leads", "scores/customers"):
+    for key in ("features/lead_features", "scores/leads", "scores/customers",
+                "scores/lead_changes", "scores/customer_changes"):
         assert labels[key] == "when inputs update and their blocking checks pass"
     for model in ("lead_conversion", "plan", "activity_churn", "snapshot_churn"):
         assert labels[f"models/{model}"] == "first training (retraining: retraining_sensor)"

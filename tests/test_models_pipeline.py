@@ -7,6 +7,7 @@ file; MLflow is a SQLite store in the test's folder. Nothing is mocked.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.features.assets import feature_assets
 from leadscore_assets.models.assets import (
     ModelConfig,
@@ -27,10 +29,12 @@ from leadscore_assets.scores.assets import (
     CUSTOMER_EXPORT,
     LEAD_EXPORT,
     export_csv,
+    lead_scores,
     quartile_tiers,
     risk_levels,
     score_assets,
 )
+from leadscore_assets.scores.changes import lead_changes
 from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -244,3 +248,48 @@ def test_asset_graph_of_the_model_stage():
              for key in check.check_keys if key.name == CHAMPION_GATE}
     assert gates == {f"models/{m}" for m in MODELS}
     assert all(spec.blocking for check in champion_gates() for spec in check.check_specs)
+
+
+def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run):
+    """Last in this module: it changes the shared lead features."""
+    stack, _ = full_run
+    instance = dg.DagsterInstance.ephemeral()
+    alerts_log = stack.data / "alerts.jsonl"
+    resources = {**stack.resources(), "alerts": AlertChannel(log_path=str(alerts_log))}
+
+    def run() -> dict:
+        result = dg.materialize([lead_scores, lead_changes], resources=resources,
+                                instance=instance)
+        meta = result.asset_materializations_for_node("scores__lead_changes")[0].metadata
+        return {k: getattr(v, "value", v) for k, v in meta.items()}
+
+    with duckdb.connect(str(stack.warehouse)) as conn:
+        # 300 more leads without a decision yet, from every source
+        conn.execute("UPDATE features.lead_features SET converted = NULL WHERE lead_id IN "
+                     "(SELECT lead_id FROM features.lead_features WHERE converted IS NOT NULL "
+                     "ORDER BY lead_id LIMIT 300)")
+    assert run()["first_scoring"] is True
+    with duckdb.connect(str(stack.warehouse)) as conn:
+        rates = conn.execute("SELECT utm_source, avg(converted::INT) AS rate FROM "
+                             "features.lead_features WHERE converted IS NOT NULL "
+                             "GROUP BY ALL ORDER BY rate").fetchall()
+        worst, best = [r[0] for r in rates[:2]], rates[-1][0]
+        moved = conn.execute("UPDATE features.lead_features SET utm_source = ? WHERE "
+                             "converted IS NULL AND utm_source IN (?, ?)", [best, *worst]
+                             ).fetchone()[0]
+    second = run()
+    assert second["new"] == 0 and second["gone"] == 0 and moved > 0
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        changes = conn.execute("SELECT * FROM scores.lead_changes").df()
+    rose = changes[changes["value_change"] > 0]
+    assert len(rose) == moved
+    assert rose["changed_reasons"].str.match(
+        rf"utm_source ({worst[0]}|{worst[1]}) → {best}(;|$)").all()
+    assert (changes.loc[changes["value_change"] == 0, "changed_reasons"]
+            .str.contains("tier boundaries").all())
+    into_a = changes[(changes["level"] == "A") & (changes["previous_level"] != "A")]
+    assert second["moves_that_matter"] == len(into_a) > 0
+    alert = [json.loads(line) for line in alerts_log.read_text().splitlines()][-1]
+    assert alert["kind"] == "score_moves" and alert["counts"] == {"moves": len(into_a)}
+    assert all(i["url"] == f"http://127.0.0.1:8000/ui/leads/{i['id']}"
+               for i in alert["items"])

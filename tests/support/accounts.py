@@ -1,0 +1,47 @@
+"""Hand-made SaaS account snapshots (``features.customer_snapshot`` rows) with a known truth.
+
+Churn follows a hidden engagement that two features (logins in 30 days, days since the last
+login) measure equally well; the other features are noise. Shared by the tests of the
+performance estimate and of score changes.
+"""
+
+import numpy as np
+import pandas as pd
+
+TRAINED_BEFORE = pd.Timestamp("2026-01-05")
+FEATURES = ["business_type", "business_size", "tenure_months", "monthly_fee", "seats",
+            "logins_30d", "active_users_30d", "support_tickets_90d", "days_since_last_login",
+            "auto_renew"]
+
+
+def accounts(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED_BEFORE
+             ) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    engagement = rng.normal(0, 1, n)
+    logins = np.clip(np.rint(12 + 5 * (engagement + rng.normal(0, 0.4, n))), 0, None)
+    idle = np.clip(15 - 6 * (engagement + rng.normal(0, 0.4, n)), 0, None)
+    churned = rng.random(n) < 1 / (1 + np.exp(-(-1.0 - 2.0 * engagement)))
+    ids = [f"c{start + i}" for i in range(n)]
+    return pd.DataFrame({
+        "customer_id": ids, "profile": "saas_accounts",
+        "created_at": pd.Series([pd.Timestamp("2024-01-01")] * n, dtype="datetime64[us]"),
+        "email": [f"{i}@example.com" for i in ids], "churned": churned,
+        "business_type": rng.choice(["retail", "agency", "clinic"], n),
+        "business_size": rng.choice(["micro", "small", "medium"], n),
+        "plan": "MVP",
+        "tenure_months": rng.integers(1, 36, n).astype(float),
+        "monthly_fee": rng.choice([150.0, 250.0, 350.0, 500.0], n),
+        "seats": rng.integers(1, 20, n).astype(float),
+        "logins_30d": logins.astype(float),
+        "active_users_30d": rng.integers(1, 10, n).astype(float),
+        "support_tickets_90d": rng.poisson(1, n).astype(float),
+        "days_since_last_login": idle,
+        "auto_renew": rng.random(n) < 0.7,
+        "payments_matched": False,
+        "_source_file": "handmade.csv", "_row_number": np.arange(1, n + 1),
+        "_ingested_at": pd.Series([ingested] * n, dtype="datetime64[us]"),
+    })
+
+
+def now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
