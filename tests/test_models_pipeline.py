@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -250,9 +251,8 @@ def test_asset_graph_of_the_model_stage():
     assert all(spec.blocking for check in champion_gates() for spec in check.check_specs)
 
 
-def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run):
-    """Last in this module: it changes the shared lead features."""
-    stack, _ = full_run
+def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tmp_path):
+    stack = full_run[0].copy(tmp_path)  # it changes the lead features: on a copy
     instance = dg.DagsterInstance.ephemeral()
     alerts_log = stack.data / "alerts.jsonl"
     resources = {**stack.resources(), "alerts": AlertChannel(log_path=str(alerts_log))}

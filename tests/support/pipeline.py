@@ -6,6 +6,7 @@ in-process.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -148,6 +149,17 @@ class Stack:
         self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
         write_clean_warehouse(self.warehouse, make_clean_tables())
         self.registry = ModelRegistry(self.tracking_uri)
+
+    def copy(self, root: Path) -> Stack:
+        """A stack of its own for a test that changes the warehouse or the registry: the
+        files copied (the registry's artifacts are read where they are)."""
+        other = object.__new__(Stack)
+        other.root, other.data = root, root / "data"
+        shutil.copytree(self.data, other.data)
+        other.warehouse = other.data / "warehouse.duckdb"
+        other.tracking_uri = f"sqlite:///{other.data / 'mlflow' / 'mlflow.db'}"
+        other.registry = ModelRegistry(other.tracking_uri)
+        return other
 
     def resources(self, **gate: float) -> dict[str, object]:
         return {
