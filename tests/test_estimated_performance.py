@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
-from support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
 from leadscore_assets.models.assets import snapshot_churn_model
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
@@ -36,6 +35,7 @@ from leadscore_assets.monitoring.estimated import (
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.estimation import realised_metrics, summary_lines
 from leadscore_core.registry import CHAMPION, ModelRegistry
+from tests.support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
 MODEL = "snapshot_churn"
 FAST = {"num_leaves": [7], "min_data_in_leaf": [20], "max_rounds": 150,
