@@ -11,9 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
+from api.app import create_app
+from api.config import ApiSettings
 from leadscore_core.settings import Settings
-from tests.support.api_models import build_model_store, with_data_dir
+from tests.support.api_models import build_model_store, make_settings, wait_ready, with_data_dir
+from tests.support.ui import published  # noqa: F401 - the pages' files, a fixture
 from tests.support.webhook import Receiver
 
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
@@ -55,6 +59,15 @@ def store(model_store: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The shared model store with a data folder of the module's own (serving snapshot,
     prediction log)."""
     return with_data_dir(model_store, tmp_path_factory.mktemp("api_data"))
+
+
+@pytest.fixture(scope="module")
+def client(store: dict) -> Iterator[TestClient]:
+    """The API on the shared model store, started once per module (its lifespan run)."""
+    app = create_app(make_settings(store), api_settings=ApiSettings(poll_seconds=0.2))
+    with TestClient(app) as c:
+        wait_ready(c)
+        yield c
 
 
 @pytest.fixture

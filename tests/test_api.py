@@ -33,16 +33,6 @@ from tests.support.api_models import (
     write_snapshot,
 )
 
-
-@pytest.fixture(scope="module")
-def client(store: dict):
-    app = create_app(make_settings(store), api_settings=ApiSettings(poll_seconds=0.2))
-    with TestClient(app) as c:
-        wait_ready(c)
-        yield c
-
-
-
 # -- predictions -----------------------------------------------------------------------------
 
 
