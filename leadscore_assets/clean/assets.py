@@ -147,6 +147,11 @@ def publish(conn: duckdb.DuckDBPyConnection, source: str, result: CleanResult,
             conn.unregister(view)
 
 
+def landed_files(raw: pd.DataFrame) -> pd.DataFrame:
+    """One row per landed file (name and content hash) of a raw frame."""
+    return raw[["_source_file", "_file_sha256"]].drop_duplicates("_source_file").astype(str)
+
+
 def alert_quarantined_files(context: dg.AssetExecutionContext, alerts: AlertChannel,
                             source: str, raw: pd.DataFrame, result: CleanResult) -> int:
     """One alert per landed file (by content hash) that has quarantined rows."""
@@ -205,6 +210,7 @@ def _clean_asset(source: str) -> dg.AssetsDefinition:
         with warehouse.get_connection() as conn:
             raw = read_raw(conn, source)
             result, columns, extra = clean_source(source, raw, settings.get())
+            raw = landed_files(raw)  # all the rest needs; the raw rows are freed before writing
             publish(conn, source, result, columns)
         context.log.info(f"clean/{source}: {result.rows_in:,} raw rows -> "
                          f"{len(result.clean):,} clean, {len(result.quarantine):,} quarantined, "
