@@ -16,6 +16,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -60,6 +61,7 @@ from api.schemas import (
 )
 from api.scoring import churn_risks, recommend_plans, score_leads
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
+from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles
 from leadscore_core.settings import Settings, get_settings
@@ -135,6 +137,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     snapshot = ServingSnapshot(settings.serving_snapshot)
     tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
     risk = risk_rule(settings.churn_high, settings.churn_medium)
+    lead_within, churn_within = lead_horizon(settings), churn_horizon(settings)
     catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
     prices = {p["plan"].lower(): {k: (float(v) if k.endswith("price") else v)
                                   for k, v in p.items()} for p in catalogue.price_list()}
@@ -243,7 +246,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     async def lead_scores(scope: Any, served: ServedModel, leads: Sequence[Any]
                           ) -> list[LeadScore]:
         bounds = tiers.bounds_for(served.name, served.version)
-        out, log_rows = await run(score_leads, len(leads), served, leads, bounds)
+        out, log_rows = await run(score_leads, len(leads), served, leads, bounds, lead_within)
         record(scope, served, "/v1/leads/score", log_rows, [r.probability for r in out],
                [r.tier for r in out])
         return out
@@ -257,7 +260,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
 
     async def posted_churn_risks(scope: Any, served: ServedModel, customers: Sequence[Any]
                                  ) -> list[ChurnRisk]:
-        out, log_rows = await run(churn_risks, len(customers), served, customers, risk)
+        out, log_rows = await run(partial(churn_risks, horizon=churn_within), len(customers),
+                                  served, customers, risk)
         record(scope, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
                [r.risk for r in out])
         return out
@@ -337,7 +341,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
         features, as_of = found
         out, log_rows = churn_risks(served, None, risk, records=[dict(features)],
-                                    ids=[customer_id], as_of=as_of)
+                                    ids=[customer_id], as_of=as_of, horizon=churn_within)
         record(request.scope, served, "/v1/customers/{customer_id}/churn", log_rows,
                [out[0].probability], [out[0].risk])
         return out[0]

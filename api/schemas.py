@@ -105,6 +105,7 @@ class LeadScore(Struct, gc=False):
     raw_score: float
     model: str
     version: str
+    horizon: str = ""  # what the probability is of, and by when
 
 
 class PlanRecommendation(Struct, gc=False):
@@ -129,6 +130,7 @@ class ChurnRisk(Struct, gc=False):
     model: str
     version: str
     as_of: str | None = None
+    horizon: str = ""  # what the probability is of, and by when
 
 
 class ModelInfo(Struct):

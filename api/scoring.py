@@ -67,9 +67,10 @@ def _inputs(record: Mapping[str, Any], id_: str | None) -> dict[str, Any]:
 
 
 def score_leads(model: ServedModel, bodies: Sequence[Struct],
-                tier_bounds: np.ndarray | None = None) -> tuple[list[LeadScore], LogRows]:
+                tier_bounds: np.ndarray | None = None, horizon: str = ""
+                ) -> tuple[list[LeadScore], LogRows]:
     """``tier_bounds``: the batch scores' published boundaries for this version (default: the
-    bundle's own)."""
+    bundle's own); ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
     records, ids = records_of(bodies)
     proba, explanations = _binary(model, records)
     # 0-100, half to even: Python's round and numpy's rint agree
@@ -83,7 +84,8 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
         out.append(LeadScore(
             id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,
-            raw_score=explanation.raw_score, model=model.name, version=model.version))
+            raw_score=explanation.raw_score, model=model.name, version=model.version,
+            horizon=horizon))
         log.append((bodies[i], {"probability": p, "score": s, "tier": tiers[i]}))
     return out, log
 
@@ -91,7 +93,7 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
 def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
                 risk: Callable[[float], str], *, records: list[dict[str, Any]] | None = None,
                 ids: list[str | None] | None = None, as_of: str | None = None,
-                ) -> tuple[list[ChurnRisk], LogRows]:
+                horizon: str = "") -> tuple[list[ChurnRisk], LogRows]:
     if records is None:
         records, ids = records_of(bodies or [])
         inputs: Sequence[Any] = bodies or []
@@ -108,7 +110,7 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
             id=ids[i], probability=p, risk=level, reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,
             raw_score=explanation.raw_score, model=model.name, version=model.version,
-            as_of=as_of))
+            as_of=as_of, horizon=horizon))
         log.append((inputs[i], {"probability": p, "risk": level}))
     return out, log
 

@@ -26,6 +26,7 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_core.serving import Explanation, ModelBundle
 from leadscore_core.settings import Settings
@@ -161,6 +162,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
         frame["model_version"] = version
+        frame["horizon"] = lead_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
     path = export_csv(frame, settings.get().exports_dir / LEAD_EXPORT)
@@ -219,6 +221,7 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
         frame = pd.concat(parts, ignore_index=True)
+        frame["horizon"] = churn_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
