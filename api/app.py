@@ -61,9 +61,12 @@ from api.schemas import (
 )
 from api.scoring import churn_risks, recommend_plans, score_leads
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
+from api.webhooks.config import WebhookSettings
+from api.webhooks.receiver import WebhookReceiver
+from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.plans import PlanCatalogue
-from leadscore_core.profiles import load_profiles
+from leadscore_core.profiles import load_profiles, snake
 from leadscore_core.settings import Settings, get_settings
 from leadscore_core.tiers import PublishedTiers, lead_tiers_path, risk_rule
 
@@ -90,15 +93,17 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
 
 
 def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | None = None,
-               registry: ModelRegistry | None = None) -> Litestar:
+               registry: ModelRegistry | None = None,
+               webhook_settings: WebhookSettings | None = None) -> Litestar:
     """The API for ``settings`` (default: the environment) and a model registry (default:
     the MLflow registry at ``settings.mlflow_uri``)."""
     settings = settings or get_settings()
     api = api_settings or ApiSettings()
+    hooks = webhook_settings or WebhookSettings()
     registry = registry or MlflowRegistry(settings.mlflow_uri)
     profiles = load_profiles(settings.user_profiles_dir)
-    lead_profile = profiles[settings.lead_profile]
-    customer_profile = profiles[settings.customer_profile]
+    lead_profile = profiles[settings.profile_name("leads")]
+    customer_profile = profiles[settings.profile_name("customers")]
     served_names = api.model_names
 
     # The champions' own features shape the request bodies; a model not registered yet is
@@ -150,6 +155,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds, api.explain)
         for served in preloaded.values():
             models.put(served)
+        await anyio.to_thread.run_sync(receiver.start)
         writer = None
         if api.prediction_log:
             from leadscore_core.predlog import PredictionLogWriter
@@ -198,6 +204,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+            await anyio.to_thread.run_sync(receiver.stop)
             if writer is not None:
                 hand_over()
                 await anyio.to_thread.run_sync(writer.close)
@@ -265,6 +272,25 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         record(scope, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
                [r.risk for r in out])
         return out
+
+    lead_fields = set(Lead.__struct_fields__)
+
+    async def webhook_lead_score(scope: Any, profile: str, record: dict[str, Any]
+                                 ) -> LeadScore | None:
+        """A lead that arrived by webhook, scored as ``/v1/leads/score`` would score it."""
+        served = state_models.get(LEAD_CONVERSION) if LEAD_CONVERSION in served_names else None
+        if served is None or profile != lead_profile.name:
+            return None
+        fields = {snake(k): v for k, v in record.items() if snake(k) in lead_fields}
+        fields["id"] = None if (i := record.get(lead_profile.id.column)) is None else str(i)
+        try:
+            lead = msgspec.convert(fields, Lead, strict=False)
+        except msgspec.ValidationError:
+            return None  # stored all the same; cleaning decides what each value means
+        return (await lead_scores(scope, served, [lead]))[0]
+
+    receiver = WebhookReceiver(settings, hooks)
+    webhooks = webhook_router(receiver, hooks, metrics, profiles, webhook_lead_score)
 
     direct_routes: dict[str, DirectRoute] = {}
 
@@ -398,7 +424,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     protected_metrics = Router("/", route_handlers=[prometheus], guards=guards)
 
     app = Litestar(
-        route_handlers=[v1, protected_metrics, health, ready],
+        route_handlers=[v1, webhooks, protected_metrics, health, ready],
         lifespan=[lifespan],
         state=State({"models": state_models, "prediction_log": None,
                      "pending_log": None}),
@@ -421,6 +447,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     app.state.api_settings = api
     app.state.lead_tiers = tiers
     app.state.direct_routes = direct_routes
+    app.state.webhooks = receiver
     return app
 
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests and latency per endpoint and model version, predictions.
+"""Prometheus metrics: requests and latency per endpoint and model version, predictions,
+webhook deliveries.
 
 Each app has its own collector registry, so several apps in one process (tests) never clash.
 With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (``leadscore serve
@@ -43,6 +44,11 @@ class ApiMetrics:
         self.outcomes = Counter(
             "leadscore_api_predictions", "Predictions served, by tier, risk level or plan",
             ["model", "version", "outcome"], registry=self.registry)
+        self.deliveries = Counter(
+            "leadscore_webhook_deliveries",
+            "Webhook deliveries by source and outcome (accepted, duplicate, rejected), with "
+            "the reason of a rejection", ["source", "outcome", "reason"],
+            registry=self.registry)
         self._children: dict[tuple, object] = {}
 
     def _child(self, metric, *labels: str):
@@ -67,6 +73,9 @@ class ApiMetrics:
             counts[key] = counts.get(key, 0) + 1
         for outcome, n in counts.items():
             self._child(self.outcomes, model, version, outcome).inc(n)
+
+    def observe_delivery(self, source: str, outcome: str, reason: str = "") -> None:
+        self._child(self.deliveries, source, outcome, reason).inc()
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

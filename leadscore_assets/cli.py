@@ -93,7 +93,9 @@ def models(model: str | None) -> None:
             figures = (f"{metric} {score:.4f}" if score is not None else f"{metric} -") + (
                 f"  baseline {baseline:.4f}" if baseline is not None else "")
             click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  {figures:<34} "
-                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}")
+                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}"
+                       + (f"  profile {v.tags['leadscore.profile']}"
+                          if v.tags.get("leadscore.profile") else ""))
 
 
 @main.command("rollback")
@@ -110,23 +112,16 @@ def rollback(model: str) -> None:
     click.echo(f"{name}: champion moved from version {before} back to version {after}")
 
 
-@main.command("land")
-@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers"]))
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-def land(source: str, files: tuple[Path, ...]) -> None:
-    """Land FILES (default: every file in the inbox) into raw.SOURCE now, without the daemon.
-
-    A file outside the inbox is copied into it first (never moved). Re-landing a file
-    replaces its rows. Runs are recorded in the Dagster instance when DAGSTER_HOME is set.
-    """
-    import os
+def _land_source(source: str, files: tuple[Path, ...], *, again: bool, run_log,
+                 instance=None) -> tuple[int, int, int]:
+    """Land ``files`` (default: the inbox) of ``source``, one line per file; returns
+    (landed, already landed, failed)."""
     import shutil
-
-    import dagster as dg
 
     from leadscore_assets.ingest.assets import land_file
     from leadscore_assets.ingest.landing import LandingZone
     from leadscore_assets.resources import warehouse_resource
+    from leadscore_assets.runlog import QUIET_CONSOLE
 
     settings = get_settings()
     landing = LandingZone.from_settings(settings)
@@ -138,27 +133,124 @@ def land(source: str, files: tuple[Path, ...]) -> None:
             shutil.copy2(path, inbox / path.name)
         names.append(path.name)
     names = names or [f.name for f in landing.list_files(source)]
-    if not names:
-        raise click.ClickException(f"nothing to land: {inbox} is empty")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     warehouse = warehouse_resource(settings)
-    failed = 0
+    ledger = landing.ledger()
+    landed = known = failed = 0
     for name in names:
-        result = land_file(source, name, landing=landing, warehouse=warehouse, instance=instance)
+        earlier = ledger.find(source, landing.sha256(source, name))
+        if earlier is not None and not again:
+            known += 1
+            same = "" if earlier.file == name else f" as {earlier.file}"
+            click.echo(f"{name}: already landed{same} ({earlier.rows:,} rows, "
+                       f"{earlier.landed_at}); nothing landed (--again to land it anyway)")
+            continue
+        result = land_file(source, name, landing=landing, warehouse=warehouse,
+                           instance=instance, run_config={"loggers": QUIET_CONSOLE})
+        run_log.write_events(result)
         if result.success:
+            landed += 1
             [event] = result.asset_materializations_for_node(f"raw__{source}")
-            click.echo(f"{name}: {event.metadata['rows_landed'].value:,} rows -> raw.{source}")
+            meta = {k: v.value for k, v in event.metadata.items()}
+            line = f"{name}: {meta['rows_landed']:,} rows -> raw.{source}"
+            if source == "payments":
+                line += f" (kept {_counts(meta.get('objects_kept'))}; skipped " \
+                        f"{_counts(meta.get('objects_skipped'))})"
+            if meta.get("malformed_rows"):
+                line += f", {meta['malformed_rows']:,} malformed row(s) set aside"
+            click.echo(line)
+            if meta.get("warning"):
+                click.echo(f"{name}: WARNING: {meta['warning'].split(': ', 1)[-1]}")
             continue
         failed += 1
         for step_event in result.all_events:
             if step_event.is_step_failure:
                 data = step_event.step_failure_data
-                reason = (data.user_failure_data.description if data.user_failure_data
-                          else data.error.message if data.error else "failed")
-                click.echo(f"{name}: FAILED: {reason}", err=True)
+                user = data.user_failure_data
+                reason = (user.description if user and user.description
+                          else data.error.message.strip().splitlines()[-1] if data.error
+                          else "failed")
+                copy = user.metadata.get("quarantined_path") if user else None
+                where = f" (copy: {copy.value})" if copy is not None else ""
+                click.echo(f"{name}: FAILED: {reason.removeprefix(name + ': ')}{where}")
+    return landed, known, failed
+
+
+def _counts(counts: dict | None) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted((counts or {}).items())) or "none"
+
+
+@main.command("land")
+@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers"]))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--again", is_flag=True,
+              help="Land files whose bytes have landed before too (replaces their rows).")
+def land(source: str, files: tuple[Path, ...], again: bool) -> None:
+    """Land FILES (default: every file in the inbox) into raw.SOURCE now, without the daemon.
+
+    A file outside the inbox is copied into it first (never moved). Bytes that have landed
+    before, by any path (this command, the demo, the sensors), land nothing unless --again.
+    Runs are recorded in the Dagster instance when DAGSTER_HOME is set; Dagster's events go
+    to a log file under data/logs/.
+    """
+    import os
+
+    import dagster as dg
+
+    from leadscore_assets.runlog import RunLog
+
+    settings = get_settings()
+    if not files and not any(settings.inbox(source).glob("*")):
+        raise click.ClickException(f"nothing to land: {settings.inbox(source)} is empty")
+    run_log = RunLog(settings.root, f"land-{source}")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    with run_log.capturing():
+        _, _, failed = _land_source(source, files, again=again, run_log=run_log,
+                                    instance=instance)
+    click.echo(f"log: {run_log.path}")
     if failed:
-        raise click.ClickException(f"{failed} of {len(names)} file(s) could not be landed "
-                                   f"(see {landing.quarantine_dir(source)})")
+        raise click.ClickException(
+            f"{failed} file(s) could not be landed (copies and reasons in "
+            f"{settings.quarantine(source)})")
+
+
+@main.group("profile")
+def profile() -> None:
+    """Source profiles: how a company's lead or customer export maps to the models."""
+
+
+@profile.command("draft")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", type=click.Choice(["leads", "customers"]), default="leads",
+              show_default=True)
+@click.option("--name", default=None, help="Profile name (default: from the file name).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the YAML (default: data/profiles/<name>.yaml).")
+def profile_draft(file: Path, source: str, name: str | None, output: Path | None) -> None:
+    """Write a starter profile YAML from FILE's header and values: kinds inferred, id,
+    created time, email and label suggested, decimal mark and date order found."""
+    from leadscore_assets.ingest.csvfiles import UnreadableFile
+    from leadscore_assets.ingest.draft import draft_profile, write_draft
+    from leadscore_core.profiles import Profile
+
+    try:
+        drafted = draft_profile(file, source, name)
+    except UnreadableFile as exc:
+        raise click.ClickException(str(exc)) from exc
+    Profile.model_validate(drafted)  # the draft is a profile the loader accepts
+    target = output or get_settings().user_profiles_dir / f"{drafted['name']}.yaml"
+    try:
+        write_draft(drafted, target)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    features = drafted.get("features", {})
+    click.echo(f"{target}: profile {drafted['name']!r} for {source}: id "
+               f"{drafted['id']['column']!r}, created "
+               f"{drafted.get('created_at', {}).get('column')!r}, email "
+               f"{drafted.get('email')!r}, label {drafted.get('label', {}).get('column')!r}; "
+               + ", ".join(f"{len(v)} {k}" for k, v in features.items())
+               + (f"; decimal {drafted['decimal']!r}" if "decimal" in drafted else "")
+               + (f"; date order {drafted['date_order']}" if "date_order" in drafted else ""))
+    click.echo("check it, then land files of that shape: it is used with no other setting")
 
 
 @main.command("sample-data")
@@ -218,26 +310,36 @@ def serve(host: str | None, port: int | None, workers: int, access_log: bool) ->
               show_default=True, help="Sample-data volume multiplier.")
 @click.pass_context
 def demo(ctx: click.Context, scale: float) -> None:
-    """Sample exports (if the inbox is empty), land every inbox file, run the main job."""
+    """Sample exports (only if the whole inbox is empty), land every inbox file, run the
+    main job; one line per file and per finished step, Dagster's events to a log file."""
     import os
 
     import dagster as dg
 
+    from leadscore_assets.runlog import RunLog
     from leadscore_core.settings import SOURCES
 
     settings = get_settings()
     if not any(any(settings.inbox(s).glob("*")) for s in SOURCES if settings.inbox(s).is_dir()):
         ctx.invoke(sample_data, inbox=None, seed=7, scale=scale, gzip_invoices=False)
-    for source in SOURCES:
-        click.echo(f"== landing {source}")
-        ctx.invoke(land, source=source, files=())
-
-    from leadscore_assets.definitions import defs
-
+    run_log = RunLog(settings.root, "demo")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    click.echo("== running the main job (clean, features, models, scores, drift)")
-    result = defs.resolve_job_def("main").execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    with run_log.capturing():
+        for source in SOURCES:
+            if not any(settings.inbox(source).glob("*")):
+                click.echo(f"== {source}: inbox empty, nothing to land")
+                continue
+            click.echo(f"== landing {source}")
+            _land_source(source, (), again=False, run_log=run_log, instance=instance)
+
+        from leadscore_assets.definitions import defs
+
+        click.echo("== running the main job (clean, features, models, scores, drift)")
+        job = defs.resolve_job_def("main")
+        job = job.with_logger_defs(run_log.job_loggers(click.echo))
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config=run_log.job_run_config())
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     checks = [e.asset_check_evaluation_data for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -249,8 +351,9 @@ def demo(ctx: click.Context, scale: float) -> None:
     ctx.invoke(counts)
     ctx.invoke(models, model=None)
     click.echo(f"exports: {settings.exports_dir}")
+    click.echo(f"log: {run_log.path}")
     if failed:
-        raise click.ClickException(f"steps failed: {', '.join(failed)}")
+        raise click.ClickException(f"steps failed: {', '.join(failed)} (see {run_log.path})")
 
 
 @main.command("evaluate")
@@ -260,12 +363,35 @@ def demo(ctx: click.Context, scale: float) -> None:
 @click.option("--model", "names", multiple=True,
               help="Only this model (repeatable): telco_snapshot_churn, xeducation_conversion, "
                    "codepro_conversion, retail_activity_churn.")
+@click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A lead or customer export to train and hold out on.")
+@click.option("--profile", "profile_name", default=None,
+              help="The profile of --file (default: the one its header matches).")
 @click.option("--seeds", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also train with seeds 0..N-1 and print the spread of the held-out "
                    "ROC-AUC (a new held-out slice per seed where the split is random).")
-def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int) -> None:
-    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars."""
+def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int, file: Path | None,
+             profile_name: str | None) -> None:
+    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars.
+
+    With --file (and optionally --profile): train on that lead or customer export as the
+    pipeline would, and print its held-out metrics against the baseline."""
     from leadscore_assets.models.quality import BUILDERS, format_table, run_quality
+
+    if file is not None:
+        from leadscore_assets.models.quality import evaluate_file
+
+        try:
+            used, trained = evaluate_file(file, profile_name, get_settings().user_profiles_dir)
+        except (KeyError, ValueError) as exc:
+            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
+        split = trained.split
+        click.echo(f"{file.name} (profile {used}): held-out ROC-AUC "
+                   f"{trained.metrics['roc_auc']:.4f}, baseline "
+                   f"{trained.baseline_metrics['roc_auc']:.4f}; "
+                   f"{trained.row_counts['train']:,} training rows, "
+                   f"{trained.row_counts['holdout']:,} held out ({split['kind']})")
+        return
 
     unknown = sorted(set(names) - set(BUILDERS))
     if unknown:

@@ -42,8 +42,8 @@ class SettingsResource(dg.ConfigurableResource):
     """Project settings as a resource, so tests can point a run at a temporary data folder."""
 
     data_dir: str = "data"
-    lead_profile: str = "webform"
-    customer_profile: str = "saas_accounts"
+    lead_profile: str | None = None
+    customer_profile: str | None = None
 
     @classmethod
     def from_env(cls) -> SettingsResource:

@@ -59,6 +59,7 @@ MODEL_ARTIFACT = "model"  # name of the pyfunc model logged in each run
 TAG_TASK = "leadscore.task"
 TAG_LABEL = "leadscore.label"
 TAG_GATE = "leadscore.gate"
+TAG_PROFILE = "leadscore.profile"  # the source profile the training rows were typed with
 TAG_GATE_REASON = "leadscore.gate_reason"
 
 

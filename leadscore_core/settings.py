@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCES = ("leads", "payments", "invoices", "customers")
 Source = Literal["leads", "payments", "invoices", "customers"]
+# The profile of a source before any of its files has landed (the sample data's shape).
+DEFAULT_PROFILES = {"leads": "webform", "customers": "saas_accounts"}
 
 
 class Settings(BaseSettings):
@@ -34,8 +36,12 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = Field(
         None, description="Extra source profiles (YAML); default data/profiles"
     )
-    lead_profile: str = Field("webform", description="Active lead source profile")
-    customer_profile: str = Field("saas_accounts", description="Active customer profile")
+    lead_profile: str | None = Field(
+        None, description="Pin the lead profile the models learn from (unset: the profile of "
+                          "the latest landed lead file; webform before any has landed)")
+    customer_profile: str | None = Field(
+        None, description="Pin the customer profile (unset: the latest landed file's; "
+                          "saas_accounts before any has landed)")
     formats: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Formats declared per source where the evidence in a file may not decide "
@@ -73,6 +79,12 @@ class Settings(BaseSettings):
         None, description="Cron schedule (UTC) of fixed retrainings, e.g. '0 6 * * 1' for "
                           "Mondays 06:00; unset: retrain only on drift, new labels or an "
                           "estimated drop")
+
+    def profile_name(self, source: str, latest: str | None = None) -> str:
+        """The profile ``source``'s clean table, features and models use: the pinned one, else
+        the profile of the latest landed file (``latest``), else the shipped default."""
+        pinned = self.lead_profile if source == "leads" else self.customer_profile
+        return pinned or latest or DEFAULT_PROFILES[source]
 
     @cached_property
     def root(self) -> Path:

@@ -7,6 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from litestar.testing import TestClient
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.config import ApiSettings
@@ -44,7 +45,11 @@ def test_openapi_document_holds_for_generated_requests(app_client):
                 content=kwargs.get("data"), cookies=kwargs.get("cookies"))
             seen.setdefault(case.operation.path, set()).add(response.status_code)
             assert response.status_code < 500, (case.as_curl_command(), response.text)
-            case.validate_response(response)
+            # a webhook's signature cannot be written in a schema: every generated delivery
+            # is refused (4xx), which is right; the rest of the checks still hold
+            webhook = case.operation.path.startswith("/v1/webhooks/")
+            case.validate_response(response, excluded_checks=[positive_data_acceptance]
+                                   if webhook else None)
 
         holds()
     assert 200 in seen["/v1/leads/score"]  # generated bodies were really scored

@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.ingest.assets import RAW_ASSETS
 from leadscore_assets.ingest.landing import LandedFile, LandingZone, partition_key
+from leadscore_assets.ingest.ledger import Ledger
 from leadscore_assets.ingest.sensors import INBOX_SENSORS, InboxCursor, evaluate_inbox
 
 LEADS_CSV = (
@@ -166,9 +167,14 @@ def test_sensor_tick_is_accepted_by_dagster(landing: LandingZone) -> None:
 class MemoryLanding:
     """The landing-zone interface the sensor uses, over files held in memory."""
 
-    def __init__(self, files: dict[str, tuple[bytes, float]], settle_seconds: float = SETTLE):
+    def __init__(self, files: dict[str, tuple[bytes, float]], ledger: Path,
+                 settle_seconds: float = SETTLE):
         self.files = files
         self.settle_seconds = settle_seconds
+        self._ledger = Ledger(ledger)
+
+    def ledger(self) -> Ledger:
+        return self._ledger
 
     def list_files(self, source: str) -> list[LandedFile]:
         return [LandedFile(name, len(data), mtime) for name, (data, mtime) in self.files.items()]
@@ -177,8 +183,8 @@ class MemoryLanding:
         return hashlib.sha256(self.files[name][0]).hexdigest()
 
 
-def test_sensor_logic_runs_against_any_landing_zone() -> None:
-    store = MemoryLanding({"one.csv": (b"x,y\n1,2\n", LONG_AGO)})
+def test_sensor_logic_runs_against_any_landing_zone(tmp_path: Path) -> None:
+    store = MemoryLanding({"one.csv": (b"x,y\n1,2\n", LONG_AGO)}, tmp_path / "ledger.sqlite")
     context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
     first = evaluate_inbox(context, "leads", store)  # type: ignore[arg-type]
     assert [r.tags["leadscore/file"] for r in first.run_requests] == ["one.csv"]

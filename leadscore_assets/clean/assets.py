@@ -59,13 +59,29 @@ def clean_source(source: str, raw: pd.DataFrame, settings: Settings) -> tuple[
     if source == "payments":
         catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
         return payments.clean_payments(raw, catalogue), payments.CLEAN_SQL, {}
-    name = settings.lead_profile if source == "leads" else settings.customer_profile
+    latest = latest_profile(raw)
+    name = settings.profile_name(source, latest)
+    pinned = settings.lead_profile if source == "leads" else settings.customer_profile
     profiles = load_profiles(settings.user_profiles_dir)
     if name not in profiles:
         raise dg.Failure(description=f"clean/{source}: active profile {name!r} is not among "
                                      f"the profiles ({', '.join(sorted(profiles))})")
     result, resolved = records.clean_records(raw, source, profiles[name])
-    return result, records.clean_sql(source, resolved), {"profile": name}
+    why = (f"pinned by LEADSCORE_{'LEAD' if source == 'leads' else 'CUSTOMER'}_PROFILE"
+           if pinned else "the latest landed file's" if latest else "the default (no data)")
+    return result, records.clean_sql(source, resolved), {"profile": name, "profile_chosen": why}
+
+
+def latest_profile(raw: pd.DataFrame) -> str | None:
+    """The profile of the most recently landed file of a profiled source (None: no rows).
+
+    Several profiles of one source: the latest data's profile wins, the other profiles'
+    rows stay in raw (``other_profile``) for when their profile is chosen again; a setting
+    pins one (``Settings.profile_name``)."""
+    if raw.empty or "profile" not in raw.columns:
+        return None
+    order = [c for c in ("_ingested_at", "_row_number") if c in raw.columns]
+    return str(raw.sort_values(order, kind="stable")["profile"].iloc[-1])
 
 
 def publish(conn: duckdb.DuckDBPyConnection, source: str, result: CleanResult,

@@ -75,10 +75,29 @@ def original_names(profile: Profile | None) -> dict[str, str]:
     return {snake(c): c for c in [*f.categorical, *f.numeric, *f.boolean]}
 
 
-def active_profile(settings: SettingsResource, source: str) -> Profile | None:
+def active_profile(settings: SettingsResource, source: str, conn=None) -> Profile | None:
+    """The profile ``clean.<source>`` was typed with (read from the table when ``conn`` is
+    given), else the one the settings choose."""
     s = settings.get()
-    name = s.lead_profile if source == "leads" else s.customer_profile
-    return load_profiles(s.user_profiles_dir).get(name)
+    name = table_profile(conn, source) if conn is not None else None
+    return load_profiles(s.user_profiles_dir).get(name or s.profile_name(source))
+
+
+def table_profile(conn, source: str) -> str | None:
+    """The profile of the rows of ``clean.<source>`` (None when it has none)."""
+    try:
+        row = conn.execute(f"SELECT any_value(profile) FROM clean.{source}").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
+
+
+def skipped(context: dg.AssetExecutionContext, *keys: list[str], reason: str):
+    """Materialise nothing for ``keys`` (their downstream steps are skipped, the run goes on)
+    and say why: an observation on each asset, shown in the UI, and a log line."""
+    context.log.warning(f"{', '.join('/'.join(k) for k in keys)}: skipped: {reason}")
+    for key in keys:
+        yield dg.AssetObservation(asset_key=key, metadata={"skipped": reason})
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -189,12 +208,12 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["features", "customer_activity"],
+        dg.AssetSpec(["features", "customer_activity"], skippable=True,
                      deps=[dg.AssetKey(["clean", "invoices"])], group_name=GROUP,
                      kinds=KINDS | {"pandas"},
                      description="Activity features and churn label per customer and cutoff "
                                  "(several cutoffs stacked; the last is held out)."),
-        dg.AssetSpec(["features", "customer_activity_latest"],
+        dg.AssetSpec(["features", "customer_activity_latest"], skippable=True,
                      deps=[dg.AssetKey(["clean", "invoices"])], group_name=GROUP,
                      kinds=KINDS | {"pandas"},
                      description="Activity features of every customer as of the end of the "
@@ -202,7 +221,8 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
     ],
     pool=WAREHOUSE_POOL,
 )
-def customer_activity_assets(config: ActivityFeaturesConfig, warehouse: DuckDBResource):
+def customer_activity_assets(context: dg.AssetExecutionContext, config: ActivityFeaturesConfig,
+                             warehouse: DuckDBResource):
     """Point-in-time customer activity from invoice lines.
 
     Features at a cutoff use only lines strictly before it; the churn label looks only at the
@@ -212,7 +232,13 @@ def customer_activity_assets(config: ActivityFeaturesConfig, warehouse: DuckDBRe
     with warehouse.get_connection() as conn:
         invoices = read_table(conn, "clean.invoices")
         if invoices is None or invoices.empty:
-            raise dg.Failure("clean.invoices is missing or empty: materialise clean/invoices")
+            # A business without invoice exports: nothing to compute, and nothing downstream
+            # (the activity model, its scores) to run; the snapshot side goes on.
+            yield from skipped(context, ["features", "customer_activity"],
+                               ["features", "customer_activity_latest"],
+                               reason="no invoice lines have landed (inbox/invoices is empty "
+                                      "or every line was set aside)")
+            return
         if config.cutoffs:
             cutoffs = sorted(pd.Timestamp(c) for c in config.cutoffs)
         else:

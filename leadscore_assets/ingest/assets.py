@@ -102,6 +102,7 @@ def land_partition(context: dg.AssetExecutionContext, source: str, landing: Land
         ) from exc
     with warehouse.get_connection() as conn:
         replaced = write_raw(conn, source, export, partition=key, file_name=name, sha256=sha)
+    landing.ledger().record(source, sha, key, name, export.rows)
     context.log.info(f"{source}: landed {export.rows:,} rows from {name}"
                      + (f" (replaced {replaced:,})" if replaced else ""))
     meta = _metadata(source, name, sha, export, replaced)
@@ -194,7 +195,8 @@ raw_customers = RAW_ASSETS["customers"]
 
 def land_file(source: str, name: str, *, landing: LandingZone, warehouse: DuckDBResource,
               instance: dg.DagsterInstance | None = None,
-              alerts: AlertChannel | None = None) -> dg.ExecuteInProcessResult:
+              alerts: AlertChannel | None = None,
+              run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """Materialise one inbox file's partition in-process (tests, the CLI)."""
     alerts = alerts or AlertChannel(log_path=str(Path(landing.root) / "alerts.jsonl"))
     key = partition_key(name, landing.sha256(source, name))
@@ -202,5 +204,6 @@ def land_file(source: str, name: str, *, landing: LandingZone, warehouse: DuckDB
     instance.add_dynamic_partitions(PARTITIONS[source].name, [key])
     return dg.materialize(
         [RAW_ASSETS[source]], partition_key=key, instance=instance, raise_on_error=False,
+        run_config=run_config,
         resources={"landing": landing, "warehouse": warehouse, "alerts": alerts},
     )

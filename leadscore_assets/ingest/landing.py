@@ -2,8 +2,9 @@
 
 Sensors and assets reach files only through :class:`LandingZone`, so a test (or another
 storage, e.g. a bucket) can stand in by implementing the same few methods: ``list_files``,
-``sha256``, ``local_path`` and ``quarantine``. Input files are never deleted or modified:
-quarantine copies a file and writes the reason beside the copy.
+``sha256``, ``local_path``, ``quarantine`` and ``ledger`` (what has landed, by content).
+Input files are never deleted or modified: quarantine copies a file and writes the reason
+beside the copy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from leadscore_assets.ingest.ledger import Ledger
 from leadscore_core.profiles import Profile, load_profiles
 from leadscore_core.settings import Settings
 
@@ -76,6 +78,10 @@ class LandingZone(dg.ConfigurableResource):
         """What ``LEADSCORE_FORMATS`` declares for ``source`` (date order, decimal mark,
         thousands separator, delimiter); profiles declare their own."""
         return dict(self._settings.formats.get(source, {}))
+
+    def ledger(self) -> Ledger:
+        """The ledger of landed content every landing path shares (see ``ledger.py``)."""
+        return Ledger(Path(self.root) / "ledger.sqlite")
 
     def profiles(self) -> dict[str, Profile]:
         extra = Path(self.profiles_dir) if self.profiles_dir else self._settings.user_profiles_dir

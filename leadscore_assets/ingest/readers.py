@@ -32,12 +32,14 @@ import pyarrow as pa
 
 from leadscore_assets.ingest import formats
 from leadscore_assets.ingest.csvfiles import (
+    CsvTable,
     UnreadableFile,
     load_content,
     read_csv,
+    sniff_content,
 )
 from leadscore_assets.ingest.formats import Declared, FormatError
-from leadscore_core.profiles import Profile, UnknownHeader, detect_profile
+from leadscore_core.profiles import Profile, UnknownHeader, as_text, detect_profile
 from leadscore_core.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, raw_column_types
 
 __all__ = ["Export", "UnreadableFile", "raw_columns", "read_export", "STRIPE_CSV_COLUMNS"]
@@ -157,7 +159,11 @@ def _rows_as_json(table: pa.Table, header: list[str]) -> list[str]:
 
 def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
                    declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter)
+    json_lines = sniff_content(path).data.lstrip()[:1] == b"{"
+    if json_lines:  # one submission per line (the form webhooks' spool, form-service exports)
+        csvt = _records_table(path, _json_lines(path, _utf8(path, load_content(path).data)))
+    else:
+        csvt = read_csv(path, declared_delimiter=declared.delimiter)
     header = csvt.header
     try:
         profile = detect_profile(header, profiles, source)
@@ -169,7 +175,7 @@ def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
             f"{path.name}: profile {profile.name!r} declares column(s) {missing} that the "
             f"file lacks (fix the profile, or the export)")
     own = Declared.of(profile)
-    if own.delimiter and own.delimiter != csvt.delimiter:
+    if own.delimiter and own.delimiter != csvt.delimiter and not json_lines:
         raise UnreadableFile(
             f"{path.name}: profile {profile.name!r} declares the delimiter {own.delimiter!r} "
             f"but the file is {csvt.describe()['delimiter']}-separated")
@@ -200,8 +206,36 @@ def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
         "_row_number": table.column("_row_number"),
     })
     return Export(source, out.select(raw_columns(source)), {
-        **csvt.describe(), "profile": profile.name, "columns": len(header),
-        "formats": formats.loads(fmt)})
+        **csvt.describe(), **({"format": "jsonl"} if json_lines else {}),
+        "profile": profile.name, "columns": len(header), "formats": formats.loads(fmt)})
+
+
+def _utf8(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"{path.name}: JSON Lines must be UTF-8 ({exc})") from exc
+
+
+def _records_table(path: Path, objects: list[Any]) -> CsvTable:
+    """JSON objects as a text table, as :func:`read_csv` gives a CSV file's: the header is
+    every field name in first-seen order, a field a record lacks is null there, values are
+    text as JSON writes them (:func:`as_text`)."""
+    header: dict[str, None] = {}
+    for number, obj in enumerate(objects, start=1):
+        if not isinstance(obj, dict):
+            raise UnreadableFile(f"{path.name}: JSON Lines: line {number} is a "
+                                 f"{type(obj).__name__}, not an object of field values")
+        header.update(dict.fromkeys(obj))
+    names = list(header)
+    n = len(objects)
+    table = pa.table({
+        **{name: pa.array([as_text(o.get(name)) for o in objects], pa.string())
+           for name in names},
+        "_malformed": pa.nulls(n, pa.string()),
+        "_row_number": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+    })
+    return CsvTable(table, names, "utf-8", ",", False, None, "\n")
 
 
 # -- invoices --------------------------------------------------------------------------------
@@ -366,13 +400,7 @@ def _stripe_objects(path: Path, objects: Iterable[Any], raw_format: str) -> Expo
         "payments": sum(kept[k] for k in PAYMENT_OBJECTS)})
 
 
-def _text(value: Any) -> str | None:
-    """A JSON scalar as text the way JSON writes it (``true``, ``2000``); objects as JSON."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+_text = as_text  # a JSON value as text the way JSON writes it (``true``, ``2000``)
 
 
 def _ref(value: Any) -> str | None:

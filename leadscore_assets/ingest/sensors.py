@@ -2,9 +2,11 @@
 
 The cursor (JSON, persisted by Dagster so it survives daemon restarts) holds:
 
-- ``ledger``: content hash -> the partition that landed those bytes. The same bytes dropped
-  again under any name request no run; the sensor logs it and records an observation on the
-  raw asset naming the earlier file, so the UI shows the file was recognised.
+- ``ledger``: content hash -> the partition requested for those bytes. With the ledger every
+  landing path shares (``ledger.py``: what the CLI, the demo and earlier runs landed), the same
+  bytes dropped again under any name, or landed before by another path, request no run; the
+  sensor logs it and records an observation on the raw asset naming the earlier file, so the
+  UI shows the file was recognised.
 - ``seen``: inbox name -> [size, mtime, hash] of files already decided, so an unchanged file
   is not hashed again on every tick. A file whose size or mtime changes is decided again.
 - ``pending``: inbox name -> [size, mtime] of files not yet stable on the previous tick.
@@ -74,8 +76,10 @@ def evaluate_inbox(context: dg.SensorEvaluationContext, source: str,
         sha = landing.sha256(source, landed.name)
         short = sha[:LEDGER_HASH_CHARS]
         cursor.seen[landed.name] = [landed.size, landed.mtime, short]
-        earlier = cursor.ledger.get(short)
+        shared = landing.ledger().find(source, sha)
+        earlier = cursor.ledger.get(short) or (shared.partition if shared else None)
         if earlier == partition_key(landed.name, sha):  # touched, same bytes: nothing to say
+            cursor.ledger[short] = earlier
             continue
         if earlier is not None:
             context.log.info(f"{source}: {landed.name} has the same bytes as {earlier}; "

@@ -35,6 +35,7 @@ from leadscore_assets.features.assets import (
     markdown_table,
     original_names,
     table_feature_kinds,
+    table_profile,
 )
 from leadscore_assets.features.leads import TIME_FEATURES, lead_feature_kinds
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_feature_kinds
@@ -51,6 +52,7 @@ from leadscore_core.registry import (
     PRIMARY_METRIC,
     REFERENCE_ARTIFACT,
     TAG_LABEL,
+    TAG_PROFILE,
     TAG_TASK,
 )
 from leadscore_core.serving import LeadscorePyfunc, ModelBundle
@@ -140,6 +142,7 @@ class TrainingSet:
     entity_column: str | None = None
     classes: list[str] | None = None
     base_config: TrainConfig = field(default_factory=TrainConfig)
+    profile: str | None = None  # the source profile the rows were typed with
 
 
 MIN_LABELLED_ROWS = 50
@@ -190,7 +193,8 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
         info = _log_model(trained, Path(tmp), frame, data)
         version = mlflow.register_model(
             info.model_uri, registered,
-            tags={TAG_TASK: data.task, TAG_LABEL: data.label, "data_hash": trained.data_hash})
+            tags={TAG_TASK: data.task, TAG_LABEL: data.label, "data_hash": trained.data_hash,
+                  **({TAG_PROFILE: data.profile} if data.profile else {})})
     registry.registry().set_challenger(model, version.version)
 
     yield dg.MaterializeResult(metadata={
@@ -319,7 +323,8 @@ def lead_training_set(conn, settings: SettingsResource) -> TrainingSet:
     return TrainingSet(
         frame=frame, task="binary", label="converted",
         features=lead_feature_kinds(profile_kinds, frame),
-        original_names=original_names(active_profile(settings, "leads")),
+        original_names=original_names(active_profile(settings, "leads", conn)),
+        profile=table_profile(conn, "leads"),
         time_column="created_at" if has_time else None,
     )
 
@@ -333,7 +338,8 @@ def plan_training_set(conn, settings: SettingsResource) -> TrainingSet:
     return TrainingSet(
         frame=frame, task="multiclass", label="plan",
         features=lead_feature_kinds(profile_kinds, frame),
-        original_names=original_names(active_profile(settings, "leads")),
+        original_names=original_names(active_profile(settings, "leads", conn)),
+        profile=table_profile(conn, "leads"),
         time_column="created_at" if frame["created_at"].notna().any() else None,
         # the catalogue's order, limited to plans someone bought (a class with no rows
         # cannot be learned, and stratified CV needs every class present)
@@ -358,7 +364,8 @@ def snapshot_training_set(conn, settings: SettingsResource) -> TrainingSet:
     # out on, so the held-out rows are a stratified random slice.
     return TrainingSet(frame=frame, task="binary", label="churned",
                        features=snapshot_feature_kinds(profile_kinds, frame),
-                       original_names=original_names(active_profile(settings, "customers")))
+                       original_names=original_names(active_profile(settings, "customers", conn)),
+                       profile=table_profile(conn, "customers"))
 
 
 def _require_table(conn, table: str) -> pd.DataFrame:

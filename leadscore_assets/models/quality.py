@@ -233,6 +233,49 @@ def run_quality(data: Path, names: list[str] | None = None,
     return results
 
 
+def evaluate_file(path: Path, profile: str | None = None, profiles_dir: Path | None = None,
+                  config: TrainConfig | None = None) -> tuple[str, TrainedModel]:
+    """Train on one lead or customer export the way the pipeline would, and hold out.
+
+    The file is read and cleaned exactly as landing and ``clean/*`` do (formats decided from
+    its values, the profile's typing and rules); ``profile`` defaults to the one its header
+    matches. Returns (profile name, trained model with held-out and baseline metrics).
+    """
+    from leadscore_assets.clean.records import clean_records
+    from leadscore_assets.ingest.readers import read_export
+
+    profiles = load_profiles(profiles_dir)
+    if profile is not None and profile not in profiles:
+        raise KeyError(f"unknown profile {profile!r}; known: {', '.join(sorted(profiles))}")
+    sources = [profiles[profile].source] if profile else ["leads", "customers"]
+    export, source, error = None, None, None
+    for source in sources:
+        wanted = {profile: profiles[profile]} if profile else profiles
+        try:
+            export = read_export(source, path, wanted)
+            break
+        except ValueError as exc:
+            error = exc
+    if export is None:
+        raise ValueError(str(error))
+    chosen = profiles[export.stats["profile"]]
+    raw = export.frame.copy()
+    raw["_source_file"], raw["_ingested_at"] = path.name, pd.Timestamp("2026-01-01")
+    result, resolved = clean_records(raw, source, chosen)
+    kinds, names = resolved.feature_columns, resolved.original_names
+    if source == "leads":
+        frame = lead_features(result.clean, None)
+        features, label = lead_feature_kinds(kinds, frame), "converted"
+    else:
+        frame = snapshot_features(result.clean, None)
+        features, label = snapshot_feature_kinds(kinds, frame), "churned"
+    has_time = source == "leads" and frame["created_at"].notna().any()
+    trained = train_model(frame, name=f"{chosen.name}_{source}", task="binary", label=label,
+                          features=features, config=config or TrainConfig(),
+                          original_names=names, time_column="created_at" if has_time else None)
+    return chosen.name, trained
+
+
 def format_table(results: list[QualityResult]) -> str:
     head = (f"{'model':<24} {'held-out ROC-AUC':>16} {'95% bootstrap':>15} "
             f"{'baseline ROC-AUC':>16} {'bar':>6}  result  {'CV ROC-AUC (train part)':>23}  "

@@ -14,6 +14,7 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,14 @@ class Profile(BaseModel):
         needed = self.identity_columns + [c for k in ("categorical", "numeric", "boolean")
                                           for c in getattr(self.features, k)]
         return [c for c in needed if c not in present and c not in self.optional]
+
+
+def as_text(value: object) -> str | None:
+    """A JSON value as raw text: strings as they are, null as null, anything else (numbers,
+    booleans, lists) as its JSON text (``true``, ``12.5``, ``["a", "b"]``)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def snake(name: str) -> str:
