@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 from msgspec import Struct
 from msgspec.structs import asdict
 
 from api.models import ServedModel
-from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason
+from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
 from leadscore_core.serving import Explanation
+from leadscore_core.suggest import actionable_indices, best_change, split_thresholds
 from leadscore_core.tiers import tiers_of
 
 # (inputs, outputs) per prediction; inputs are the request's own body (a Struct that encodes
@@ -134,3 +136,36 @@ def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
         log.append((bodies[i], {"plan": plan, **{
             f"probability_{c}": v for c, v in probabilities.items()}}))
     return out, log
+
+
+def wants_suggestion(scope: Mapping[str, Any]) -> bool:
+    """``?suggest=true`` on the request (read from the scope: the handler and the direct path
+    answer alike)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("suggest", [""])[-1].strip().lower() in ("true", "1", "yes")
+
+
+class Suggester:
+    """Best single changes for one served model version (its split thresholds read once)."""
+
+    def __init__(self, model: ServedModel, actionable: Sequence[str]):
+        self.model = model
+        self.columns = actionable_indices(model.bundle, actionable)
+        self.thresholds = split_thresholds(model.bundle)
+
+    def suggest(self, records: list[dict[str, Any]], *, higher_is_better: bool,
+                risk: Callable[[float], str] | None = None) -> list[Suggestion | None]:
+        X = encode(self.model, records)
+        out: list[Suggestion | None] = []
+        for x in X:
+            change = best_change(self.model.bundle, x, self.columns, self.thresholds,
+                                 higher_is_better=higher_is_better)
+            if change is None:
+                out.append(None)
+                continue
+            p = change.probability
+            out.append(Suggestion(
+                feature=change.feature, value=change.value, change_to=change.change_to,
+                probability=p, score=None if risk else round(100.0 * p),
+                risk=risk(p) if risk else None))
+        return out
