@@ -8,12 +8,18 @@ export UV_PYTHON := $(PYTHON)
 # `setup` links the project's file into it.
 export DAGSTER_HOME := $(CURDIR)/data/dagster
 
-.PHONY: setup demo test dev serve bench lint clean
+.PHONY: setup demo test dev serve mlflow bench lint clean
 
-setup:  ## install uv (if missing) and the locked environment
+setup:  ## install uv (if missing), the locked environment, and Debian's Chromium for the page tests
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 	@mkdir -p $(DAGSTER_HOME) && ln -sfn ../../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@# the browser tests drive Debian's Chromium (never a downloaded browser build)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "no apt-get: install Chromium yourself, or the browser tests skip (LEADSCORE_CHROMIUM names its path)"; fi; \
+	fi
 
 demo: setup  ## write sample exports and run the whole pipeline on them
 	$(UV) run leadscore demo
@@ -24,8 +30,13 @@ test: setup  ## run the test suite (each test uses its own temporary instance an
 dev: setup  ## Dagster UI and daemon (sensors running) on http://127.0.0.1:3000
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-serve: setup  ## prediction API on http://127.0.0.1:8000
+serve: setup  ## prediction API and pages on http://127.0.0.1:8000 (pages at /ui)
 	$(UV) run leadscore serve
+
+mlflow: setup  ## MLflow UI (runs, registry, plots) on http://127.0.0.1:5000, over the project's store
+	$(UV) run mlflow ui --host 127.0.0.1 --port 5000 \
+		--backend-store-uri "$$($(UV) run python -c 'from leadscore_core.settings import get_settings; print(get_settings().mlflow_uri)')" \
+		--default-artifact-root "$(CURDIR)/data/mlflow/artifacts"
 
 bench: setup  ## benchmarks (figures against a baseline, printed)
 	@missed=""; for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || missed="$$missed $$b"; done; \

@@ -11,12 +11,12 @@ module therefore does not use postponed annotations (Litestar must see the real 
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -34,6 +34,7 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, JSONBody, KwargDefinition, Parameter
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
@@ -54,6 +55,8 @@ from api.schemas import (
     ModelInfo,
     PlanRecommendation,
     Readiness,
+    check_fields,
+    has_features,
     merge_fields,
     model_fields,
     profile_fields,
@@ -68,12 +71,14 @@ from api.scoring import (
     wants_suggestion,
 )
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
+from api.ui.pages import UiContext, docs_assets, template_config, ui_router
 from api.webhooks.config import WebhookSettings
 from api.webhooks.receiver import WebhookReceiver
 from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
+from leadscore_core.reasons import displays_for
 from leadscore_core.settings import Settings, get_settings
 from leadscore_core.tiers import PublishedTiers, lead_tiers_path, risk_rule
 
@@ -86,7 +91,8 @@ INLINE_ROWS = 128
 LOG_HANDOVER_SECONDS = 0.1
 
 _ERROR_MEANING = {
-    400: "A field has the wrong type or the body is not JSON (each field and reason listed)",
+    400: "A field has the wrong type, the body is not JSON, or a lead has no field the "
+         "model knows (each field and reason listed, with the expected fields)",
     401: "Missing or wrong X-API-Key header",
     404: "Unknown customer, or a model this API does not serve",
     413: "Batch larger than the configured limit, or body too large",
@@ -139,12 +145,18 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         return merge_fields(profile_fields(profile),
                             model_fields(found.specs) if found else [])
 
-    Lead = request_struct("Lead", fields_for(lead_profile, LEAD_CONVERSION),
-                          id_description="your id for the lead (echoed and logged)")
-    PlanLead = request_struct("PlanLead", fields_for(lead_profile, PLAN),
-                              id_description="your id for the lead (echoed and logged)")
-    Customer = request_struct("Customer", fields_for(customer_profile, SNAPSHOT_CHURN),
-                              id_description="your id for the customer (echoed and logged)")
+    def bodies(name: str, profile, model: str, who: str) -> tuple[type, type]:
+        """The documented request type and its strict twin for the direct path."""
+        fields = fields_for(profile, model)
+        about = f"your id for the {who} (echoed and logged)"
+        return (request_struct(name, fields, id_description=about),
+                request_struct(name, fields, id_description=about, forbid_unknown=True))
+
+    Lead, StrictLead = bodies("Lead", lead_profile, LEAD_CONVERSION, "lead")
+    PlanLead, StrictPlanLead = bodies("PlanLead", lead_profile, PLAN, "lead")
+    Customer, StrictCustomer = bodies("Customer", customer_profile, SNAPSHOT_CHURN, "customer")
+    lead_displays = displays_for(lead_profile.display)
+    customer_displays = displays_for(customer_profile.display)
 
     def batch_of(item: type) -> Any:
         # the limit in the schema (maxItems) tells a client; the handler answers 413 above it
@@ -266,6 +278,18 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             return data, True
         return [data], False
 
+    async def ignored_fields(request: Request, struct: type) -> list[list[str]]:
+        """Per item, the posted fields the model does not know; 400 when an item has none
+        it knows (the handler path only: the direct path takes bodies without either)."""
+        raw = msgspec.json.decode(await request.body())
+        return check_fields(raw if isinstance(raw, list) else [raw], struct,
+                            batch=isinstance(raw, list))
+
+    def report_ignored(out: list[Any], ignored: list[list[str]]) -> None:
+        for answer, fields in zip(out, ignored, strict=True):
+            if fields:
+                answer.ignored_fields = fields
+
     async def run(fn, rows: int, *args):
         if rows == 0:  # an empty batch has an empty answer (LightGBM rejects zero rows)
             return [], []
@@ -283,10 +307,13 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
 
     # -- what each prediction endpoint answers (shared by its handler and its direct path) -----
 
+    score_lead_batch = functools.partial(score_leads, horizon=lead_within)
+
     async def lead_scores(scope: Any, served: ServedModel, leads: Sequence[Any]
                           ) -> list[LeadScore]:
         bounds = tiers.bounds_for(served.name, served.version)
-        out, log_rows = await run(score_leads, len(leads), served, leads, bounds, lead_within)
+        out, log_rows = await run(score_lead_batch, len(leads), served, leads, bounds,
+                                  lead_displays)
         add_suggestions(scope, served, out, records_of(leads)[0], lead_profile.actionable,
                         churn=False)
         record(scope, served, "/v1/leads/score", log_rows, [r.probability for r in out],
@@ -300,10 +327,12 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                [r.probabilities[r.plan] for r in out], [r.plan for r in out])
         return out
 
+    score_customers = functools.partial(churn_risks, displays=customer_displays,
+                                        horizon=churn_within)
+
     async def posted_churn_risks(scope: Any, served: ServedModel, customers: Sequence[Any]
                                  ) -> list[ChurnRisk]:
-        out, log_rows = await run(partial(churn_risks, horizon=churn_within), len(customers),
-                                  served, customers, risk)
+        out, log_rows = await run(score_customers, len(customers), served, customers, risk)
         add_suggestions(scope, served, out, records_of(customers)[0],
                         customer_profile.actionable, churn=True)
         record(scope, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
@@ -341,7 +370,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             return None if served is None else await answer(scope, served, items)
 
         route = DirectRoute(item, loaded, max_batch=api.max_batch, max_body=max_body,
-                            api_key=settings.api_key, inline_rows=INLINE_ROWS)
+                            api_key=settings.api_key, inline_rows=INLINE_ROWS,
+                            accept=has_features)
         direct_routes[name] = route
         return [route]
 
@@ -351,7 +381,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     # -- prediction endpoints ------------------------------------------------------------------
 
     @post("/leads/score", status_code=200, responses=batch_errors,
-          middleware=direct(Lead, LEAD_CONVERSION, lead_scores),
+          middleware=direct(StrictLead, LEAD_CONVERSION, lead_scores),
           summary="Score one lead or a batch",
           description="Conversion probability, score 0-100, tier A-D and the top three reasons "
                       "for and against. Send one lead (an object) or a batch (an array, up to "
@@ -361,11 +391,13 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                     ) -> LeadScore | list[LeadScore]:
         served = require(models, LEAD_CONVERSION)
         leads, batch = as_batch(data)
+        ignored = await ignored_fields(request, Lead)
         out = await lead_scores(request.scope, served, leads)
+        report_ignored(out, ignored)
         return out if batch else out[0]
 
     @post("/leads/plan", status_code=200, responses=batch_errors,
-          middleware=direct(PlanLead, PLAN, plan_recommendations),
+          middleware=direct(StrictPlanLead, PLAN, plan_recommendations),
           summary="Recommend a plan for a lead or a batch",
           description="The most likely plan, its price, and the probability of every plan.")
     async def plan(request: Request, data: JSONBody[PlanLead | batch_of(PlanLead)],
@@ -373,11 +405,13 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                    ) -> PlanRecommendation | list[PlanRecommendation]:
         served = require(models, PLAN)
         leads, batch = as_batch(data)
+        ignored = await ignored_fields(request, PlanLead)
         out = await plan_recommendations(request.scope, served, leads)
+        report_ignored(out, ignored)
         return out if batch else out[0]
 
     @post("/customers/churn", status_code=200, responses=batch_errors,
-          middleware=direct(Customer, SNAPSHOT_CHURN, posted_churn_risks),
+          middleware=direct(StrictCustomer, SNAPSHOT_CHURN, posted_churn_risks),
           summary="Churn risk from posted customer fields",
           description="Churn probability, risk level (High/Medium/Low) and the top reasons, "
                       "from the customer-snapshot model.")
@@ -386,7 +420,9 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                            suggest: SuggestParam = False) -> ChurnRisk | list[ChurnRisk]:
         served = require(models, SNAPSHOT_CHURN)
         customers, batch = as_batch(data)
+        ignored = await ignored_fields(request, Customer)
         out = await posted_churn_risks(request.scope, served, customers)
+        report_ignored(out, ignored)
         return out if batch else out[0]
 
     @get("/customers/{customer_id:str}/churn", responses=_errors(404, 503, *auth),
@@ -462,9 +498,15 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     v1 = Router("/v1", route_handlers=[score, plan, churn_posted, churn_known, list_models],
                 guards=guards)
     protected_metrics = Router("/", route_handlers=[prometheus], guards=guards)
+    pages, page_middleware = ui_router(UiContext(
+        settings=settings, api=api, models=state_models, registry=registry,
+        lead_profile=lead_profile, lead_struct=Lead, plan_struct=PlanLead, tiers=tiers,
+        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays))
+    docs = docs_assets()
 
     app = Litestar(
-        route_handlers=[v1, webhooks, protected_metrics, health, ready],
+        route_handlers=[v1, webhooks, protected_metrics, health, ready, pages],
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State({"models": state_models, "prediction_log": None,
                      "pending_log": None}),
@@ -474,13 +516,22 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
-        middleware=[metrics.middleware],
+        middleware=[metrics.middleware, *page_middleware],
         request_max_body_size=max_body,
         openapi_config=OpenAPIConfig(
             title="leadscore prediction API", version="1",
             description="Lead scores, plan recommendations and churn risk from the registry's "
                         "champion models.",
-            path="/schema"),
+            path="/schema",
+            # every script and style from the app itself: the docs work with no internet
+            render_plugins=[
+                SwaggerRenderPlugin(path="/swagger", js_url=docs["swagger_js"],
+                                    css_url=docs["swagger_css"],
+                                    standalone_preset_js_url=docs["swagger_preset"],
+                                    favicon=docs["favicon"]),
+                RedocRenderPlugin(path="/redoc", js_url=docs["redoc_js"], google_fonts=False,
+                                  favicon=docs["favicon"]),
+            ]),
     )
     app.state.metrics = metrics
     app.state.snapshot = snapshot

@@ -45,6 +45,14 @@ class ApiSettings(BaseSettings):
         4_096, ge=256, description="Request size allowance per lead (max_batch x this)"
     )
 
+    action_high: str = Field(
+        "Call within a week", description="Suggested action for a customer at High churn risk "
+                                          "(the customer pages)")
+    action_medium: str = Field("Send a satisfaction survey",
+                               description="Suggested action at Medium churn risk")
+    action_low: str = Field("Standard engagement",
+                            description="Suggested action at Low churn risk")
+
     @property
     def model_names(self) -> tuple[str, ...]:
         return tuple(n.strip() for n in self.models.split(",") if n.strip())

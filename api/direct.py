@@ -38,8 +38,11 @@ class DirectRoute:
     body is ``item | list[item]``."""
 
     def __init__(self, item: type, answer: Answer, *, max_batch: int, max_body: int,
-                 api_key: str | None, inline_rows: int):
+                 api_key: str | None, inline_rows: int,
+                 accept: Callable[[Any], bool] | None = None):
         self.decoder = msgspec.json.Decoder(item | list[item], strict=False)
+        # an item this rejects (e.g. one setting no feature) goes to the handler
+        self.accept = accept
         self.encoder = msgspec.json.Encoder()
         self.answer = answer
         self.max_batch = max_batch
@@ -66,6 +69,8 @@ class DirectRoute:
                 items = data if isinstance(data, list) else [data]
                 if not items or len(items) > min(self.max_batch, self.inline_rows):
                     items = None  # empty, over the limit, or big enough for a worker thread
+                elif self.accept is not None and not all(map(self.accept, items)):
+                    items = None
             out = await self.answer(scope, items) if items is not None else None
             if out is None:
                 await app(scope, _replay(read, receive), send)

@@ -26,6 +26,7 @@ import numpy as np
 from api.explain import PathExplainer
 from api.fastrow import NORMAL, RAW_SCORE, FastRow
 from api.schemas import Reason as ApiReason
+from leadscore_core.reasons import bundle_logistic_link, sigmoid_link
 from leadscore_core.serving import FeatureSpec, ModelBundle
 
 log = logging.getLogger("leadscore.api")
@@ -84,6 +85,11 @@ class ServedModel:
         self.tier_bounds = np.asarray(bounds, dtype=np.float64) if bounds else None
         self.trained_at = bundle.metadata.get("trained_at")
         self.metrics = dict(bundle.metadata.get("metrics") or {})
+        # for reasons in points of the score: raw score -> probability, and the request
+        # field behind each export column name a reason carries
+        ab = bundle_logistic_link(bundle)
+        self.link = sigmoid_link(*(ab or (1.0, 0.0)))
+        self.field_of = {s.original_name: s.name for s in self.specs}
         self._proba_row: FastRow | None = None
         if self.task == "binary" and not bundle.calibration:
             self._proba_row = FastRow(bundle.booster, NORMAL, len(self.specs), 1)
@@ -97,7 +103,7 @@ class ServedModel:
             explainer.single_row_fast_path()
             # reasons built directly as the response's type
             self.explain = functools.partial(explainer.explain, reason=ApiReason)
-            link = _logistic_link(bundle)
+            link = bundle_logistic_link(bundle)
             if link is not None:
                 a, b = link
                 self._from_raw = lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
@@ -209,22 +215,6 @@ class ModelWatcher:
         while True:
             await self.refresh_once()
             await asyncio.sleep(self.interval)
-
-
-def _logistic_link(bundle: ModelBundle) -> tuple[float, float] | None:
-    """(a, b) with probability = sigmoid(a * raw score + b), exactly as the bundle computes
-    it, or None when the link is something else (then LightGBM is asked)."""
-    if bundle.task != "binary":
-        return None
-    calibration = bundle.calibration
-    if calibration:
-        if calibration.get("method") != "platt":
-            return None
-        return float(calibration["a"]), float(calibration["b"])
-    objective = str(bundle.booster.dump_model(num_iteration=0).get("objective", ""))
-    if objective not in ("binary sigmoid:1", "binary sigmoid:1.0"):
-        return None
-    return 1.0, 0.0
 
 
 def _sigmoid(z: float) -> float:

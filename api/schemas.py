@@ -57,8 +57,12 @@ def merge_fields(*groups: Iterable[FieldSpec]) -> list[FieldSpec]:
 
 
 def request_struct(struct_name: str, fields: Iterable[FieldSpec], *,
-                   id_description: str) -> type[Struct]:
-    """A Struct with an optional ``id`` and one optional, typed field per feature."""
+                   id_description: str, forbid_unknown: bool = False) -> type[Struct]:
+    """A Struct with an optional ``id`` and one optional, typed field per feature.
+
+    ``forbid_unknown``: a body with a field the model does not know fails to decode (the
+    direct path's twin of the documented type, so such a body reaches the handler, which
+    reports the field back as ignored)."""
     members: list[tuple[str, Any, Any]] = [
         (ID_FIELD, Annotated[str | None, Meta(description=id_description)], None)]
     for spec in fields:
@@ -71,7 +75,36 @@ def request_struct(struct_name: str, fields: Iterable[FieldSpec], *,
     # gc=False: a body holds only scalars, so it can never be part of a reference cycle;
     # the collector need not track the thousands a batch creates
     return msgspec.defstruct(struct_name, members, kw_only=True, omit_defaults=True,
-                             gc=False, module=__name__)
+                             gc=False, module=__name__, forbid_unknown_fields=forbid_unknown)
+
+
+def has_features(body: Struct) -> bool:
+    """Whether a decoded body sets any feature (``id`` is the first field, not a feature)."""
+    return any(v is not None for v in msgspec.structs.astuple(body)[1:])
+
+
+def check_fields(items: list[Any], struct: type[Struct], *, batch: bool) -> list[list[str]]:
+    """The fields of each raw JSON item that ``struct`` does not know (sorted), or a 400
+    naming the expected fields for an item in which no field is a feature."""
+    from litestar.exceptions import HTTPException
+
+    features = [f for f in struct.__struct_fields__ if f != ID_FIELD]
+    known = frozenset(features)
+    ignored, problems = [], []
+    for i, item in enumerate(items):
+        keys = list(item) if isinstance(item, dict) else []
+        ignored.append(sorted(k for k in keys if k not in known and k != ID_FIELD))
+        if not any(k in known for k in keys):
+            where = f"[{i}]" if batch else "body"
+            got = ", ".join(ignored[-1]) or "no fields"
+            problems.append({"field": where,
+                             "reason": f"no field the model knows (got {got}); expected "
+                                       f"any of: {', '.join(features)}"})
+    if problems:
+        detail = "; ".join(f"{p['field']}: {p['reason']}" for p in problems[:5])
+        raise HTTPException(status_code=400, detail=f"invalid request: {detail}",
+                            extra=problems)
+    return ignored
 
 
 def _describe(spec: FieldSpec) -> str:
@@ -92,6 +125,8 @@ class Reason(Struct, gc=False):
     feature: str  # the export's column name, as people know it
     value: str | float | bool | None
     contribution: float  # on the raw (log-odds) scale
+    text: str = ""  # for people: "Business type is Dental" (leadscore_core.reasons)
+    points: float = 0.0  # what it adds to the 0-100 score
 
 
 class Suggestion(Struct, gc=False):
@@ -116,6 +151,7 @@ class LeadScore(Struct, gc=False):
     raw_score: float
     model: str
     version: str
+    ignored_fields: list[str] = []  # request fields the model does not know
     horizon: str = ""  # what the probability is of, and by when
     suggestion: Suggestion | None = None  # with ?suggest=true
 
@@ -129,6 +165,7 @@ class PlanRecommendation(Struct, gc=False):
     probabilities: dict[str, float]
     model: str
     version: str
+    ignored_fields: list[str] = []
 
 
 class ChurnRisk(Struct, gc=False):
@@ -142,6 +179,7 @@ class ChurnRisk(Struct, gc=False):
     model: str
     version: str
     as_of: str | None = None
+    ignored_fields: list[str] = []
     horizon: str = ""  # what the probability is of, and by when
     suggestion: Suggestion | None = None  # with ?suggest=true
 

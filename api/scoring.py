@@ -17,6 +17,7 @@ from msgspec.structs import asdict
 
 from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
+from leadscore_core.reasons import FieldDisplay, human_reason
 from leadscore_core.serving import Explanation
 from leadscore_core.suggest import actionable_indices, best_change, split_thresholds
 from leadscore_core.tiers import tiers_of
@@ -48,6 +49,23 @@ def _reasons(explanation: Explanation) -> tuple[list[Reason], list[Reason]]:
     )
 
 
+def humanise(model: ServedModel, reasons: list[Reason], raw_score: float,
+             record: Mapping[str, Any], displays: Mapping[str, FieldDisplay] | None
+             ) -> list[Reason]:
+    """The reasons with their text and points for people (``leadscore_core.reasons``); a
+    missing value that does not move the score is left out."""
+    kept = []
+    for r in reasons:
+        human = human_reason(r.feature, r.value, r.contribution, raw_score=raw_score,
+                             link=model.link, displays=displays,
+                             sent=record.get(model.field_of.get(r.feature, r.feature)))
+        if human is None:
+            continue
+        r.text, r.points = human.text, round(human.points, 2)
+        kept.append(r)
+    return kept
+
+
 def _binary(model: ServedModel, records: list[dict[str, Any]]
             ) -> tuple[np.ndarray | list[float], list[Explanation]]:
     return model.score_and_explain(encode(model, records), TOP_K)
@@ -69,10 +87,12 @@ def _inputs(record: Mapping[str, Any], id_: str | None) -> dict[str, Any]:
 
 
 def score_leads(model: ServedModel, bodies: Sequence[Struct],
-                tier_bounds: np.ndarray | None = None, horizon: str = ""
+                tier_bounds: np.ndarray | None = None,
+                displays: Mapping[str, FieldDisplay] | None = None, *, horizon: str = "",
                 ) -> tuple[list[LeadScore], LogRows]:
     """``tier_bounds``: the batch scores' published boundaries for this version (default: the
-    bundle's own); ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
+    bundle's own); ``displays``: the lead profile's labels and units for the reasons;
+    ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
     records, ids = records_of(bodies)
     proba, explanations = _binary(model, records)
     # 0-100, half to even: Python's round and numpy's rint agree
@@ -83,6 +103,9 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
     for i, explanation in enumerate(explanations):
         p, s = float(proba[i]), scores[i]
         reasons_for, reasons_against = _reasons(explanation)
+        raw = explanation.raw_score
+        reasons_for = humanise(model, reasons_for, raw, records[i], displays)
+        reasons_against = humanise(model, reasons_against, raw, records[i], displays)
         out.append(LeadScore(
             id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,
@@ -95,7 +118,8 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
 def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
                 risk: Callable[[float], str], *, records: list[dict[str, Any]] | None = None,
                 ids: list[str | None] | None = None, as_of: str | None = None,
-                horizon: str = "") -> tuple[list[ChurnRisk], LogRows]:
+                displays: Mapping[str, FieldDisplay] | None = None, horizon: str = "",
+                ) -> tuple[list[ChurnRisk], LogRows]:
     if records is None:
         records, ids = records_of(bodies or [])
         inputs: Sequence[Any] = bodies or []
@@ -108,6 +132,9 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
         p = float(proba[i])
         level = risk(p)
         reasons_for, reasons_against = _reasons(explanation)
+        raw = explanation.raw_score
+        reasons_for = humanise(model, reasons_for, raw, records[i], displays)
+        reasons_against = humanise(model, reasons_against, raw, records[i], displays)
         out.append(ChurnRisk(
             id=ids[i], probability=p, risk=level, reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(None, description="POST alerts here (JSON)")
     alert_webhook_format: Literal["json", "slack"] = "json"
     dagster_ui_url: str = Field("http://127.0.0.1:3000", description="Base URL for run links")
+    mlflow_ui_url: str = Field("http://127.0.0.1:5000",
+                               description="Base URL of the MLflow UI (make mlflow), for links")
     app_url: str = Field("http://127.0.0.1:8000",
                          description="Base URL of the API's pages, for links to a lead's or "
                                      "customer's page in alerts")
@@ -85,6 +87,14 @@ class Settings(BaseSettings):
         the profile of the latest landed file (``latest``), else the shipped default."""
         pinned = self.lead_profile if source == "leads" else self.customer_profile
         return pinned or latest or DEFAULT_PROFILES[source]
+
+    def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
+        """The run's page in the MLflow UI."""
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def drift_report_url(self, model: str) -> str:
+        """The model's latest drift report, as the prediction service serves it."""
+        return f"{self.app_url.rstrip('/')}/ui/reports/{model}_drift.html"
 
     @cached_property
     def root(self) -> Path:

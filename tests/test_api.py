@@ -544,13 +544,13 @@ def test_ready_is_503_until_every_model_is_loaded(store_copy, tmp_path):
         assert not_ready.status_code == 503
         assert not_ready.json() == {"ready": False, "models": {
             LEAD_CONVERSION: "no version has the alias 'champion'", PLAN: "1"}}
-        assert c.post("/v1/leads/score", json={}).status_code == 503
-        assert c.post("/v1/leads/plan", json={}).status_code == 200
+        assert c.post("/v1/leads/score", json={"business_size": "1-5"}).status_code == 503
+        assert c.post("/v1/leads/plan", json={"business_size": "1-5"}).status_code == 200
         client.set_registered_model_alias(LEAD_CONVERSION, "champion", version)
         wait_ready(c, timeout=20)
         assert c.get("/ready").json() == {"ready": True, "models": {LEAD_CONVERSION: version,
                                                                     PLAN: "1"}}
-        assert c.post("/v1/leads/score", json={}).status_code == 200
+        assert c.post("/v1/leads/score", json={"business_size": "1-5"}).status_code == 200
 
 
 def test_every_prediction_is_logged_and_flushed_on_shutdown(store, tmp_path):

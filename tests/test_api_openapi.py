@@ -26,7 +26,10 @@ def app_client(store):  # noqa: F811 - the module-scoped registry from test_api
 
 
 def test_openapi_document_holds_for_generated_requests(app_client):
-    schema = schemathesis.openapi.from_dict(app_client.get("/schema/openapi.json").json())
+    document = app_client.get("/schema/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(document)
+    features = {name for body in ("Lead", "PlanLead", "Customer")
+                for name in document["components"]["schemas"][body]["properties"]} - {"id"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/leads/score", "/v1/leads/plan",
                                              "/v1/customers/churn", "/v1/models",
@@ -45,6 +48,12 @@ def test_openapi_document_holds_for_generated_requests(app_client):
                 content=kwargs.get("data"), cookies=kwargs.get("cookies"))
             seen.setdefault(case.operation.path, set()).add(response.status_code)
             assert response.status_code < 500, (case.as_curl_command(), response.text)
+            if response.status_code == 400 and "no field the model knows" in response.text:
+                # by design, and more than a schema of optional fields can say: an item
+                # setting none of the features is refused, naming the expected fields
+                items = case.body if isinstance(case.body, list) else [case.body]
+                assert any(not set(i) & features for i in items), case.body
+                return
             # a webhook's signature cannot be written in a schema: every generated delivery
             # is refused (4xx), which is right; the rest of the checks still hold
             webhook = case.operation.path.startswith("/v1/webhooks/")

@@ -275,7 +275,15 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
     assert export.loc[export["tier"] == "A", "score"].min() >= export["score"].quantile(0.75) - 1
     assert pd.to_datetime(export["created_at"], format="%Y-%m-%dT%H:%M:%S").notna().all()
     reasons = export["reason_for_1"].dropna().astype(str)
-    assert reasons.str.contains(" = ").all()
+    reasons = reasons[reasons != ""]
+    assert len(reasons) and reasons.str.fullmatch(
+        r".+ (is .+|not given|: (yes|no)): [+-]\d+(\.\d)? points?").all()
+    assert (export["reason_for_1_contribution"].dropna() > 0).all()
+    assert not export["reason_for_1"].astype(str).str.contains(r"\d\.\d{4}").any()
+    # the pages' copy: the same rows, with each lead's fields
+    published = pd.read_parquet(stack.data / "serving" / "open_leads.parquet")
+    assert list(published["lead_id"]) == list(export["lead_id"].astype(str))
+    assert {"business_type", "utm_source"} <= set(published.columns)
     # what the score is of, and by when: the window the labels were made with
     assert set(export["horizon"]) == {"converts (pays) within 30 days of the lead arriving"}
 

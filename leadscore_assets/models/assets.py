@@ -56,6 +56,7 @@ from leadscore_core.registry import (
     TAG_TASK,
 )
 from leadscore_core.serving import LeadscorePyfunc, ModelBundle
+from leadscore_core.settings import get_settings
 from leadscore_core.warehouse import read_table
 
 GROUP = "models"
@@ -201,6 +202,9 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
         "registered_model": registered,
         "version": int(version.version),
         "mlflow_run_id": run.info.run_id,
+        # a link a person can open (make mlflow serves the UI)
+        "mlflow_run": dg.MetadataValue.url(
+            get_settings().mlflow_run_url(run.info.experiment_id, run.info.run_id)),
         "metrics": dg.MetadataValue.md(_metrics_table(trained)),
         f"holdout_{PRIMARY_METRIC[data.task]}": trained.metrics[PRIMARY_METRIC[data.task]],
         f"baseline_{PRIMARY_METRIC[data.task]}":

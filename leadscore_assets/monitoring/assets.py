@@ -42,6 +42,7 @@ from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
 from leadscore_core.profiles import normalise_category
+from leadscore_core.published import publish_file, realised_performance_path
 from leadscore_core.registry import (
     CHAMPION,
     HOLDOUT_ARTIFACT,
@@ -460,6 +461,8 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
         "verdict": verdict,
         "drift_table": dg.MetadataValue.md(drift_markdown(result)),
         "report": dg.MetadataValue.path(str(html_path)),
+        # the same report as the prediction service serves it, a link to open
+        "report_url": dg.MetadataValue.url(s.drift_report_url(model)),
         "summary": dg.MetadataValue.path(str(json_path)),
         "dagster/row_count": len(table),
     }
@@ -557,7 +560,8 @@ def judged_predictions(conn: duckdb.DuckDBPyConnection, horizon_days: int) -> pd
                           & ~dg.AutomationCondition.in_progress()).with_label("daily at 05:00"),
 )
 def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerformanceConfig,
-                         warehouse: DuckDBResource) -> dg.MaterializeResult:
+                         warehouse: DuckDBResource,
+                         settings: SettingsResource) -> dg.MaterializeResult:
     """ROC-AUC, Brier score and calibration of what each served model version predicted,
     against the outcomes that arrived since (a scored lead paid within its window; a scored
     customer bought again within the horizon). Tables ``monitoring.realised_performance`` and
@@ -583,6 +587,11 @@ def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerf
     for row in summary.itertuples(index=False):
         if np.isfinite(row.roc_auc):
             meta[f"roc_auc/{row.model}/v{row.version}"] = float(row.roc_auc)
+    # for the pages, which never open the warehouse
+    published = realised_performance_path(settings.get().root / "monitoring")
+    rows = json.loads(summary.to_json(orient="records"))
+    publish_file(lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)), published)
+    meta["published"] = dg.MetadataValue.path(str(published))
     context.log.info(f"{len(judged)} served predictions have a known outcome")
     return dg.MaterializeResult(metadata=meta)
 

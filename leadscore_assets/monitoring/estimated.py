@@ -45,9 +45,10 @@ from leadscore_assets.monitoring.assets import (
     judged_predictions,
 )
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.scores.assets import publish_file, quartile_tiers, risk_levels
+from leadscore_assets.scores.assets import quartile_tiers, risk_levels
 from leadscore_core.estimation import Estimate, estimate, realised_metrics
 from leadscore_core.horizons import churn_horizon_days
+from leadscore_core.published import publish_file
 from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings

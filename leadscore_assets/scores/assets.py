@@ -13,8 +13,6 @@ warehouse, which has one writer.
 """
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +25,9 @@ from leadscore_assets.features.assets import markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon, lead_horizon
+from leadscore_core.profiles import Profile, load_profiles, snake
+from leadscore_core.published import open_leads_path, publish_file
+from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
 from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_core.serving import Explanation, ModelBundle
 from leadscore_core.settings import Settings
@@ -37,7 +38,7 @@ from leadscore_core.tiers import (
     risk_rule,
     tiers_of,
 )
-from leadscore_core.warehouse import read_table, write_table
+from leadscore_core.warehouse import read_table, table_exists, write_table
 
 GROUP = "scores"
 TOP_REASONS = 3
@@ -71,43 +72,30 @@ def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
     return tiers_of(scores, bounds), bounds
 
 
-def reason_columns(explanations: list[Explanation], top_k: int = TOP_REASONS
-                   ) -> pd.DataFrame:
-    """``reason_for_1..k`` / ``reason_against_1..k`` as ``Feature = value`` text."""
-    def text(reason) -> str:
-        value = reason.value
-        if isinstance(value, float):
-            value = f"{value:g}"
-        return f"{reason.feature} = {'blank' if value is None else value}"
-
+def reason_columns(explanations: list[Explanation], link: Link,
+                   displays: dict[str, FieldDisplay] | None = None,
+                   top_k: int = TOP_REASONS) -> pd.DataFrame:
+    """``reason_for_1..k`` / ``reason_against_1..k`` as people read them ("Business type is
+    dental: +12 points", ``leadscore_core.reasons``), each with its raw contribution in
+    ``..._contribution`` for machines; a missing value that does not move the score is left
+    out."""
     rows = []
     for e in explanations:
-        row = {}
+        row: dict[str, object] = {}
         for side, reasons in (("for", e.reasons_for), ("against", e.reasons_against)):
+            human = [h for h in (human_reason(r.feature, r.value, r.contribution,
+                                              raw_score=e.raw_score, link=link,
+                                              displays=displays) for r in reasons) if h]
             for i in range(top_k):
-                row[f"reason_{side}_{i + 1}"] = text(reasons[i]) if i < len(reasons) else ""
+                found = human[i] if i < len(human) else None
+                row[f"reason_{side}_{i + 1}"] = found.sentence if found else ""
+                row[f"reason_{side}_{i + 1}_contribution"] = (
+                    round(found.contribution, 6) if found else None)
         rows.append(row)
-    columns = [f"reason_{s}_{i + 1}" for s in ("for", "against") for i in range(top_k)]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def publish_file(write, path: Path) -> Path:
-    """Write through ``write(tmp_path)`` beside ``path``, then rename into place (atomic).
-
-    A reader (a CRM import, the API) sees the old file or the new one, never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp makes owner-only files; a published file is for other readers too
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    columns = [f"reason_{s}_{i + 1}{part}" for s in ("for", "against") for i in range(top_k)
+               for part in ("", "_contribution")]
+    return pd.DataFrame(rows, columns=columns).astype(
+        {c: "float64" for c in columns if c.endswith("_contribution")})
 
 
 def export_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -128,6 +116,36 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
     return registry.load_bundle(model, version.version), str(version.version)
 
 
+def lead_profile(settings: Settings) -> Profile | None:
+    return load_profiles(settings.user_profiles_dir).get(settings.lead_profile)
+
+
+def open_leads_frame(conn, scored: pd.DataFrame, open_leads: pd.DataFrame,
+                     bundle: ModelBundle, personal: list[str]) -> pd.DataFrame:
+    """The exported rows plus each lead's model features and the profile's ``personal``
+    columns (name, company) from its raw record, for the pages to filter and search."""
+    features = [s.name for s in bundle.encoder.specs if s.name in open_leads.columns]
+    extra = open_leads[["lead_id", *[f for f in features if f not in scored.columns]]]
+    out = scored.merge(extra, on="lead_id", how="left")
+    wanted = {snake(p): p for p in personal if snake(p) not in out.columns}
+    lineage = {"_source_file", "_row_number"}
+    if not wanted or not table_exists(conn, "raw.leads") or not lineage <= set(open_leads):
+        return out
+    conn.register("_open_keys", open_leads[["lead_id", "_source_file", "_row_number"]])
+    try:
+        records = conn.execute(
+            "SELECT k.lead_id, r.record FROM _open_keys k JOIN raw.leads r "
+            "ON r._source_file = k._source_file AND r._row_number = k._row_number").df()
+    finally:
+        conn.unregister("_open_keys")
+    rows = {i: json.loads(r) for i, r in zip(records["lead_id"], records["record"],
+                                              strict=True)}
+    for name, column in wanted.items():
+        out[name] = pd.Series([(rows.get(i) or {}).get(column) or None
+                               for i in out["lead_id"]], dtype="string")
+    return out
+
+
 @dg.asset(
     key=["scores", "leads"],
     deps=[dg.AssetKey(["models", "lead_conversion"]),
@@ -139,6 +157,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
     """Every open lead (no conversion decided yet) scored 0-100 by the champion model, tiered A
     to D by quartile of the current open leads, with its top three reasons for and against."""
     bundle, version = _champion(model_registry.registry(), "lead_conversion")
+    profile = lead_profile(settings.get())
     with warehouse.get_connection() as conn:
         leads = read_table(conn, "features.lead_features")
         if leads is None:
@@ -157,7 +176,9 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
                 "tier": pd.Series(tiers, dtype="string"),
                 "probability": probability.round(6),
             }),
-            reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else []),
+            reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else [],
+                           bundle_link(bundle),
+                           displays_for(profile.display if profile else None)),
         ], axis=1)
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
@@ -165,7 +186,12 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         frame["horizon"] = lead_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
+        published = open_leads_frame(conn, frame, open_leads, bundle,
+                                     list(profile.personal) if profile else [])
     path = export_csv(frame, settings.get().exports_dir / LEAD_EXPORT)
+    # the pages' lead list: the same rows, with each lead's fields (never the warehouse)
+    publish_file(lambda tmp: published.to_parquet(tmp, index=False),
+                 open_leads_path(settings.get().serving_snapshot))
     tiers_file = None
     if bounds:
         # the API tiers a posted lead by these same boundaries while this version is served

@@ -56,6 +56,15 @@ class Features(BaseModel):
     rest: Literal["numeric", "categorical", "ignore"] = "ignore"
 
 
+class Display(BaseModel):
+    """How people see a column in reasons and pages (``leadscore_core.reasons``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(None, description="default: the column's name as exported")
+    unit: str | None = Field(
+        None, description="ISO 4217 code for money (USD), time_of_day, or a word (days)")
+
+
 class Repair(BaseModel):
     """Fill a blank value with ``value`` where the pandas expression ``when`` holds."""
 
@@ -88,6 +97,8 @@ class Profile(BaseModel):
         default_factory=list, description="named columns a file may lack (typed as missing); "
                                           "any other named column missing refuses the file")
     repairs: list[Repair] = Field(default_factory=list)
+    display: dict[str, Display] = Field(default_factory=dict,
+                                        description="column -> label and unit for people")
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
     false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE))
     # How the export writes dates and numbers; unset: decided from the evidence in each file.

@@ -1,0 +1,547 @@
+"""The pages for sales and account teams, served by the prediction service itself.
+
+Leads ranked by score, one lead with its reasons and plan, a what-if form, customers at risk,
+and the models' health. They call the same scoring functions as the JSON routes (a lead page
+shows exactly what ``POST /v1/leads/score`` answers for that lead's fields) and read only
+the registry and the files Dagster publishes. Pages are Jinja templates; a change of filter
+or of a what-if field asks the server for an HTML fragment (htmx, served from the package
+like every other asset). What-if answers are not written to the prediction log: they are
+not leads.
+
+With an API key configured, the pages ask for it once and keep a signed, encrypted session
+cookie (Litestar's client-side sessions, keyed from the API key); without one they are open,
+as the API is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.params import Body, FromPath
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import File, Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, ApiSettings
+from api.models import ModelRegistry, ServedModels
+from api.scoring import churn_risks, recommend_plans, score_leads
+from api.snapshot import ServingSnapshot, SnapshotUnavailable
+from api.ui.data import (
+    PAGE_SIZE,
+    CustomerRanking,
+    LeadQuery,
+    ModelOverview,
+    OpenLeads,
+    page_of,
+    performance_svg,
+    read_open_leads,
+    rows_as_csv,
+    select_leads,
+    when,
+)
+from leadscore_core.profiles import Profile, snake
+from leadscore_core.published import PublishedFile, open_leads_path
+from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
+from leadscore_core.registry import MODELS, PRIMARY_METRIC
+from leadscore_core.settings import Settings
+from leadscore_core.tiers import PublishedTiers
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+TEMPLATES = HERE / "templates"
+HORIZON_DAYS = 30  # a lead's label: a succeeded payment within this many days
+LEAD_EXPORT = "lead_scores.csv"
+RISK_ORDER = ("High", "Medium", "Low")
+
+
+@dataclass
+class UiContext:
+    """What the pages need from the app: the same objects the JSON routes use."""
+
+    settings: Settings
+    api: ApiSettings
+    models: ServedModels
+    registry: ModelRegistry
+    lead_profile: Profile
+    lead_struct: type
+    plan_struct: type
+    tiers: PublishedTiers
+    snapshot: ServingSnapshot
+    risk: Callable[[float], str]
+    prices: Mapping[str, Mapping[str, Any]]
+    lead_displays: Mapping[str, FieldDisplay]
+
+
+def static_url(path: str) -> str:
+    return f"/ui/static/{path}"
+
+
+def docs_assets() -> dict[str, str]:
+    """The Swagger UI and ReDoc files, served by the app (no CDN)."""
+    return {"swagger_js": static_url("vendor/swagger-ui/swagger-ui-bundle.js"),
+            "swagger_css": static_url("vendor/swagger-ui/swagger-ui.css"),
+            "swagger_preset": static_url("vendor/swagger-ui/swagger-ui-standalone-preset.js"),
+            "redoc_js": static_url("vendor/redoc/redoc.standalone.js"),
+            "favicon": f"<link rel='icon' type='image/svg+xml' href='{static_url('favicon.svg')}'>"}
+
+
+def template_config() -> TemplateConfig:
+    def setup(engine: JinjaTemplateEngine) -> None:
+        env = engine.engine
+        env.globals.update(static=static_url, when=when, points=points_text)
+        env.filters["pct"] = lambda p: "" if p is None else f"{100 * float(p):.0f}%"
+        env.filters["pct1"] = lambda p: "" if p is None else f"{100 * float(p):.1f}%"
+        env.filters["num"] = lambda v, d=3: "–" if v is None else f"{float(v):.{d}f}"
+
+    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
+                          engine_callback=setup)
+
+
+def session_config(api_key: str) -> CookieBackendConfig:
+    # the cookie's key comes from the API key: changing the key signs everybody out
+    secret = hashlib.sha256(b"leadscore-ui-session\x00" + api_key.encode()).digest()
+    # only the pages carry it: the API's routes never pay for the session middleware
+    return CookieBackendConfig(secret=secret, key="leadscore_session", path="/ui",
+                               httponly=True, samesite="lax", max_age=12 * 3600,
+                               exclude=["^/v1/", "^/metrics", "^/schema", "^/health",
+                                        "^/ready"])
+
+
+def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
+    """Every ``/ui`` route, the static files, and the login when a key is configured; with
+    the app-level middleware they need (the session cookie, scoped to ``/ui`` by its path)."""
+    settings = ctx.settings
+    lead_categorical = [snake(c) for c in ctx.lead_profile.features.categorical]
+    open_leads_file = PublishedFile(
+        open_leads_path(settings.serving_snapshot),
+        lambda p: read_open_leads(p, lead_categorical, settings.exports_dir / LEAD_EXPORT))
+    customers = CustomerRanking(settings.serving_snapshot, ctx.risk)
+    overview = ModelOverview(ctx.registry, settings.root / "monitoring")
+    actions = {"High": ctx.api.action_high, "Medium": ctx.api.action_medium,
+               "Low": ctx.api.action_low}
+    lead_fields = [f for f in ctx.lead_struct.__struct_fields__ if f != "id"]
+
+    def page(name: str, request: Request, **context: Any) -> Template:
+        context.setdefault("nav", name.split("/")[0].removesuffix(".html"))
+        context["authenticated"] = bool(settings.api_key)
+        return Template(template_name=name, context=context)
+
+    def is_fragment(request: Request) -> bool:
+        return request.headers.get("hx-request") == "true"
+
+    def label(field: str) -> str:
+        original = next((s.original_name for s in _specs(ctx, LEAD_CONVERSION)
+                         if s.name == field), field)
+        return field_display(original, ctx.lead_displays).label
+
+    # -- leads ------------------------------------------------------------------------------
+
+    def lead_query(request: Request) -> LeadQuery:
+        params = request.query_params
+        filters = tuple((c, params.get(c, "")) for c in lead_categorical if params.get(c))
+        try:
+            number = int(params.get("page", "1"))
+        except ValueError:
+            number = 1
+        return LeadQuery(tier=params.get("tier", ""), q=params.get("q", ""),
+                         filters=filters, page=number)
+
+    def plans_for(rows: list[dict[str, Any]]) -> list[str | None]:
+        served = ctx.models.get(PLAN)
+        if served is None or not rows:
+            return [None] * len(rows)
+        bodies = [_body(ctx.plan_struct, row) for row in rows]
+        out, _ = recommend_plans(served, bodies, ctx.prices)
+        return [o.plan for o in out]
+
+    @get("/leads", name="ui-leads", include_in_schema=False)
+    async def leads_page(request: Request) -> Template:
+        leads: OpenLeads | None = open_leads_file.get()
+        query = lead_query(request)
+        context: dict[str, Any] = {"query": query, "categorical": lead_categorical,
+                                   "label": label, "page_size": PAGE_SIZE, "leads": leads}
+        if leads is not None:
+            rows = select_leads(leads, query)
+            shown, number, pages = page_of(rows, query.page)
+            for row, plan in zip(shown, plans_for(shown), strict=True):
+                row["plan"] = plan
+            params = {"tier": query.tier, "q": query.q, **dict(query.filters)}
+            context.update(rows=shown, total=len(rows), page=number, pages=pages,
+                           params=urlencode({k: v for k, v in params.items() if v}),
+                           options=leads.categories, open_total=len(leads.frame))
+        name = "_leads_table.html" if is_fragment(request) else "leads.html"
+        return page(name, request, nav="leads", **context)
+
+    @get("/leads.csv", name="ui-leads-csv", include_in_schema=False)
+    async def leads_csv(request: Request) -> Response:
+        leads = open_leads_file.get()
+        if leads is None:
+            raise NotFoundException("no lead scores have been published yet")
+        query = lead_query(request)
+        export = settings.exports_dir / LEAD_EXPORT
+        if not (query.tier or query.q or query.filters) and export.is_file():
+            return File(export, filename=LEAD_EXPORT, media_type="text/csv")
+        body = rows_as_csv(select_leads(leads, query), leads.export_columns)
+        return Response(body, media_type="text/csv; charset=utf-8", headers={
+            "content-disposition": f'attachment; filename="{LEAD_EXPORT}"'})
+
+    @get("/leads/{lead_id:str}", name="ui-lead", include_in_schema=False)
+    async def lead_page(request: Request, lead_id: FromPath[str]) -> Template:
+        leads = open_leads_file.get()
+        row = leads.by_id(lead_id) if leads is not None else None
+        if row is None:
+            raise NotFoundException(f"lead {lead_id!r} is not among the open leads")
+        scored = score_one(row)
+        fields = [(label(f), _shown(row.get(f), f, ctx)) for f in lead_fields if f in row]
+        return page("lead.html", request, nav="leads", lead=row, scored=scored,
+                    fields=fields, horizon=HORIZON_DAYS)
+
+    def score_one(values: Mapping[str, Any]) -> dict[str, Any]:
+        """What the API answers for these fields: score, reasons and plans."""
+        served = ctx.models.get(LEAD_CONVERSION)
+        if served is None:
+            return {"error": "the lead model is not loaded yet"}
+        body = _body(ctx.lead_struct, values)
+        out, _ = score_leads(served, [body], ctx.tiers.bounds_for(served.name, served.version),
+                             ctx.lead_displays)
+        result: dict[str, Any] = {"score": out[0], "chart": _chart(out[0])}
+        plan_model = ctx.models.get(PLAN)
+        if plan_model is not None:
+            plans, _ = recommend_plans(plan_model, [_body(ctx.plan_struct, values)], ctx.prices)
+            result["plan"] = plans[0]
+            result["plans"] = sorted(plans[0].probabilities.items(), key=lambda kv: -kv[1])
+        return result
+
+    # -- what if ----------------------------------------------------------------------------
+
+    form_cache: dict[tuple[int, str | None], list[dict[str, Any]]] = {}
+
+    def form_fields() -> list[dict[str, Any]]:
+        """One input per field of the champion's request schema (kept per published file
+        and model version: the categories and observed ranges do not change in between)."""
+        leads = open_leads_file.get()
+        served = ctx.models.get(LEAD_CONVERSION)
+        key = (id(leads), served.version if served else None)
+        if key not in form_cache:
+            form_cache.clear()
+            form_cache[key] = build_form_fields(leads)
+        return form_cache[key]
+
+    def build_form_fields(leads: OpenLeads | None) -> list[dict[str, Any]]:
+        observed = leads.frame if leads is not None else None
+        specs = {s.name: s for s in _specs(ctx, LEAD_CONVERSION)}
+        out = []
+        for name in lead_fields:
+            spec = specs.get(name)
+            kind = spec.kind if spec else _kind(ctx.lead_struct, name)
+            item: dict[str, Any] = {"name": name, "label": label(name), "kind": kind}
+            if kind == "categorical":
+                seen = set(spec.categories or []) if spec else set()
+                if observed is not None and name in observed:
+                    counts = observed[name].dropna().astype(str).value_counts()
+                    seen |= set(counts.index)
+                    # the form starts from a typical lead: each field's most common value
+                    item["typical"] = counts.index[0] if len(counts) else None
+                item["options"] = sorted(seen, key=str.lower)
+            elif kind == "numeric" and observed is not None and name in observed:
+                values = observed[name].dropna()
+                if len(values):
+                    item["min"], item["max"] = float(values.min()), float(values.max())
+            if name == "created_hour":
+                item.update(min=0, max=23.99, step=0.25)
+            out.append(item)
+        return out
+
+    @get("/score", name="ui-score", include_in_schema=False)
+    async def score_page(request: Request) -> Template:
+        fields = form_fields()
+        values = {f["name"]: f.get("typical") for f in fields}
+        return page("score.html", request, nav="score", fields=fields, values=values,
+                    scored=score_one(values), horizon=HORIZON_DAYS)
+
+    @post("/score", name="ui-score-update", include_in_schema=False, status_code=200)
+    async def score_update(request: Request, data: Annotated[
+            dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Template:
+        fields = form_fields()
+        values, problems = _form_values(data, fields)
+        scored = score_one(values) if not problems else {"error": "; ".join(problems)}
+        name = "_score_result.html" if is_fragment(request) else "score.html"
+        return page(name, request, nav="score", scored=scored, fields=fields, values=values,
+                    horizon=HORIZON_DAYS)
+
+    # -- customers --------------------------------------------------------------------------
+
+    @get("/customers", name="ui-customers", include_in_schema=False)
+    async def customers_page(request: Request) -> Template | Redirect:
+        params = request.query_params
+        wanted = params.get("q", "").strip()
+        served = ctx.models.get(ACTIVITY_CHURN)
+        ranked = customers.ranked(served) if served is not None else None
+        context: dict[str, Any] = {"risk": params.get("risk", ""), "q": wanted,
+                                   "actions": actions, "levels": RISK_ORDER,
+                                   "ranked": ranked is not None}
+        if ranked is not None:
+            frame = ranked.frame
+            if wanted:
+                exact = frame[frame["customer_id"] == wanted.removesuffix(".0")]
+                if len(exact) == 1 and not is_fragment(request):
+                    return Redirect(f"/ui/customers/{quote(exact['customer_id'].iloc[0])}")
+                frame = frame[frame["customer_id"].str.contains(wanted, regex=False)]
+            if context["risk"]:
+                frame = frame[frame["risk"] == context["risk"]]
+            try:
+                number = int(params.get("page", "1"))
+            except ValueError:
+                number = 1
+            rows, number, pages = page_of(frame, number)
+            for row, why in zip(rows, main_reasons(served, rows), strict=True):
+                row["why"] = why
+            counts = ranked.frame["risk"].value_counts().to_dict()
+            context.update(rows=rows, page=number, pages=pages, total=len(frame),
+                           counts={k: int(counts.get(k, 0)) for k in RISK_ORDER},
+                           version=ranked.version,
+                           params=urlencode({k: v for k, v in (("q", wanted),
+                                                               ("risk", context["risk"])) if v}))
+        name = "_customers_table.html" if is_fragment(request) else "customers.html"
+        return page(name, request, nav="customers", **context)
+
+    def main_reasons(served: Any, rows: list[dict[str, Any]]) -> list[list[Any]]:
+        """The top reason for and against of each listed customer (as the API gives them)."""
+        records, ids = [], []
+        for row in rows:
+            found = ctx.snapshot.lookup(row["customer_id"])
+            records.append(dict(found[0]) if found else {})
+            ids.append(row["customer_id"])
+        if not records:
+            return []
+        out, _ = churn_risks(served, None, ctx.risk, records=records, ids=ids)
+        return [[*o.reasons_for[:1], *o.reasons_against[:1]] for o in out]
+
+    @get("/customers/{customer_id:str}", name="ui-customer", include_in_schema=False)
+    async def customer_page(request: Request, customer_id: FromPath[str]) -> Template:
+        served = ctx.models.get(ACTIVITY_CHURN)
+        if served is None:
+            return page("customer.html", request, nav="customers",
+                        error="the churn model is not loaded yet", customer_id=customer_id)
+        try:
+            found = ctx.snapshot.lookup(customer_id)
+        except SnapshotUnavailable as exc:
+            return page("customer.html", request, nav="customers", error=str(exc),
+                        customer_id=customer_id)
+        if found is None:
+            raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
+        features, as_of = found
+        out, _ = churn_risks(served, None, ctx.risk, records=[dict(features)],
+                             ids=[customer_id], as_of=as_of)
+        facts = [(field_display(s.original_name).label,
+                  format_value(features.get(s.name), field_display(s.original_name).unit)
+                  or "not given") for s in served.specs]
+        return page("customer.html", request, nav="customers", customer_id=customer_id,
+                    churn=out[0], chart=_chart(out[0], up_is_good=False), facts=facts,
+                    action=actions.get(out[0].risk, ""))
+
+    # -- models -----------------------------------------------------------------------------
+
+    @get("/models", name="ui-models", include_in_schema=False)
+    async def models_page(request: Request) -> Template:
+        cards = []
+        for key, registered in MODELS.items():
+            if registered not in ctx.models.names:
+                continue
+            cards.append(_model_card(ctx, overview, key, registered))
+        return page("models.html", request, nav="models", cards=cards)
+
+    @get("/reports/{name:str}", name="ui-report", include_in_schema=False)
+    async def drift_report(name: FromPath[str]) -> File:
+        key = name.removesuffix(".html").removesuffix("_drift")
+        path = overview.drift_report(key) if key in MODELS else None
+        if path is None:
+            raise NotFoundException(f"no drift report for {name!r} yet")
+        return File(path, media_type="text/html; charset=utf-8",
+                    content_disposition_type="inline")
+
+    # -- sign-in ----------------------------------------------------------------------------
+
+    @get("/login", name="ui-login", include_in_schema=False)
+    async def login_page(request: Request) -> Template:
+        return page("login.html", request, nav="login", next=_safe_next(
+            request.query_params.get("next")), error=None)
+
+    @post("/login", name="ui-login-post", include_in_schema=False, status_code=303)
+    async def login(request: Request, data: Annotated[
+            dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+            ) -> Redirect | Template:
+        target = _safe_next(data.get("next"))
+        given = data.get("api_key", "").encode()
+        if settings.api_key and hmac.compare_digest(given, settings.api_key.encode()):
+            request.set_session({"signed_in": True})
+            return Redirect(target, status_code=303)
+        response = page("login.html", request, nav="login", next=target,
+                        error="That key is not right.")
+        response.status_code = 401
+        return response
+
+    @post("/logout", name="ui-logout", include_in_schema=False, status_code=303)
+    async def logout(request: Request) -> Redirect:
+        request.clear_session()
+        return Redirect("/ui/login", status_code=303)
+
+    @get("/", name="ui-home", include_in_schema=False)
+    async def home() -> Redirect:
+        return Redirect("/ui/leads")
+
+    def signed_in(request: Request) -> Redirect | None:
+        path = request.url.path
+        if path.startswith(("/ui/static/", "/ui/login")):
+            return None
+        if request.session.get("signed_in") is True:
+            return None
+        here = path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/ui/login?next={quote(here)}")
+
+    handlers: list[Any] = [leads_page, leads_csv, lead_page, score_page, score_update,
+                           customers_page, customer_page, models_page, drift_report, home,
+                           create_static_files_router(path="/static", directories=[STATIC],
+                                                      name="ui-static")]
+    middleware: list[Any] = []
+    before = None
+    if settings.api_key:
+        handlers += [login_page, login, logout]
+        middleware.append(session_config(settings.api_key).middleware)
+        before = signed_in
+    return Router("/ui", route_handlers=handlers, before_request=before,
+                  include_in_schema=False), middleware
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _specs(ctx: UiContext, name: str) -> list[Any]:
+    served = ctx.models.get(name)
+    return served.specs if served is not None else []
+
+
+def _kind(struct: type, name: str) -> str:
+    """categorical | numeric | boolean, from the request type's field."""
+    for f in msgspec.inspect.type_info(struct).fields:
+        if f.name == name:
+            t = f.type
+            while isinstance(t, msgspec.inspect.Metadata):
+                t = t.type
+            members = getattr(t, "types", (t,))
+            if any(isinstance(m, msgspec.inspect.FloatType) for m in members):
+                return "numeric"
+            if any(isinstance(m, msgspec.inspect.BoolType) for m in members):
+                return "boolean"
+    return "categorical"
+
+
+def _body(struct: type, values: Mapping[str, Any]) -> Any:
+    """A request body of ``struct`` from a row or a form (unknown keys dropped)."""
+    known = struct.__struct_fields__
+    return msgspec.convert({k: v for k, v in values.items() if k in known and v is not None},
+                           struct, strict=False)
+
+
+def _form_values(data: Mapping[str, str], fields: list[dict[str, Any]]
+                 ) -> tuple[dict[str, Any], list[str]]:
+    values: dict[str, Any] = {}
+    problems = []
+    for f in fields:
+        raw = (data.get(f["name"]) or "").strip()
+        if not raw:
+            values[f["name"]] = None
+        elif f["kind"] == "numeric":
+            try:
+                values[f["name"]] = float(raw)
+            except ValueError:
+                problems.append(f"{f['label']}: {raw!r} is not a number")
+        elif f["kind"] == "boolean":
+            values[f["name"]] = raw.lower() in ("true", "yes", "1", "on")
+        else:
+            values[f["name"]] = raw
+    return values, problems
+
+
+def _shown(value: Any, field: str, ctx: UiContext) -> str:
+    original = next((s.original_name for s in _specs(ctx, LEAD_CONVERSION) if s.name == field),
+                    field)
+    text = format_value(value, field_display(original, ctx.lead_displays).unit)
+    return text or "not given"
+
+
+def _chart(answer: Any, *, up_is_good: bool = True) -> list[dict[str, Any]]:
+    """Bars for the reasons, largest effect first, widths relative to the largest; green for
+    what helps (a lead converting; for churn, what lowers the risk), red for what hurts."""
+    reasons = [*answer.reasons_for, *answer.reasons_against]
+    top = max((abs(r.points) for r in reasons), default=0) or 1.0
+    return [{"text": r.text, "points": r.points, "width": max(2.0, 100 * abs(r.points) / top),
+             "side": "for" if (r.points > 0) == up_is_good else "against"}
+            for r in sorted(reasons, key=lambda r: -r.points)]
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the pages (no open redirect)."""
+    if target and target.startswith("/ui/") and not target.startswith("//"):
+        return target
+    return "/ui/leads"
+
+
+def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: str
+                ) -> dict[str, Any]:
+    served = ctx.models.get(registered)
+    versions = overview.versions(key)
+    task = served.task if served else next(
+        (v.tags.get("leadscore.task") for v in versions if v.tags.get("leadscore.task")),
+        "binary")
+    metric = PRIMARY_METRIC.get(task, "roc_auc")
+    champion = next((v for v in versions if "champion" in v.aliases), None)
+    held = (champion.metrics if champion else {}) or (served.metrics if served else {})
+    history = []
+    for v in versions:
+        outcome = v.tags.get("leadscore.gate")
+        if not outcome and "champion" not in v.aliases:
+            continue
+        history.append({"version": v.version, "created": when(v.created),
+                        "outcome": outcome or "champion", "aliases": v.aliases,
+                        "reason": v.tags.get("leadscore.gate_reason", ""),
+                        "score": v.metrics.get(metric),
+                        "baseline": v.metrics.get(f"baseline_{metric}")})
+    held_out = {v.version: v.metrics.get(metric) for v in versions}
+    if served is not None and held_out.get(served.version) is None:
+        held_out[served.version] = served.metrics.get(metric)
+    realised = overview.realised_rows(registered) + overview.realised_rows(key)
+    points = [(f"v{r['version']}", _finite(r.get("roc_auc")), held_out.get(str(r["version"])))
+              for r in sorted(realised, key=lambda r: int(r["version"]))]
+    drift = overview.drift(key)
+    return {
+        "key": key, "name": registered, "task": task, "metric": metric,
+        "served": served, "version": served.version if served else None,
+        "error": None if served else ctx.models.errors.get(registered, "loading"),
+        "trained_at": when(served.trained_at) if served else "unknown",
+        "score": held.get(metric), "baseline": held.get(f"baseline_{metric}"),
+        "metrics": {k: v for k, v in held.items() if not k.startswith("baseline_")
+                    and isinstance(v, int | float)} if held else {},
+        "history": history, "realised": realised, "plot": performance_svg(points),
+        "drift": drift, "report": overview.drift_report(key) is not None,
+    }
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None

@@ -1,0 +1,226 @@
+"""Reasons a person reads: the one place a model's contribution becomes a sentence.
+
+The explainers give, per feature, the export's column name, the value the model saw and a
+contribution on the raw (log-odds) scale. People need something else: the field as their
+export (or the profile's ``display`` labels) spells it, the value written for people (a time
+of day as ``06:07``, money with its currency, numbers rounded sensibly, categories as sent),
+a missing value said as such ("Campaign not given"), and the effect in points of the 0-100
+score. ``human_reason`` makes that from one raw reason; the API answers, the CSV exports and
+the pages all call it, so a reason reads the same everywhere. The raw contribution is kept
+beside it for machines.
+
+A reason's points are what it adds to the score: ``100 * (p - p_without)``, where
+``p_without`` is the probability with that one contribution taken out of the raw score
+(``link`` maps a raw score to a probability, the model's own calibration included). A
+missing value is a reason only when it moves the score by at least ``MISSING_MIN_POINTS``:
+a blank field that barely matters is not something to tell a salesperson about.
+
+No Dagster and no Litestar imports: the API, the batch scores and the pages use it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from babel.numbers import format_currency
+
+# A missing value is shown as a reason only when it moves the 0-100 score at least this much.
+MISSING_MIN_POINTS = 1.0
+LOCALE = "en"
+
+Link = Callable[[float], float]
+
+
+@dataclass(frozen=True)
+class FieldDisplay:
+    """How one field is shown: its label and its unit.
+
+    ``unit``: an ISO 4217 currency code (``USD``) for money, ``money`` for an amount whose
+    currency is not known, ``time_of_day`` for hours after midnight (6.1167 -> ``06:07``),
+    or a word written after the number (``days``, ``months``, ``seats``).
+    """
+
+    label: str
+    unit: str | None = None
+
+
+# Fields the feature stage derives (not columns of any export), named for people.
+DERIVED: dict[str, FieldDisplay] = {
+    "created_hour": FieldDisplay("Time of day", "time_of_day"),
+    "created_weekday": FieldDisplay("Day of the week"),
+    "recency_days": FieldDisplay("Days since last purchase", "days"),
+    "frequency": FieldDisplay("Purchases"),
+    "monetary": FieldDisplay("Spend", "money"),
+    "tenure_days": FieldDisplay("Days as a customer", "days"),
+    "avg_basket": FieldDisplay("Average basket", "money"),
+    "distinct_products": FieldDisplay("Different products bought"),
+    "return_rate": FieldDisplay("Share of items returned"),
+    "mean_days_between": FieldDisplay("Average days between purchases", "days"),
+    "spend_30d": FieldDisplay("Spend in the last 30 days", "money"),
+    "spend_90d": FieldDisplay("Spend in the last 90 days", "money"),
+    "invoices_90d": FieldDisplay("Purchases in the last 90 days"),
+    "invoices_180d": FieldDisplay("Purchases in the last 180 days"),
+    "active_months": FieldDisplay("Months with a purchase", "months"),
+}
+
+
+@dataclass(frozen=True)
+class HumanReason:
+    """One reason as people read it, with the machine's figures kept beside it."""
+
+    text: str  # "Business type is Dental"
+    points: float  # effect on the 0-100 score, signed
+    feature: str  # the export's column name
+    value: Any  # the value the model saw (None: missing)
+    contribution: float  # raw (log-odds) contribution
+
+    @property
+    def points_text(self) -> str:
+        return points_text(self.points)
+
+    @property
+    def sentence(self) -> str:
+        """``Business type is Dental: +12 points``."""
+        return f"{self.text}: {self.points_text}"
+
+
+def displays_for(display: Mapping[str, Any] | None) -> dict[str, FieldDisplay]:
+    """A profile's ``display`` section (column -> {label, unit}: mappings or objects with
+    those attributes) as ``FieldDisplay``s."""
+    out: dict[str, FieldDisplay] = {}
+    for column, spec in (display or {}).items():
+        if isinstance(spec, FieldDisplay):
+            out[column] = spec
+            continue
+        get = spec.get if isinstance(spec, Mapping) else lambda k, s=spec: getattr(s, k, None)
+        out[column] = FieldDisplay(get("label") or column, get("unit"))
+    return out
+
+
+def field_display(feature: str, displays: Mapping[str, FieldDisplay] | None = None
+                  ) -> FieldDisplay:
+    """The display of a field: the profile's, else a derived feature's, else its own name
+    as the export spells it."""
+    if displays and feature in displays:
+        return displays[feature]
+    return DERIVED.get(feature, FieldDisplay(feature))
+
+
+def format_value(value: Any, unit: str | None = None) -> str:
+    """A value as people write it (``None`` is the empty string: say "not given" instead)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        number = float(value)
+        if unit == "time_of_day":
+            minutes = int(round(number * 60)) % (24 * 60)
+            return f"{minutes // 60:02d}:{minutes % 60:02d}"
+        if unit and re.fullmatch(r"[A-Z]{3}", unit):
+            return format_currency(number, unit, locale=LOCALE)
+        if unit == "money":
+            return f"{number:,.2f}"
+        text = format_number(number)
+        return f"{text} {unit}" if unit else text
+    return str(value)
+
+
+def format_number(number: float) -> str:
+    """Sensible rounding: whole numbers stay whole, 151.484 -> ``151``, 3.14159 -> ``3.1``,
+    0.01234 -> ``0.012``; thousands separated."""
+    if not math.isfinite(number):
+        return str(number)
+    if number.is_integer() or abs(number) >= 100:
+        return f"{round(number):,}"
+    if abs(number) >= 1:
+        return f"{number:,.1f}".rstrip("0").rstrip(".")
+    if number == 0:
+        return "0"
+    digits = 1 - int(math.floor(math.log10(abs(number))))  # two significant digits
+    return f"{number:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def points_text(points: float) -> str:
+    """``+12 points``, ``-3 points``, ``+0.4 points`` (a reason never reads "0 points")."""
+    if abs(round(points, 1)) >= 1:
+        whole = round(points)
+        return f"{whole:+d} point{'s' if abs(whole) != 1 else ''}"
+    return f"{points:+.1f} points"
+
+
+def reason_points(contribution: float, raw_score: float, link: Link) -> float:
+    """What this contribution adds to the 0-100 score (see the module docstring)."""
+    return 100.0 * (link(raw_score) - link(raw_score - contribution))
+
+
+def human_reason(feature: str, value: Any, contribution: float, *, raw_score: float,
+                 link: Link, displays: Mapping[str, FieldDisplay] | None = None,
+                 sent: Any = None) -> HumanReason | None:
+    """The reason as people read it, or None for a missing value that does not move the
+    score by ``MISSING_MIN_POINTS``.
+
+    ``sent``: the value as the caller sent it (a request's own spelling of a category); the
+    model's decoded value is normalised (lower case), so ``sent`` wins when given.
+    """
+    shown = field_display(feature, displays)
+    points = reason_points(contribution, raw_score, link)
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        if abs(points) < MISSING_MIN_POINTS:
+            return None
+        text = f"{shown.label} not given"
+    else:
+        if isinstance(sent, str) and sent.strip() and isinstance(value, str):
+            value_text = " ".join(sent.split())
+        else:
+            value_text = format_value(value, shown.unit)
+        text = (f"{shown.label}: {value_text}" if isinstance(value, bool)
+                else f"{shown.label} is {value_text}")
+    return HumanReason(text=text, points=points, feature=feature,
+                       value=None if missing else value, contribution=contribution)
+
+
+def logistic_link(task: str, calibration: Mapping[str, Any] | None,
+                  objective: str | None = None) -> tuple[float, float] | None:
+    """(a, b) with probability = sigmoid(a * raw score + b) for a binary model (Platt
+    calibration, or LightGBM's plain ``binary sigmoid:1``), or None when the link is
+    something else."""
+    if task != "binary":
+        return None
+    if calibration:
+        if calibration.get("method") != "platt":
+            return None
+        return float(calibration["a"]), float(calibration["b"])
+    if objective is not None and objective not in ("binary sigmoid:1", "binary sigmoid:1.0"):
+        return None
+    return 1.0, 0.0
+
+
+def bundle_logistic_link(bundle: Any) -> tuple[float, float] | None:
+    """``logistic_link`` of a ``ModelBundle`` (its calibration, else its booster's objective)."""
+    if bundle.task != "binary" or bundle.calibration:
+        return logistic_link(bundle.task, bundle.calibration)
+    objective = str(bundle.booster.dump_model(num_iteration=0).get("objective", ""))
+    return logistic_link(bundle.task, None, objective)
+
+
+def bundle_link(bundle: Any) -> Link:
+    """Raw score -> probability for a binary ``ModelBundle`` (plain sigmoid when its link is
+    not logistic: points are then an approximation)."""
+    return sigmoid_link(*(bundle_logistic_link(bundle) or (1.0, 0.0)))
+
+
+def sigmoid_link(a: float = 1.0, b: float = 0.0) -> Link:
+    def link(raw: float) -> float:
+        z = a * raw + b
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+    return link

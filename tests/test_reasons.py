@@ -1,0 +1,156 @@
+"""Reasons for people: labels, values, missing values and points (``leadscore_core.reasons``),
+and what the API answers with them (unknown fields reported, a body of none refused)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from leadscore_core.reasons import (
+    FieldDisplay,
+    displays_for,
+    format_number,
+    format_value,
+    human_reason,
+    points_text,
+    reason_points,
+    sigmoid_link,
+)
+from tests.test_api import client, store  # noqa: F401 - shared fixtures
+
+LINK = sigmoid_link()
+
+
+@pytest.mark.parametrize(("value", "unit", "text"), [
+    (6.116666666666666, "time_of_day", "06:07"),
+    (23.999, "time_of_day", "00:00"),
+    (70.35, "USD", "$70.35"),
+    (1234.5, "GBP", "£1,234.50"),
+    (151.48425925925926, "days", "151 days"),
+    (3.14159, None, "3.1"),
+    (0.012345, None, "0.012"),
+    (12.0, "months", "12 months"),
+    (True, None, "yes"),
+    ("Dental", None, "Dental"),
+])
+def test_values_are_written_for_people(value, unit, text):
+    assert format_value(value, unit) == text
+
+
+def test_numbers_round_sensibly():
+    assert [format_number(x) for x in (0.0, 1.0, 2.5, 99.94, 100.4, 12345.6, -0.5)] == [
+        "0", "1", "2.5", "99.9", "100", "12,346", "-0.5"]
+
+
+def test_points_are_what_the_contribution_adds_to_the_score():
+    # raw 0 -> 50 points; without a contribution of 1.0 the raw score would be -1.0
+    assert reason_points(1.0, 0.0, LINK) == pytest.approx(50 - 100 / (1 + math.e))
+    assert points_text(12.4) == "+12 points"
+    assert points_text(-1.2) == "-1 point"
+    assert points_text(0.36) == "+0.4 points"
+    assert points_text(0.96) == "+1 point"
+
+
+def test_a_category_reads_with_its_label_and_as_sent():
+    displays = displays_for({"business_type": {"label": "Business type"}})
+    reason = human_reason("business_type", "dental", 0.8, raw_score=0.5, link=LINK,
+                          displays=displays, sent=" Dental ")
+    assert reason.text == "Business type is Dental"
+    assert reason.sentence.startswith("Business type is Dental: +")
+    assert reason.contribution == 0.8
+
+
+def test_a_field_without_a_label_is_named_as_the_export_spells_it():
+    reason = human_reason("MonthlyCharges", 70.35, -0.3, raw_score=0.0, link=LINK,
+                          displays={"Other": FieldDisplay("x")})
+    assert reason.text == "MonthlyCharges is 70.3" and reason.points < 0
+
+
+def test_a_missing_value_is_said_as_such_and_only_when_it_moves_the_score():
+    displays = displays_for({"utm_campaign": {"label": "Campaign"}})
+    moving = human_reason("utm_campaign", None, 0.19, raw_score=0.0, link=LINK,
+                          displays=displays)
+    assert moving.text == "Campaign not given" and moving.points >= 1
+    # 0.02 log-odds at a probability of one half: half a point
+    assert human_reason("utm_campaign", None, 0.02, raw_score=0.0, link=LINK,
+                        displays=displays) is None
+
+
+def test_derived_features_have_names_and_units():
+    reason = human_reason("created_hour", 6.11667, 0.4, raw_score=1.0, link=LINK)
+    assert reason.text == "Time of day is 06:07"
+    assert human_reason("recency_days", 151.48425925925926, 0.4, raw_score=1.0,
+                        link=LINK).text == "Days since last purchase is 151 days"
+
+
+# -- the API ------------------------------------------------------------------------------
+
+
+def test_api_reasons_carry_text_and_points_beside_the_raw_contribution(client):  # noqa: F811
+    body = client.post("/v1/leads/score", json={
+        "id": "x", "business_type": "Gym", "business_size": "50+", "utm_medium": "cpc",
+        "utm_source": "google", "utm_campaign": "spring"}).json()
+    listed = body["reasons_for"] + body["reasons_against"]
+    assert listed
+    for reason in listed:
+        assert reason["text"].startswith(reason["feature"])  # the test model's labels
+        assert (reason["points"] > 0) == (reason["contribution"] > 0)
+        want = reason_points(reason["contribution"], body["raw_score"],
+                             sigmoid_link(0.8, -0.2))  # the test model's Platt scaling
+        assert reason["points"] == pytest.approx(want, abs=0.01)
+    assert body["ignored_fields"] == []
+
+
+def test_unknown_fields_are_reported_back_and_the_rest_is_scored(client):  # noqa: F811
+    with_unknown = client.post("/v1/leads/score", json={
+        "id": "a", "business_size": "50+", "industry": "Dental", "Zip": "02139"}).json()
+    plain = client.post("/v1/leads/score", json={"id": "a", "business_size": "50+"}).json()
+    assert with_unknown["ignored_fields"] == ["Zip", "industry"]
+    assert with_unknown["probability"] == plain["probability"]
+    batch = client.post("/v1/leads/score", json=[
+        {"business_size": "50+"}, {"business_size": "1-5", "colour": "red"}]).json()
+    assert [b["ignored_fields"] for b in batch] == [[], ["colour"]]
+    churn = client.post("/v1/customers/churn", json={"plan": "Elite", "mood": "ok"}).json()
+    assert churn["ignored_fields"] == ["mood"]
+
+
+def test_a_body_of_fields_the_model_does_not_know_is_a_400_naming_the_expected(client):  # noqa: F811  # noqa: F811
+    response = client.post("/v1/leads/score", json={"industry": "Dental"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "industry" in detail
+    for field in ("business_type", "business_size", "utm_source"):
+        assert field in detail
+    batch = client.post("/v1/leads/score", json=[{"business_size": "50+"}, {"id": "only"}])
+    assert batch.status_code == 400
+    assert batch.json()["extra"][0]["field"] == "[1]"
+    # a field sent as null is a field the model knows (a blank in a CRM row)
+    assert client.post("/v1/leads/score", json={"utm_source": None}).status_code == 200
+    assert client.post("/v1/customers/churn", json={"id": "c"}).status_code == 400
+
+
+def test_published_open_leads_carry_the_profiles_contact_fields_from_the_raw_record(tmp_path):
+    import duckdb
+    import pandas as pd
+
+    from leadscore_assets.scores.assets import open_leads_frame
+    from leadscore_core.serving import Encoder
+
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute("CREATE SCHEMA raw")
+    conn.execute("CREATE TABLE raw.leads (_source_file VARCHAR, _row_number BIGINT, "
+                 "record JSON)")
+    conn.execute("INSERT INTO raw.leads VALUES ('a.csv', 1, ?), ('a.csv', 2, ?)", [
+        '{"email": "x@y.z", "name": "Ana Li", "company": "Li Dental"}',
+        '{"email": "q@y.z", "name": "", "company": "Q Cafe"}'])
+    open_leads = pd.DataFrame({"lead_id": ["x@y.z", "q@y.z"], "business_type": ["dental", None],
+                               "_source_file": ["a.csv", "a.csv"], "_row_number": [1, 2]})
+    scored = pd.DataFrame({"lead_id": ["q@y.z", "x@y.z"], "score": [40, 70]})
+    bundle = type("B", (), {"encoder": Encoder.fit(open_leads, {"business_type":
+                                                                "categorical"})})()
+    out = open_leads_frame(conn, scored, open_leads, bundle, ["name", "company"])
+    assert list(out["lead_id"]) == ["q@y.z", "x@y.z"]  # the export's order
+    assert out["name"].tolist()[1] == "Ana Li" and pd.isna(out["name"].tolist()[0])
+    assert out["company"].tolist() == ["Q Cafe", "Li Dental"]
+    assert out["business_type"].tolist()[1] == "dental"

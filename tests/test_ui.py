@@ -1,0 +1,204 @@
+"""The pages through Litestar's test client: what each page and fragment shows, against a
+real registry and the files Dagster publishes (never the warehouse)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.config import ApiSettings
+from tests.test_api import make_settings, store, wait_ready  # noqa: F401 - shared fixture
+from tests.ui_support import published  # noqa: F401 - shared fixture
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture(scope="module")
+def ui(store, published):  # noqa: F811
+    app = create_app(make_settings(store), api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def lead_links(html: str) -> list[str]:
+    return re.findall(r'href="/ui/leads/([^"?]+)"', html)
+
+
+def test_lead_list_ranks_open_leads_by_score_with_tier_reasons_and_plan(ui, published):  # noqa: F811
+    page = ui.get("/ui/leads")
+    assert page.status_code == 200 and "<html" in page.text
+    top = published.iloc[0]
+    links = lead_links(page.text)
+    assert len(links) == 25  # the first page
+    assert links[0].replace("%40", "@") == top["lead_id"]
+    body = text_of(page.text)
+    assert f"{len(published)} leads" in body
+    assert top["reason_for_1"] in body  # "Business Size is 50+: +9 points" style
+    assert re.search(r"Plan to offer", page.text)
+    assert re.search(r"<td>(Business|Elite|MVP|Now)</td>", page.text)
+
+
+def test_search_finds_a_lead_by_company_name_email_or_id(ui, published):  # noqa: F811
+    row = published.iloc[37]
+    for needle in (row["company"], row["name"], row["email"].upper(), row["lead_id"]):
+        found = ui.get("/ui/leads", params={"q": needle}, headers=HX)
+        assert "<html" not in found.text  # a fragment for htmx
+        ids = [i.replace("%40", "@") for i in lead_links(found.text)]
+        assert row["lead_id"] in ids and len(ids) <= 2, needle
+
+
+def test_filters_by_tier_and_by_a_categorical_field_and_pages(ui, published):  # noqa: F811
+    a = ui.get("/ui/leads", params={"tier": "A"}, headers=HX).text
+    ids = {i.replace("%40", "@") for i in lead_links(a)}
+    assert ids == set(published.loc[published["tier"] == "A", "lead_id"].head(25))
+    gyms = ui.get("/ui/leads", params={"business_type": "Gym"}, headers=HX).text
+    want = published.loc[published["business_type"] == "Gym", "lead_id"]
+    assert {i.replace("%40", "@") for i in lead_links(gyms)} == set(want.head(25))
+    second = ui.get("/ui/leads", params={"page": 2}, headers=HX).text
+    assert lead_links(second)[0].replace("%40", "@") == published.iloc[25]["lead_id"]
+
+
+def test_download_is_the_lead_export_or_its_filtered_rows(ui, store, published):  # noqa: F811
+    whole = ui.get("/ui/leads.csv")
+    assert whole.content == (store["data_dir"] / "exports" / "lead_scores.csv").read_bytes()
+    some = ui.get("/ui/leads.csv", params={"tier": "B"})
+    rows = list(csv.DictReader(io.StringIO(some.text)))
+    header = whole.text.splitlines()[0]
+    assert some.text.splitlines()[0] == header
+    assert {r["lead_id"] for r in rows} == set(published.loc[published["tier"] == "B",
+                                                              "lead_id"])
+
+
+def test_lead_page_shows_what_the_api_answers_for_that_lead(ui, published):  # noqa: F811
+    row = published.iloc[3]
+    fields = {k: row[k] for k in ("business_type", "business_size", "utm_source",
+                                  "utm_medium", "utm_campaign") if isinstance(row[k], str)}
+    api = ui.post("/v1/leads/score", json=fields).json()
+    page = ui.get(f"/ui/leads/{row['lead_id']}").text
+    assert re.search(rf'data-testid="score">{api["score"]}<', page)
+    body = text_of(page)
+    for reason in api["reasons_for"] + api["reasons_against"]:
+        assert reason["text"] in body
+    assert "within 30 days" in body
+    assert f"version {api['version']}" in body
+    plan = ui.post("/v1/leads/plan", json=fields).json()
+    assert f"Plan to offer: {plan['plan']}" in body
+    for name in plan["probabilities"]:
+        assert f"<td>{name}</td>" in page
+    assert ui.get("/ui/leads/nobody@example.com").status_code == 404
+
+
+def test_what_if_answers_with_the_api_score_for_the_form_fields(ui):
+    form = {"business_type": "Cafe", "business_size": "1-5", "utm_medium": "email"}
+    low = ui.post("/ui/score", data=form, headers=HX).text
+    high = ui.post("/ui/score", data=form | {"business_size": "50+", "utm_medium": "cpc"},
+                   headers=HX).text
+    score = [int(re.search(r'data-testid="score">(\d+)<', t).group(1)) for t in (low, high)]
+    api = [ui.post("/v1/leads/score", json=f).json()["score"]
+           for f in (form, form | {"business_size": "50+", "utm_medium": "cpc"})]
+    assert score == api and score[0] != score[1]
+    page = ui.get("/ui/score").text
+    assert '<select id="w-business_size"' in page and "<option value=\"50+\"" in page
+
+
+def test_customers_are_ranked_by_churn_with_risk_and_suggested_action(ui):
+    page = ui.get("/ui/customers").text
+    chances = [int(x) for x in re.findall(r'<td class="num">(\d+)%</td>', page)]
+    assert chances and chances == sorted(chances, reverse=True)
+    assert "Call within a week" in page and "Standard engagement" in page
+    first = re.search(r'href="/ui/customers/([^"]+)"', page).group(1)
+    detail = ui.get(f"/ui/customers/{first}").text
+    api = ui.get(f"/v1/customers/{first}/churn").json()
+    assert f"{api['risk']} risk" in detail
+    for reason in api["reasons_for"]:
+        assert reason["text"] in text_of(detail)
+    # looking up an exact id goes straight to the customer
+    jump = ui.get("/ui/customers", params={"q": "17003.0"}, follow_redirects=False)
+    assert jump.status_code in (301, 302, 303, 307) and jump.headers["location"].endswith(
+        "/ui/customers/17003")
+
+
+def test_models_page_shows_champion_metrics_history_plot_and_drift_report(ui):
+    page = ui.get("/ui/models").text
+    assert "champion version 1" in page
+    assert "<svg" in page and "realised ROC-AUC 0.740" in page
+    assert "Data has drifted" in page
+    report = ui.get("/ui/reports/lead_conversion_drift.html")
+    assert report.status_code == 200 and "Drift report: lead conversion" in report.text
+    assert ui.get("/ui/reports/..%2Fmlflow.db").status_code == 404
+
+
+class Inputs(HTMLParser):
+    """Every form control, every label's target, and every id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str]] = []
+        self.labelled: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag in ("input", "select", "textarea") and a.get("type") != "hidden":
+            self.controls.append(a)
+        if tag == "label" and a.get("for"):
+            self.labelled.add(a["for"])
+
+
+@pytest.mark.parametrize("path", ["/ui/leads", "/ui/score", "/ui/customers", "/ui/models",
+                                  "/ui/leads/lead-000@example.com", "/ui/customers/17000"])
+def test_every_input_has_a_label_and_pages_have_landmarks(ui, path):
+    html = ui.get(path).text
+    found = Inputs()
+    found.feed(html)
+    for control in found.controls:
+        assert control.get("id") in found.labelled or control.get("aria-label"), control
+    assert '<main id="main"' in html and 'href="#main"' in html  # skip link for keyboards
+    assert '<html lang="en">' in html
+
+
+def test_api_docs_load_their_assets_from_the_app(ui):
+    for path in ("/schema/swagger", "/schema/redoc"):
+        html = ui.get(path).text
+        urls = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html)
+        assert urls and all(u.startswith("/ui/static/") for u in urls), urls
+        for url in urls:
+            assert ui.get(url).status_code == 200, url
+    assert "fonts.googleapis" not in ui.get("/schema/redoc").text
+
+
+def test_with_a_key_the_pages_ask_for_it_once(store, published):  # noqa: F811
+    app = create_app(make_settings(store, api_key="s3cret"),
+                     api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        away = client.get("/ui/leads?tier=A", follow_redirects=False)
+        assert away.status_code in (302, 303, 307)
+        assert away.headers["location"].startswith("/ui/login?next=/ui/leads")
+        assert client.get("/ui/static/app.css").status_code == 200
+        wrong = client.post("/ui/login", data={"api_key": "nope", "next": "/ui/leads"})
+        assert wrong.status_code == 401 and "not right" in wrong.text
+        assert client.get("/ui/models", follow_redirects=False).status_code in (302, 303, 307)
+        ok = client.post("/ui/login", data={"api_key": "s3cret", "next": "/ui/leads?tier=A"},
+                         follow_redirects=False)
+        assert ok.status_code == 303 and ok.headers["location"] == "/ui/leads?tier=A"
+        assert client.get("/ui/leads").status_code == 200
+        assert client.get("/ui/leads.csv").status_code == 200
+        # the session opens the pages, not the API
+        assert client.post("/v1/leads/score", json={"business_size": "1-5"}).status_code == 401
+        client.post("/ui/logout")
+        assert client.get("/ui/leads", follow_redirects=False).status_code in (302, 303, 307)
+        # an open redirect is not possible through next=
+        ok = client.post("/ui/login", data={"api_key": "s3cret", "next": "//evil.example"},
+                         follow_redirects=False)
+        assert ok.headers["location"] == "/ui/leads"

@@ -1,0 +1,280 @@
+"""The pages in a real browser: Playwright driving Debian's Chromium (installed by
+``make setup`` from Debian packages; no browser download) against a real server started with
+``leadscore serve``, a real MLflow registry and the files Dagster publishes.
+
+Each page's screenshot is written to ``test-artifacts/screenshots/`` (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_api import store  # noqa: F401 - shared fixture
+from tests.ui_support import published  # noqa: F401 - shared fixture
+
+CHROMIUM = Path(os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium"))
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+REDOC_BADGE = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (make setup installs Debian's chromium)",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    """A free port, from the project's test range when one is free."""
+    for port in range(18400, 18500):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``leadscore serve`` in its own process, stopped (its whole group) on close."""
+
+    def __init__(self, data_dir: Path, uri: str, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {**os.environ, "LEADSCORE_DATA_DIR": str(data_dir),
+                   "LEADSCORE_MLFLOW_TRACKING_URI": uri,
+                   "LEADSCORE_API_PREDICTION_LOG": "false",
+                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **env}
+        environ.pop("LEADSCORE_API_KEY", None) if "LEADSCORE_API_KEY" not in env else None
+        self.log = open(data_dir.parent / f"server-{self.port}.log", "wb")  # noqa: SIM115
+        leadscore = shutil.which("leadscore", path=str(Path(sys.executable).parent))
+        self.process = subprocess.Popen(
+            [leadscore, "serve", "--port", str(self.port)], env=environ, cwd=ROOT,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.close()
+        raise AssertionError(f"server did not become ready: "
+                             f"{(data_dir.parent / f'server-{self.port}.log').read_text()}")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(store, published):  # noqa: F811
+    running = Server(store["data_dir"], store["uri"])
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # nothing may come from outside the app: any other host is refused and recorded
+    outside: list[str] = []
+
+    def guard(route) -> None:
+        if route.request.url.startswith("http://127.0.0.1:"):
+            route.continue_()
+        else:
+            # ReDoc's "powered by" badge is the one outside image, and it removes itself
+            # when it cannot load: the docs work offline without it
+            if route.request.url != REDOC_BADGE:
+                outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    tab = context.new_page()
+    tab.outside = outside
+    yield tab
+    context.close()
+    assert not outside, f"requests outside the app: {outside}"
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def axe_violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "where": [n["target"] for n in v["nodes"]][:3],
+             "why": [n.get("failureSummary", "")[:200] for n in v["nodes"]][:1]}
+            for v in result["violations"]]
+
+
+def test_lead_list_loads_and_search_finds_a_known_lead(page, server, published):  # noqa: F811
+    page.goto(f"{server.url}/ui/leads")
+    rows = page.locator("#results tbody tr")
+    assert rows.count() == 25
+    top = published.iloc[0]
+    assert top["lead_id"] in rows.first.inner_text()
+    shot(page, "leads")
+    target = published.iloc[41]
+    page.evaluate("window.sameDocument = true")
+    page.fill("#q", target["company"])
+    page.wait_for_function("document.querySelectorAll('#results tbody tr').length <= 2")
+    assert target["lead_id"] in page.locator("#results tbody").inner_text()
+    assert page.evaluate("window.sameDocument") is True  # updated in place, no reload
+    assert "q=" in page.url  # the filter is in the address, so it can be shared
+    shot(page, "leads-search")
+    assert axe_violations(page) == []
+
+
+def test_lead_page_shows_the_same_score_and_reasons_as_the_api(page, server, published):  # noqa: F811
+    row = published.iloc[5]
+    fields = {k: row[k] for k in ("business_type", "business_size", "utm_source",
+                                  "utm_medium", "utm_campaign") if isinstance(row[k], str)}
+    api = httpx.post(f"{server.url}/v1/leads/score", json=fields).json()
+    page.goto(f"{server.url}/ui/leads")
+    page.click(f"a[href='/ui/leads/{row['lead_id'].replace('@', '%40')}']")
+    page.wait_for_url("**/ui/leads/**")
+    assert page.get_by_test_id("score").inner_text() == str(api["score"])
+    assert page.get_by_test_id("tier").inner_text() == api["tier"]
+    chart = page.locator(".chart").inner_text()
+    for reason in api["reasons_for"] + api["reasons_against"]:
+        assert reason["text"] in chart
+    assert "converts within 30 days" in page.locator("main").inner_text()
+    shot(page, "lead")
+    assert axe_violations(page) == []
+
+
+def test_what_if_changes_the_score_when_a_field_changes(page, server):
+    page.goto(f"{server.url}/ui/score")
+    page.select_option("#w-business_type", "cafe")
+    page.select_option("#w-business_size", "1-5")
+    page.select_option("#w-utm_medium", "email")
+    page.wait_for_timeout(50)
+    page.evaluate("window.sameDocument = true")
+    before = page.get_by_test_id("score").inner_text()
+    # keyboard only: focus the field, pick another value with the arrow keys
+    page.focus("#w-business_size")
+    page.select_option("#w-business_size", "50+")
+    page.select_option("#w-utm_medium", "cpc")
+    page.wait_for_function(
+        f"document.querySelector('[data-testid=score]').innerText !== '{before}'")
+    after = page.get_by_test_id("score").inner_text()
+    sent = page.evaluate("Object.fromEntries([...new FormData(document.querySelector("
+                         "'main form')).entries()].filter(([k, v]) => v !== ''))")
+    assert sent["business_size"] == "50+" and sent["utm_medium"] == "cpc"
+    api = httpx.post(f"{server.url}/v1/leads/score", json=sent).json()
+    assert after == str(api["score"]) and after != before
+    assert page.evaluate("window.sameDocument") is True
+    shot(page, "what-if")
+    assert axe_violations(page) == []
+
+
+def test_customers_and_models_pages(page, server):
+    page.goto(f"{server.url}/ui/customers")
+    assert page.locator("#results tbody tr").count() == 25
+    shot(page, "customers")
+    assert axe_violations(page) == []
+    page.locator("#results tbody a").first.click()
+    page.wait_for_url("**/ui/customers/**")
+    assert page.get_by_test_id("risk").inner_text().endswith("risk")
+    shot(page, "customer")
+    page.goto(f"{server.url}/ui/models")
+    plot = page.get_by_test_id("plot-lead_conversion").locator("svg")
+    assert plot.is_visible() and plot.bounding_box()["height"] > 50
+    assert plot.locator("rect.bar").count() == 1
+    shot(page, "models")
+    assert axe_violations(page) == []
+    with page.expect_navigation():
+        page.click("text=Open the drift report")
+    assert "Drift report" in page.content()
+
+
+def test_the_pages_work_from_the_keyboard(page, server):
+    page.goto(f"{server.url}/ui/leads")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    # tab to the tier filter and choose tier A with the keyboard
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "tier":
+            break
+    assert page.evaluate("document.activeElement.id") == "tier"
+    page.select_option("#tier", "A")
+    page.wait_for_function("[...document.querySelectorAll('#results .tier')]"
+                           ".every(t => t.innerText === 'A')")
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('#results tbody') !== null"):
+            break
+    href = page.evaluate("document.activeElement.getAttribute('href')")
+    assert href and href.startswith("/ui/leads/")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ui/leads/**")
+
+
+def test_api_docs_render_offline(page, server):
+    page.goto(f"{server.url}/schema/swagger")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20_000)
+    assert "/v1/leads/score" in page.locator(".swagger-ui").inner_text()
+    shot(page, "swagger")
+    page.goto(f"{server.url}/schema/redoc")
+    page.wait_for_selector("redoc, .redoc-wrap", timeout=20_000)
+    page.wait_for_function("document.body.innerText.includes('Score one lead')",
+                           timeout=20_000)
+    shot(page, "redoc")
+
+
+def test_with_a_key_the_pages_need_it(browser, store, published):  # noqa: F811
+    guarded = Server(store["data_dir"], store["uri"], LEADSCORE_API_KEY="s3cret-key")
+    try:
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.goto(f"{guarded.url}/ui/models")
+        assert "/ui/login" in tab.url
+        shot(tab, "login")
+        tab.fill("#api_key", "wrong")
+        tab.click("button[type=submit]")
+        assert tab.get_by_role("alert").inner_text() == "That key is not right."
+        tab.fill("#api_key", "s3cret-key")
+        tab.click("button[type=submit]")
+        tab.wait_for_url("**/ui/models")
+        tab.goto(f"{guarded.url}/ui/leads")  # asked once: the session cookie holds
+        assert tab.locator("#results tbody tr").count() == 25
+        cookie = next(c for c in context.cookies() if c["name"] == "leadscore_session")
+        assert cookie["httpOnly"] and cookie["path"] == "/ui"
+        context.close()
+    finally:
+        guarded.close()
