@@ -214,6 +214,11 @@ def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
         assert [v.version for v in versions] == ["1"], name
         assert set(versions[0].aliases) == {CHAMPION, CHALLENGER}, name
         assert versions[0].tags["leadscore.gate"] == "promoted"
+        # the materialisation links to the MLflow run (make mlflow serves the UI there)
+        url = result.asset_materializations_for_node(MODEL_KEYS[model])[0].metadata[
+            "mlflow_run"]
+        assert isinstance(url, dg.UrlMetadataValue)
+        assert url.value.endswith(f"/runs/{versions[0].run_id}") and "#/experiments/" in url.value
 
 
 def test_every_gate_passed_and_says_why(full_run):

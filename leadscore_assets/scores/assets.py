@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.features.assets import active_profile, markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon, lead_horizon
-from leadscore_core.profiles import Profile, load_profiles, snake
+from leadscore_core.profiles import snake
 from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
 from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
@@ -116,10 +116,6 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
     return registry.load_bundle(model, version.version), str(version.version)
 
 
-def lead_profile(settings: Settings) -> Profile | None:
-    return load_profiles(settings.user_profiles_dir).get(settings.lead_profile)
-
-
 def open_leads_frame(conn, scored: pd.DataFrame, open_leads: pd.DataFrame,
                      bundle: ModelBundle, personal: list[str]) -> pd.DataFrame:
     """The exported rows plus each lead's model features and the profile's ``personal``
@@ -157,8 +153,8 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
     """Every open lead (no conversion decided yet) scored 0-100 by the champion model, tiered A
     to D by quartile of the current open leads, with its top three reasons for and against."""
     bundle, version = _champion(model_registry.registry(), "lead_conversion")
-    profile = lead_profile(settings.get())
     with warehouse.get_connection() as conn:
+        profile = active_profile(settings, "leads", conn)
         leads = read_table(conn, "features.lead_features")
         if leads is None:
             raise dg.Failure("features.lead_features does not exist yet")
