@@ -453,3 +453,61 @@ def test_promotion_under_load_switches_version_without_a_failed_request(store_co
     assert all(v == second for v in versions[switched:])  # no flapping back
     assert all(t < promoted_at + 20 for *_, t in results)
     assert sum(v == first for v in versions) > 0 and sum(v == second for v in versions) > 0
+
+
+def test_every_score_states_its_horizon_from_the_settings_the_labels_use(client, store):
+    lead = client.post("/v1/leads/score", json=leads_payload(lead_frame(1, 96))[0]).json()
+    assert lead["horizon"] == "converts (pays) within 30 days of the lead arriving"
+    churn = client.post("/v1/customers/churn",
+                        json=leads_payload(customer_frame(1, 97))).json()
+    assert churn[0]["horizon"] == "churns (buys and pays nothing) within the next 90 days"
+
+    from leadscore_assets.features.assets import ActivityFeaturesConfig, LeadFeaturesConfig
+
+    settings = make_settings(store, lead_window_days=14, churn_horizon_days=60)
+    app = create_app(settings, api_settings=ApiSettings(
+        models=f"{LEAD_CONVERSION},{SNAPSHOT_CHURN}", prediction_log=False))
+    with TestClient(app) as c:
+        wait_ready(c)
+        lead = c.post("/v1/leads/score", json=leads_payload(lead_frame(2, 98))).json()
+        churn = c.post("/v1/customers/churn", json=leads_payload(customer_frame(1, 99))[0]
+                       ).json()
+    assert {r["horizon"] for r in lead} == {
+        "converts (pays) within 14 days of the lead arriving"}
+    assert churn["horizon"] == "churns (buys and pays nothing) within the next 60 days"
+    # the features stage labels its training rows by the same settings, unless a run says
+    assert LeadFeaturesConfig().days() == 30 and LeadFeaturesConfig(window_days=7).days() == 7
+    assert ActivityFeaturesConfig().horizon() == 90
+
+
+def test_suggest_names_the_actionable_change_that_helps_most_and_its_score(client):
+    # the lead model rewards utm_medium = cpc; utm_medium and utm_campaign are the webform
+    # profile's actionable features
+    lead = {"business_type": "Gym", "business_size": "21-50", "utm_source": "google",
+            "utm_medium": "email", "utm_campaign": "spring"}
+    plain = client.post("/v1/leads/score", json=lead).json()
+    assert plain["suggestion"] is None  # only when asked
+    body = client.post("/v1/leads/score?suggest=true", json=lead).json()
+    suggestion = body["suggestion"]
+    # named as in the export (this test's models title-case their column names)
+    field = suggestion["feature"].lower().replace(" ", "_")
+    assert field in ("utm_medium", "utm_campaign")
+    assert suggestion["value"] == lead[field]
+    assert suggestion["probability"] > body["probability"]
+    after = client.post("/v1/leads/score", json={**lead, field: suggestion["change_to"]}).json()
+    assert after["probability"] == pytest.approx(suggestion["probability"])
+    assert after["score"] == suggestion["score"]
+
+    # churn: the change that lowers the risk most (saas_accounts: auto_renew, logins, ...)
+    customer = {"business_type": "Gym", "plan": PLANS[0], "tenure_months": 3.0,
+                "logins_30d": 1.0, "support_tickets_90d": 4.0, "auto_renew": False,
+                "failed_payments_90d": 2.0}
+    risk = client.post("/v1/customers/churn?suggest=true", json=[customer]).json()[0]
+    suggestion = risk["suggestion"]
+    field = suggestion["feature"].lower().replace(" ", "_")
+    assert field in ("auto_renew", "logins_30d", "plan")
+    assert suggestion["probability"] < risk["probability"]
+    again = client.post("/v1/customers/churn", json={**customer, field: suggestion["change_to"]}
+                        ).json()
+    assert again["probability"] == pytest.approx(suggestion["probability"])
+    assert again["risk"] == suggestion["risk"]

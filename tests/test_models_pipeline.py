@@ -63,6 +63,11 @@ def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
         assert [v.version for v in versions] == ["1"], name
         assert set(versions[0].aliases) == {CHAMPION, CHALLENGER}, name
         assert versions[0].tags["leadscore.gate"] == "promoted"
+        # the materialisation links to the MLflow run (make mlflow serves the UI there)
+        url = result.asset_materializations_for_node(MODEL_KEYS[model])[0].metadata[
+            "mlflow_run"]
+        assert isinstance(url, dg.UrlMetadataValue)
+        assert url.value.endswith(f"/runs/{versions[0].run_id}") and "#/experiments/" in url.value
 
 
 def test_every_gate_passed_and_says_why(full_run):
@@ -133,6 +138,8 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
     published = pd.read_parquet(stack.data / "serving" / "open_leads.parquet")
     assert list(published["lead_id"]) == list(export["lead_id"].astype(str))
     assert {"business_type", "utm_source"} <= set(published.columns)
+    # what the score is of, and by when: the window the labels were made with
+    assert set(export["horizon"]) == {"converts (pays) within 30 days of the lead arriving"}
 
 
 def test_customer_scores_cover_every_customer_of_both_models(full_run):
@@ -147,6 +154,7 @@ def test_customer_scores_cover_every_customer_of_both_models(full_run):
     high = export[export["risk_level"] == "High"]["churn_probability"]
     low = export[export["risk_level"] == "Low"]["churn_probability"]
     assert high.min() >= 0.6 and low.max() < 0.3
+    assert set(export["horizon"]) == {"churns (buys and pays nothing) within the next 90 days"}
 
 
 def test_serving_snapshot_published_for_the_api(full_run):

@@ -187,6 +187,9 @@ def step_2_same_distribution_window_is_not_flagged(stack):
     assert check.passed
     assert "monthly_fee" in meta["top_features"]
     assert Path(meta["report"]).read_text().startswith("<!doctype html>")
+    # a link a person opens: the report as the prediction service's pages serve it
+    assert meta["report_url"].startswith("http") and meta["report_url"].endswith(
+        f"/ui/reports/{MODEL}_drift.html")
     assert stack.retraining_tick().run_requests == []
 
 

@@ -262,8 +262,10 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
                 values = observed[name].dropna()
                 if len(values):
                     item["min"], item["max"] = float(values.min()), float(values.max())
-            if name == "created_hour":
-                item.update(min=0, max=23.99, step=0.25)
+            unit = field_display(spec.original_name if spec else name, ctx.lead_displays).unit
+            if kind == "numeric" and unit == "time_of_day":
+                item["kind"] = "time"  # people type 06:07, the model reads 6.1167
+                item.pop("min", None), item.pop("max", None)
             out.append(item)
         return out
 
@@ -471,6 +473,12 @@ def _form_values(data: Mapping[str, str], fields: list[dict[str, Any]]
                 values[f["name"]] = float(raw)
             except ValueError:
                 problems.append(f"{f['label']}: {raw!r} is not a number")
+        elif f["kind"] == "time":
+            hours, _, minutes = raw.partition(":")
+            try:
+                values[f["name"]] = int(hours) + int(minutes or 0) / 60
+            except ValueError:
+                problems.append(f"{f['label']}: {raw!r} is not a time of day")
         elif f["kind"] == "boolean":
             values[f["name"]] = raw.lower() in ("true", "yes", "1", "on")
         else:
