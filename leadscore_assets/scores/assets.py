@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.features.assets import active_profile, markdown_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_core.profiles import Profile, load_profiles, snake
+from leadscore_core.horizons import churn_horizon, lead_horizon
+from leadscore_core.profiles import snake
 from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
 from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
@@ -121,10 +122,6 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
     return registry.load_bundle(model, version.version), str(version.version)
 
 
-def lead_profile(settings: Settings) -> Profile | None:
-    return load_profiles(settings.user_profiles_dir).get(settings.lead_profile)
-
-
 def open_leads_frame(conn, scored: pd.DataFrame, open_leads: pd.DataFrame,
                      bundle: ModelBundle, personal: list[str]) -> pd.DataFrame:
     """The exported rows plus each lead's model features and the profile's ``personal``
@@ -161,8 +158,8 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
     """Every open lead (no conversion decided yet) scored 0-100 by the champion model, tiered A
     to D by quartile of the current open leads, with its top three reasons for and against."""
     bundle, version = _champion(model_registry.registry(), "lead_conversion")
-    profile = lead_profile(settings.get())
     with warehouse.get_connection() as conn:
+        profile = active_profile(settings, "leads", conn)
         leads = read_table(conn, "features.lead_features")
         if leads is None:
             raise dg.Failure("features.lead_features does not exist yet")
@@ -187,6 +184,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
         frame["model_version"] = version
+        frame["horizon"] = lead_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
         published = open_leads_frame(conn, frame, open_leads, bundle,
@@ -263,6 +261,7 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
             frame[f"{model}_version"] = pd.Series(
                 np.where(probabilities[model].notna().to_numpy(), versions[model], None)
                 if known else None, dtype="string")
+        frame["horizon"] = churn_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
