@@ -24,6 +24,7 @@ from dagster_duckdb import DuckDBResource
 from leadscore_assets.features.assets import active_profile, markdown_table
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.profiles import snake
 from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
@@ -178,6 +179,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
         frame["model_version"] = version
+        frame["horizon"] = lead_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
         published = open_leads_frame(conn, frame, open_leads, bundle,
@@ -241,6 +243,7 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
         frame = pd.concat(parts, ignore_index=True)
+        frame["horizon"] = churn_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
