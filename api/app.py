@@ -35,7 +35,7 @@ from litestar.exceptions import (
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.params import FromPath, JSONBody, KwargDefinition
+from litestar.params import FromPath, JSONBody, KwargDefinition, Parameter
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from api.config import (
@@ -62,12 +62,20 @@ from api.schemas import (
     profile_fields,
     request_struct,
 )
-from api.scoring import churn_risks, recommend_plans, score_leads
+from api.scoring import (
+    Suggester,
+    churn_risks,
+    recommend_plans,
+    records_of,
+    score_leads,
+    wants_suggestion,
+)
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
 from api.ui.pages import UiContext, docs_assets, template_config, ui_router
 from api.webhooks.config import WebhookSettings
 from api.webhooks.receiver import WebhookReceiver
 from api.webhooks.routes import webhook_router
+from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
 from leadscore_core.reasons import displays_for
@@ -90,6 +98,13 @@ _ERROR_MEANING = {
     413: "Batch larger than the configured limit, or body too large",
     503: "The model (or the serving snapshot) is not loaded yet",
 }
+
+
+# read from the scope by the answer functions (the direct path has no handler); declared on
+# the handlers so that it is validated and documented
+SuggestParam = Annotated[bool, Parameter(
+    description="Also say the single change among the profile's actionable features that "
+                "helps the score most, with the score after it")]
 
 
 def _errors(*codes: int) -> dict[int, ResponseSpec]:
@@ -120,8 +135,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         try:
             version = registry.version_for_alias(name, api.alias)
             if version is not None:
-                preloaded[name] = ServedModel(name, version, registry.load(name, version),
-                                              api.explain)
+                preloaded[name] = ServedModel(name, version, registry.load(name, version))
         except Exception as exc:  # the API still starts; /ready tells the truth
             log.warning("champion of %s not readable at start-up: %s", name, exc)
 
@@ -153,6 +167,26 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     snapshot = ServingSnapshot(settings.serving_snapshot)
     tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
     risk = risk_rule(settings.churn_high, settings.churn_medium)
+    lead_within, churn_within = lead_horizon(settings), churn_horizon(settings)
+    suggesters: dict[tuple[str, str], Suggester] = {}
+
+    def suggester(served: ServedModel, actionable: Sequence[str]) -> Suggester:
+        key = (served.name, served.version)
+        if key not in suggesters:
+            suggesters.clear()  # one version per model is served at a time
+            suggesters[key] = Suggester(served, actionable)
+        return suggesters[key]
+
+    def add_suggestions(scope: Any, served: ServedModel, out: Sequence[Any],
+                        records: list[dict[str, Any]], actionable: Sequence[str],
+                        churn: bool) -> None:
+        """``?suggest=true``: the one actionable change that helps each answer most."""
+        if not wants_suggestion(scope) or not out:
+            return
+        found = suggester(served, actionable).suggest(
+            records, higher_is_better=not churn, risk=risk if churn else None)
+        for answer, suggestion in zip(out, found, strict=True):
+            answer.suggestion = suggestion
     catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
     prices = {p["plan"].lower(): {k: (float(v) if k.endswith("price") else v)
                                   for k, v in p.items()} for p in catalogue.price_list()}
@@ -162,7 +196,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         models: ServedModels = app.state.models
-        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds, api.explain)
+        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds)
         for served in preloaded.values():
             models.put(served)
         await anyio.to_thread.run_sync(receiver.start)
@@ -272,11 +306,15 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
 
     # -- what each prediction endpoint answers (shared by its handler and its direct path) -----
 
+    score_lead_batch = functools.partial(score_leads, horizon=lead_within)
+
     async def lead_scores(scope: Any, served: ServedModel, leads: Sequence[Any]
                           ) -> list[LeadScore]:
         bounds = tiers.bounds_for(served.name, served.version)
-        out, log_rows = await run(score_leads, len(leads), served, leads, bounds,
+        out, log_rows = await run(score_lead_batch, len(leads), served, leads, bounds,
                                   lead_displays)
+        add_suggestions(scope, served, out, records_of(leads)[0], lead_profile.actionable,
+                        churn=False)
         record(scope, served, "/v1/leads/score", log_rows, [r.probability for r in out],
                [r.tier for r in out])
         return out
@@ -288,11 +326,14 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                [r.probabilities[r.plan] for r in out], [r.plan for r in out])
         return out
 
-    score_customers = functools.partial(churn_risks, displays=customer_displays)
+    score_customers = functools.partial(churn_risks, displays=customer_displays,
+                                        horizon=churn_within)
 
     async def posted_churn_risks(scope: Any, served: ServedModel, customers: Sequence[Any]
                                  ) -> list[ChurnRisk]:
         out, log_rows = await run(score_customers, len(customers), served, customers, risk)
+        add_suggestions(scope, served, out, records_of(customers)[0],
+                        customer_profile.actionable, churn=True)
         record(scope, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
                [r.risk for r in out])
         return out
@@ -345,7 +386,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                       "for and against. Send one lead (an object) or a batch (an array, up to "
                       f"{api.max_batch}).")
     async def score(request: Request, data: JSONBody[Lead | batch_of(Lead)],
-                    models: NamedDependency[ServedModels]
+                    models: NamedDependency[ServedModels], suggest: SuggestParam = False,
                     ) -> LeadScore | list[LeadScore]:
         served = require(models, LEAD_CONVERSION)
         leads, batch = as_batch(data)
@@ -374,7 +415,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
           description="Churn probability, risk level (High/Medium/Low) and the top reasons, "
                       "from the customer-snapshot model.")
     async def churn_posted(request: Request, data: JSONBody[Customer | batch_of(Customer)],
-                           models: NamedDependency[ServedModels]) -> ChurnRisk | list[ChurnRisk]:
+                           models: NamedDependency[ServedModels],
+                           suggest: SuggestParam = False) -> ChurnRisk | list[ChurnRisk]:
         served = require(models, SNAPSHOT_CHURN)
         customers, batch = as_batch(data)
         ignored = await ignored_fields(request, Customer)
@@ -387,8 +429,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
          description="From the customer's latest activity features (the serving snapshot "
                      "Dagster publishes) and the activity-churn model.")
     async def churn_known(request: Request, customer_id: FromPath[str],
-                          models: NamedDependency[ServedModels]
-                          ) -> ChurnRisk:
+                          models: NamedDependency[ServedModels],
+                          suggest: SuggestParam = False) -> ChurnRisk:
         served = require(models, ACTIVITY_CHURN)
         try:
             found = snapshot.lookup(customer_id)
@@ -398,7 +440,9 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
         features, as_of = found
         out, log_rows = churn_risks(served, None, risk, records=[dict(features)],
-                                    ids=[customer_id], as_of=as_of)
+                                    ids=[customer_id], as_of=as_of, horizon=churn_within)
+        add_suggestions(request.scope, served, out, [dict(features)],
+                        customer_profile.actionable, churn=True)
         record(request.scope, served, "/v1/customers/{customer_id}/churn", log_rows,
                [out[0].probability], [out[0].risk])
         return out[0]

@@ -129,6 +129,17 @@ class Reason(Struct, gc=False):
     points: float = 0.0  # what it adds to the 0-100 score
 
 
+class Suggestion(Struct, gc=False):
+    """The single change among the profile's actionable features that helps most."""
+
+    feature: str  # the export's column name
+    value: str | float | bool | None  # now
+    change_to: str | float | bool | None
+    probability: float  # after the change
+    score: int | None = None  # leads: the 0-100 score after the change
+    risk: str | None = None  # customers: the risk level after the change
+
+
 class LeadScore(Struct, gc=False):
     id: str | None
     probability: Annotated[float, Meta(ge=0, le=1)]
@@ -141,6 +152,8 @@ class LeadScore(Struct, gc=False):
     model: str
     version: str
     ignored_fields: list[str] = []  # request fields the model does not know
+    horizon: str = ""  # what the probability is of, and by when
+    suggestion: Suggestion | None = None  # with ?suggest=true
 
 
 class PlanRecommendation(Struct, gc=False):
@@ -167,6 +180,8 @@ class ChurnRisk(Struct, gc=False):
     version: str
     as_of: str | None = None
     ignored_fields: list[str] = []
+    horizon: str = ""  # what the probability is of, and by when
+    suggestion: Suggestion | None = None  # with ?suggest=true
 
 
 class ModelInfo(Struct):

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 from msgspec import Struct
 from msgspec.structs import asdict
 
 from api.models import ServedModel
-from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason
+from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
 from leadscore_core.reasons import FieldDisplay, human_reason
 from leadscore_core.serving import Explanation
+from leadscore_core.suggest import actionable_indices, best_change, split_thresholds
 from leadscore_core.tiers import tiers_of
 
 # (inputs, outputs) per prediction; inputs are the request's own body (a Struct that encodes
@@ -86,10 +88,11 @@ def _inputs(record: Mapping[str, Any], id_: str | None) -> dict[str, Any]:
 
 def score_leads(model: ServedModel, bodies: Sequence[Struct],
                 tier_bounds: np.ndarray | None = None,
-                displays: Mapping[str, FieldDisplay] | None = None,
+                displays: Mapping[str, FieldDisplay] | None = None, *, horizon: str = "",
                 ) -> tuple[list[LeadScore], LogRows]:
     """``tier_bounds``: the batch scores' published boundaries for this version (default: the
-    bundle's own); ``displays``: the lead profile's labels and units for the reasons."""
+    bundle's own); ``displays``: the lead profile's labels and units for the reasons;
+    ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
     records, ids = records_of(bodies)
     proba, explanations = _binary(model, records)
     # 0-100, half to even: Python's round and numpy's rint agree
@@ -106,7 +109,8 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
         out.append(LeadScore(
             id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,
-            raw_score=explanation.raw_score, model=model.name, version=model.version))
+            raw_score=explanation.raw_score, model=model.name, version=model.version,
+            horizon=horizon))
         log.append((bodies[i], {"probability": p, "score": s, "tier": tiers[i]}))
     return out, log
 
@@ -114,7 +118,7 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
 def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
                 risk: Callable[[float], str], *, records: list[dict[str, Any]] | None = None,
                 ids: list[str | None] | None = None, as_of: str | None = None,
-                displays: Mapping[str, FieldDisplay] | None = None,
+                displays: Mapping[str, FieldDisplay] | None = None, horizon: str = "",
                 ) -> tuple[list[ChurnRisk], LogRows]:
     if records is None:
         records, ids = records_of(bodies or [])
@@ -135,7 +139,7 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
             id=ids[i], probability=p, risk=level, reasons_for=reasons_for,
             reasons_against=reasons_against, base_value=explanation.base_value,
             raw_score=explanation.raw_score, model=model.name, version=model.version,
-            as_of=as_of))
+            as_of=as_of, horizon=horizon))
         log.append((inputs[i], {"probability": p, "risk": level}))
     return out, log
 
@@ -159,3 +163,36 @@ def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
         log.append((bodies[i], {"plan": plan, **{
             f"probability_{c}": v for c, v in probabilities.items()}}))
     return out, log
+
+
+def wants_suggestion(scope: Mapping[str, Any]) -> bool:
+    """``?suggest=true`` on the request (read from the scope: the handler and the direct path
+    answer alike)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("suggest", [""])[-1].strip().lower() in ("true", "1", "yes")
+
+
+class Suggester:
+    """Best single changes for one served model version (its split thresholds read once)."""
+
+    def __init__(self, model: ServedModel, actionable: Sequence[str]):
+        self.model = model
+        self.columns = actionable_indices(model.bundle, actionable)
+        self.thresholds = split_thresholds(model.bundle)
+
+    def suggest(self, records: list[dict[str, Any]], *, higher_is_better: bool,
+                risk: Callable[[float], str] | None = None) -> list[Suggestion | None]:
+        X = encode(self.model, records)
+        out: list[Suggestion | None] = []
+        for x in X:
+            change = best_change(self.model.bundle, x, self.columns, self.thresholds,
+                                 higher_is_better=higher_is_better)
+            if change is None:
+                out.append(None)
+                continue
+            p = change.probability
+            out.append(Suggestion(
+                feature=change.feature, value=change.value, change_to=change.change_to,
+                probability=p, score=None if risk else round(100.0 * p),
+                risk=risk(p) if risk else None))
+        return out

@@ -65,6 +65,18 @@ DERIVED: dict[str, FieldDisplay] = {
     "invoices_90d": FieldDisplay("Purchases in the last 90 days"),
     "invoices_180d": FieldDisplay("Purchases in the last 180 days"),
     "active_months": FieldDisplay("Months with a purchase", "months"),
+    "spend_trend": FieldDisplay("Spend trend (last 90 days against the 90 before)"),
+    "frequency_per_month": FieldDisplay("Purchases per month"),
+    "recency_over_interval": FieldDisplay("Quiet time against the usual gap between purchases"),
+    "spend_180d": FieldDisplay("Spend in the last 180 days", "money"),
+    "longest_gap_days": FieldDisplay("Longest gap between purchases", "days"),
+    "recency_over_longest_gap": FieldDisplay("Quiet time against the longest gap before"),
+    "avg_quantity": FieldDisplay("Average quantity per line"),
+    "avg_unit_price": FieldDisplay("Average unit price", "money"),
+    "lines_per_invoice": FieldDisplay("Lines per invoice"),
+    "tenure_share": FieldDisplay("Share of the data's history as a customer"),
+    "history_censored": FieldDisplay("Customer since before the data starts"),
+    "country": FieldDisplay("Country"),
 }
 
 
@@ -203,8 +215,10 @@ def logistic_link(task: str, calibration: Mapping[str, Any] | None,
 
 def bundle_logistic_link(bundle: Any) -> tuple[float, float] | None:
     """``logistic_link`` of a ``ModelBundle`` (its calibration, else its booster's objective)."""
-    if bundle.task != "binary" or bundle.calibration:
+    if bundle.task != "binary" or bundle.calibration or bundle.booster is None:
         return logistic_link(bundle.task, bundle.calibration)
+    if bundle.linear is not None:  # a blend: its raw score is log-odds by construction
+        return logistic_link(bundle.task, None)
     objective = str(bundle.booster.dump_model(num_iteration=0).get("objective", ""))
     return logistic_link(bundle.task, None, objective)
 

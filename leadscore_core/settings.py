@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     churn_medium: float = Field(
         0.3, ge=0, le=1,
         description="Churn probability at or above which (below High) the risk is Medium")
+    lead_window_days: int = Field(
+        30, ge=1, description="A lead converted when it pays within this many days of arriving "
+                              "(the horizon every lead score states)")
+    churn_horizon_days: int = Field(
+        90, ge=1, description="A customer churned when they buy and pay nothing for this many "
+                              "days (the horizon every churn risk states)")
     retrain_cadence: str | None = Field(
         None, description="Cron schedule (UTC) of fixed retrainings, e.g. '0 6 * * 1' for "
                           "Mondays 06:00; unset: retrain only on drift, new labels or an "

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
 from mlflow import MlflowClient
@@ -22,185 +16,22 @@ from mlflow import MlflowClient
 from api.app import create_app
 from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
 from leadscore_core.predlog import closed_files, read_log_file
-from leadscore_core.registry import ModelRegistry, ensure_experiment
-from leadscore_core.serving import Encoder, LeadscorePyfunc, ModelBundle
+from leadscore_core.registry import ModelRegistry
+from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
-
-LEAD_FEATURES = {"business_type": "categorical", "business_size": "categorical",
-                 "utm_source": "categorical", "utm_medium": "categorical",
-                 "utm_campaign": "categorical"}
-CUSTOMER_FEATURES = {"business_type": "categorical", "plan": "categorical",
-                     "tenure_months": "numeric", "logins_30d": "numeric",
-                     "support_tickets_90d": "numeric", "auto_renew": "boolean",
-                     # a payment aggregate the profile does not declare: only the model knows it
-                     "failed_payments_90d": "numeric"}
-ACTIVITY_FEATURES = {"recency_days": "numeric", "frequency": "numeric",
-                     "monetary": "numeric", "country": "categorical"}
-PLANS = ["Business", "Elite", "MVP", "Now"]
-
-
-# -- small real models -----------------------------------------------------------------------
-
-
-def lead_frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "business_type": rng.choice(["Cafe", "salon", "Gym", "Bakery", "Agency"], n),
-        "business_size": rng.choice(["1-5", "6-20", "21-50", "50+"], n),
-        "utm_source": rng.choice(["google", "Facebook", "newsletter", None], n),
-        "utm_medium": rng.choice(["cpc", "email", "organic"], n),
-        "utm_campaign": rng.choice(["spring", "summer", "brand"], n),
-    })
-
-
-def customer_frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "business_type": rng.choice(["Cafe", "Salon", "Gym"], n),
-        "plan": rng.choice(PLANS, n),
-        "tenure_months": rng.integers(0, 48, n).astype(float),
-        "logins_30d": rng.poisson(12, n).astype(float),
-        "support_tickets_90d": rng.poisson(1, n).astype(float),
-        "auto_renew": rng.choice([True, False], n),
-        "failed_payments_90d": rng.poisson(0.3, n).astype(float),
-    })
-
-
-def activity_frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "recency_days": rng.integers(0, 300, n).astype(float),
-        "frequency": rng.integers(1, 40, n).astype(float),
-        "monetary": rng.gamma(2.0, 300.0, n),
-        "country": rng.choice(["United Kingdom", "France", "Germany"], n),
-    })
-
-
-def train_bundle(frame: pd.DataFrame, features: dict[str, str], y: np.ndarray, *,
-                 task: str = "binary", classes: list[str] | None = None, rounds: int = 40,
-                 seed: int = 0, calibration: dict | None = None) -> ModelBundle:
-    encoder = Encoder.fit(frame, features, {n: n.replace("_", " ").title() for n in features})
-    X = encoder.transform_frame(frame)
-    params = {"objective": "binary", "verbose": -1, "num_leaves": 7, "min_data_in_leaf": 10,
-              "seed": seed, "num_threads": 1}
-    if task == "multiclass":
-        params.update(objective="multiclass", num_class=len(classes))
-    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=encoder.categorical_indices),
-                        num_boost_round=rounds)
-    bundle = ModelBundle(booster, encoder, task, classes or ["0", "1"], calibration, metadata={
-        "trained_at": "2026-01-02T03:04:05+00:00", "metrics": {"roc_auc": 0.8 + seed / 100}})
-    if task == "binary":
-        bundle.set_tier_boundaries(ModelBundle.score(bundle.predict_proba(X)))
-    return bundle
-
-
-def lead_model(seed: int = 0) -> ModelBundle:
-    frame = lead_frame(800, seed)
-    logit = (frame.business_size.isin(["21-50", "50+"]) * 1.5
-             + (frame.utm_medium == "cpc") * 1.0 - (frame.business_type == "Cafe") * 1.0)
-    y = (np.random.default_rng(seed + 1).random(len(frame)) < 1 / (1 + np.exp(1 - logit)))
-    # Platt-calibrated, as training does when it improves log loss
-    return train_bundle(frame, LEAD_FEATURES, y.astype(int), seed=seed,
-                        calibration={"method": "platt", "a": 0.8, "b": -0.2})
-
-
-def plan_model() -> ModelBundle:
-    frame = lead_frame(800, 7)
-    y = frame.business_size.map({"1-5": 0, "6-20": 1, "21-50": 2, "50+": 3}).to_numpy()
-    noise = np.random.default_rng(3).integers(0, 4, len(y))
-    y = np.where(np.random.default_rng(4).random(len(y)) < 0.3, noise, y)
-    return train_bundle(frame, LEAD_FEATURES, y, task="multiclass", classes=PLANS, rounds=20)
-
-
-def snapshot_churn_model() -> ModelBundle:
-    frame = customer_frame(800, 11)
-    logit = frame.support_tickets_90d * 0.8 - frame.logins_30d * 0.1 + frame.failed_payments_90d
-    y = np.random.default_rng(5).random(len(frame)) < 1 / (1 + np.exp(-logit))
-    return train_bundle(frame, CUSTOMER_FEATURES, y.astype(int))
-
-
-def activity_churn_model() -> ModelBundle:
-    frame = activity_frame(800, 13)
-    logit = frame.recency_days / 60 - frame.frequency / 10
-    y = np.random.default_rng(6).random(len(frame)) < 1 / (1 + np.exp(-logit))
-    return train_bundle(frame, ACTIVITY_FEATURES, y.astype(int))
-
-
-def register(uri: str, name: str, bundle: ModelBundle, tmp: Path, *, promote: bool = True
-             ) -> str:
-    """Log the bundle as the project's pyfunc model, register it, optionally make it champion."""
-    directory = bundle.save(tmp / f"{name}-{time.monotonic_ns()}")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    ensure_experiment(uri, tmp / "artifacts")
-    mlflow.set_experiment("leadscore")
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadscorePyfunc(), artifacts={"bundle": str(directory)},
-            registered_model_name=name, pip_requirements=["lightgbm", "pandas", "mlflow"])
-    version = str(info.registered_model_version)
-    if promote:
-        ModelRegistry(uri).promote(name, version)
-    return version
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One MLflow store with all four models registered as champion, and a serving snapshot."""
-    tmp = tmp_path_factory.mktemp("api")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    bundles = {LEAD_CONVERSION: lead_model(), PLAN: plan_model(),
-               SNAPSHOT_CHURN: snapshot_churn_model(), ACTIVITY_CHURN: activity_churn_model()}
-    versions = {name: register(uri, name, b, tmp) for name, b in bundles.items()}
-    data_dir = tmp / "data"
-    customers = activity_frame(50, 21)
-    customers.insert(0, "customer_id", [f"{17000 + i}.0" for i in range(50)])
-    customers["as_of"] = "2026-01-01"
-    write_snapshot(data_dir / "serving" / "snapshot.parquet", customers)
-    return {"uri": uri, "tmp": tmp, "bundles": bundles, "versions": versions,
-            "data_dir": data_dir, "customers": customers}
-
-
-def write_snapshot(path: Path, frame: pd.DataFrame) -> None:
-    """As Dagster publishes it: written beside, then renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".parquet.partial")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), partial)
-    os.replace(partial, path)
-
-
-@pytest.fixture
-def store_copy(store: dict, tmp_path: Path) -> str:
-    """A registry of its own for a test that moves aliases (a copy: no slow initialisation)."""
-    shutil.copy(store["tmp"] / "mlflow.db", tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
-def make_settings(store: dict, **overrides) -> Settings:
-    return Settings(data_dir=store["data_dir"], mlflow_tracking_uri=store["uri"], **overrides)
-
-
-def wait_ready(client, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/ready").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"API not ready within {timeout}s: {client.get('/ready').text}")
-
-
-@pytest.fixture(scope="module")
-def client(store: dict):
-    app = create_app(make_settings(store), api_settings=ApiSettings(poll_seconds=0.2))
-    with TestClient(app) as c:
-        wait_ready(c)
-        yield c
-
-
-def leads_payload(frame: pd.DataFrame) -> list[dict]:
-    return [{k: v for k, v in row.items() if v is not None and v == v}
-            for row in frame.to_dict(orient="records")]
-
+from tests.support.api_models import (
+    LEAD_FEATURES,
+    PLANS,
+    customer_frame,
+    lead_frame,
+    lead_model,
+    leads_payload,
+    make_settings,
+    register,
+    wait_ready,
+    with_data_dir,
+    write_snapshot,
+)
 
 # -- predictions -----------------------------------------------------------------------------
 
@@ -229,8 +60,8 @@ def test_lead_scores_equal_the_registered_models_own_predictions(client, store):
 def check_reasons(body: list[dict], bundle: ModelBundle, X: np.ndarray,
                   contrib: np.ndarray | None) -> None:
     """Reasons point the right way, come from the model's features, and with the base value
-    add up to the booster's raw score wherever every non-zero contribution is listed."""
-    raw = bundle.booster.predict(X, raw_score=True)
+    add up to the model's raw score wherever every non-zero contribution is listed."""
+    raw = bundle.raw_score(X)
     by_original = {s.original_name: j for j, s in enumerate(bundle.encoder.specs)}
     complete = 0
     for i, lead in enumerate(body):
@@ -259,17 +90,24 @@ def test_path_reasons_sum_with_the_base_value_to_the_raw_score(client, store):
     check_reasons(body, bundle, bundle.encoder.transform_frame(frame), None)
 
 
-def test_shap_reasons_are_lightgbms_own_contributions(store, tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=store["uri"])
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION, explain="shap",
-                                                         prediction_log=False))
-    frame = lead_frame(60, 98)
-    with TestClient(app) as c:
-        wait_ready(c)
-        body = c.post("/v1/leads/score", json=leads_payload(frame)).json()
+def same_reasons(served: list[dict], explained: list) -> None:
+    """The served reasons are the explainer's, in its order, with the same contributions;
+    only a blank field that does not move the score is left out for people."""
+    answer = [(r["feature"], r["value"], r["contribution"]) for r in served]
+    kept = [(r.feature, r.value, r.contribution) for r in explained]
+    assert answer == [k for k in kept if k in answer or k[1] is not None]
+
+
+def test_reasons_are_the_one_explainers_as_batch_scoring_gives_them(client, store):
+    frame = lead_frame(60, 97)
+    body = client.post("/v1/leads/score", json=leads_payload(frame)).json()
     bundle = store["bundles"][LEAD_CONVERSION]
     X = bundle.encoder.transform_frame(frame)
-    check_reasons(body, bundle, X, bundle.booster.predict(X, pred_contrib=True))
+    contrib = bundle.explainer.contributions(X)[:, 0]
+    check_reasons(body, bundle, X, contrib)
+    for lead, expected in zip(body, bundle.explain(X), strict=True):
+        for side in ("reasons_for", "reasons_against"):
+            same_reasons(lead[side], getattr(expected, side))
 
 
 def test_single_lead_gets_an_object_with_values_named_as_in_the_export(client):
@@ -395,29 +233,31 @@ def test_lead_tiers_document_rejects_boundaries_that_are_not_three_ascending_sco
         lead_tiers_document(LEAD_CONVERSION, "1", [10, 20], open_leads=3)
 
 
-def test_known_customer_churn_reads_the_snapshot_and_follows_its_replacement(client, store):
+def test_known_customer_churn_reads_the_snapshot_and_follows_its_replacement(model_store,
+                                                                          tmp_path):
+    store = with_data_dir(model_store, tmp_path / "data")  # a snapshot of this test's own
     customers = store["customers"]
     bundle = store["bundles"][ACTIVITY_CHURN]
-    first = client.get("/v1/customers/17003/churn")
-    assert first.status_code == 200, first.text
-    expected = bundle.predict_frame(customers.iloc[[3]])[0]
-    assert first.json()["probability"] == pytest.approx(expected, abs=1e-12)
-    assert first.json()["as_of"] == "2026-01-01"
-    assert client.get("/v1/customers/99999/churn").status_code == 404
+    app = create_app(make_settings(store), api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        first = client.get("/v1/customers/17003/churn")
+        assert first.status_code == 200, first.text
+        expected = bundle.predict_frame(customers.iloc[[3]])[0]
+        assert first.json()["probability"] == pytest.approx(expected, abs=1e-12)
+        assert first.json()["as_of"] == "2026-01-01"
+        assert client.get("/v1/customers/99999/churn").status_code == 404
 
-    changed = customers.copy()
-    changed.loc[3, "recency_days"] = 299.0 if customers.loc[3, "recency_days"] < 150 else 1.0
-    changed["as_of"] = "2026-02-01"
-    path = store["data_dir"] / "serving" / "snapshot.parquet"
-    try:
-        write_snapshot(path, changed)
+        changed = customers.copy()
+        changed.loc[3, "recency_days"] = 299.0 if customers.loc[3, "recency_days"] < 150 \
+            else 1.0
+        changed["as_of"] = "2026-02-01"
+        write_snapshot(store["data_dir"] / "serving" / "snapshot.parquet", changed)
         second = client.get("/v1/customers/17003/churn").json()
         assert second["as_of"] == "2026-02-01"
         assert second["probability"] == pytest.approx(
             bundle.predict_frame(changed.iloc[[3]])[0], abs=1e-12)
         assert second["probability"] != first.json()["probability"]
-    finally:
-        write_snapshot(path, customers)
 
 
 def test_models_endpoint_lists_versions_training_time_and_metrics(client, store):
@@ -620,3 +460,114 @@ def test_promotion_under_load_switches_version_without_a_failed_request(store_co
     assert all(v == second for v in versions[switched:])  # no flapping back
     assert all(t < promoted_at + 20 for *_, t in results)
     assert sum(v == first for v in versions) > 0 and sum(v == second for v in versions) > 0
+
+
+def test_every_score_states_its_horizon_from_the_settings_the_labels_use(client, store):
+    lead = client.post("/v1/leads/score", json=leads_payload(lead_frame(1, 96))[0]).json()
+    assert lead["horizon"] == "converts (pays) within 30 days of the lead arriving"
+    churn = client.post("/v1/customers/churn",
+                        json=leads_payload(customer_frame(1, 97))).json()
+    assert churn[0]["horizon"] == "churns (buys and pays nothing) within the next 90 days"
+
+    from leadscore_assets.features.assets import ActivityFeaturesConfig, LeadFeaturesConfig
+
+    settings = make_settings(store, lead_window_days=14, churn_horizon_days=60)
+    app = create_app(settings, api_settings=ApiSettings(
+        models=f"{LEAD_CONVERSION},{SNAPSHOT_CHURN}", prediction_log=False))
+    with TestClient(app) as c:
+        wait_ready(c)
+        lead = c.post("/v1/leads/score", json=leads_payload(lead_frame(2, 98))).json()
+        churn = c.post("/v1/customers/churn", json=leads_payload(customer_frame(1, 99))[0]
+                       ).json()
+    assert {r["horizon"] for r in lead} == {
+        "converts (pays) within 14 days of the lead arriving"}
+    assert churn["horizon"] == "churns (buys and pays nothing) within the next 60 days"
+    # the features stage labels its training rows by the same settings, unless a run says
+    assert LeadFeaturesConfig().days() == 30 and LeadFeaturesConfig(window_days=7).days() == 7
+    assert ActivityFeaturesConfig().horizon() == 90
+
+
+def test_suggest_names_the_actionable_change_that_helps_most_and_its_score(client):
+    # the lead model rewards utm_medium = cpc; utm_medium and utm_campaign are the webform
+    # profile's actionable features
+    lead = {"business_type": "Gym", "business_size": "21-50", "utm_source": "google",
+            "utm_medium": "email", "utm_campaign": "spring"}
+    plain = client.post("/v1/leads/score", json=lead).json()
+    assert plain["suggestion"] is None  # only when asked
+    body = client.post("/v1/leads/score?suggest=true", json=lead).json()
+    suggestion = body["suggestion"]
+    # named as in the export (this test's models title-case their column names)
+    field = suggestion["feature"].lower().replace(" ", "_")
+    assert field in ("utm_medium", "utm_campaign")
+    assert suggestion["value"] == lead[field]
+    assert suggestion["probability"] > body["probability"]
+    after = client.post("/v1/leads/score", json={**lead, field: suggestion["change_to"]}).json()
+    assert after["probability"] == pytest.approx(suggestion["probability"])
+    assert after["score"] == suggestion["score"]
+
+    # churn: the change that lowers the risk most (saas_accounts: auto_renew, logins, ...)
+    customer = {"business_type": "Gym", "plan": PLANS[0], "tenure_months": 3.0,
+                "logins_30d": 1.0, "support_tickets_90d": 4.0, "auto_renew": False,
+                "failed_payments_90d": 2.0}
+    risk = client.post("/v1/customers/churn?suggest=true", json=[customer]).json()[0]
+    suggestion = risk["suggestion"]
+    field = suggestion["feature"].lower().replace(" ", "_")
+    assert field in ("auto_renew", "logins_30d", "plan")
+    assert suggestion["probability"] < risk["probability"]
+    again = client.post("/v1/customers/churn", json={**customer, field: suggestion["change_to"]}
+                        ).json()
+    assert again["probability"] == pytest.approx(suggestion["probability"])
+    assert again["risk"] == suggestion["risk"]
+
+
+# -- every candidate kind ---------------------------------------------------------------------
+
+
+def candidate_bundle(kind: str) -> ModelBundle:
+    """The lead model's data as a logistic or a blend candidate, as training builds them."""
+    from leadscore_assets.models.candidates import linear_decision
+    from leadscore_assets.models.training import TrainConfig, fit_baseline
+    from leadscore_core.explain import LinearPart
+
+    tree = lead_model(3)
+    frame = lead_frame(800, 3)
+    X = tree.encoder.transform_frame(frame)
+    y = (tree.predict_proba(X) > 0.5).astype(int)
+    linear = LinearPart.from_decision(
+        linear_decision(fit_baseline(tree.encoder, X, y, TrainConfig()), "binary", 2),
+        tree.encoder, X)
+    bundle = ModelBundle(booster=None if kind == "logistic" else tree.booster,
+                         linear=linear, tree_weight=0.5, encoder=tree.encoder, task="binary",
+                         classes=["0", "1"], calibration={"method": "platt", "a": 0.7, "b": 0.1},
+                         metadata={"trained_at": "2026-01-02T03:04:05+00:00",
+                                   "candidate": {"chosen": kind}})
+    bundle.set_tier_boundaries(ModelBundle.score(bundle.predict_proba(X)))
+    return bundle
+
+
+@pytest.mark.parametrize("kind", ["logistic", "blend"])
+def test_every_candidate_kind_is_served_with_its_reasons(kind, store, store_copy):
+    bundle = candidate_bundle(kind)
+    version = register(store_copy, LEAD_CONVERSION, bundle, store["tmp"])
+    settings = Settings(data_dir=store["data_dir"], mlflow_tracking_uri=store_copy)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    frame = lead_frame(40, 55)
+    X = bundle.encoder.transform_frame(frame)
+    expected = bundle.explain(X)
+    with TestClient(app) as c:
+        wait_ready(c)
+        body = c.post("/v1/leads/score", json=leads_payload(frame)).json()
+        singles = [c.post("/v1/leads/score", json=leads_payload(frame.iloc[[i]])[0]).json()
+                   for i in range(5)]
+    assert {(r["model"], r["version"]) for r in body} == {(LEAD_CONVERSION, version)}
+    np.testing.assert_allclose([r["probability"] for r in body], bundle.predict_proba(X),
+                               atol=1e-12)
+    check_reasons(body, bundle, X, bundle.explainer.contributions(X)[:, 0])
+    for lead, e in zip(body, expected, strict=True):
+        same_reasons(lead["reasons_for"], e.reasons_for)
+        same_reasons(lead["reasons_against"], e.reasons_against)
+    for i, one in enumerate(singles):
+        assert one["probability"] == pytest.approx(body[i]["probability"], abs=1e-12)
+        assert one["reasons_for"] == body[i]["reasons_for"]
+        assert one["reasons_against"] == body[i]["reasons_against"]

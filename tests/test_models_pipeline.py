@@ -8,6 +8,7 @@ file; MLflow is a SQLite store in the test's folder. Nothing is mocked.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +16,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import AlertChannel
 from leadscore_assets.features.assets import feature_assets
@@ -25,10 +25,9 @@ from leadscore_assets.models.assets import (
     learnable,
     model_assets,
 )
-from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource, champion_gates
-from leadscore_assets.models.resources import MlflowTracking
+from leadscore_assets.models.champion import champion_assets
+from leadscore_assets.models.checks import CHAMPION_GATE
 from leadscore_assets.models.training import TrainConfig
-from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import (
     CUSTOMER_EXPORT,
     LEAD_EXPORT,
@@ -45,158 +44,11 @@ from leadscore_core.registry import (
     HOLDOUT_ARTIFACT,
     MODELS,
     REFERENCE_ARTIFACT,
-    ModelRegistry,
 )
 
-PLANS = {"micro": "Business", "small": "Elite", "medium": "MVP", "large": "Now"}
-SIZES = list(PLANS)
-SOURCES = ["google", "facebook", "newsletter", "partner"]
-TYPES = ["retail", "agency", "clinic"]
-# Small, quick models: the point here is the plumbing, not the last point of ROC-AUC.
-FAST = {"num_leaves": [7], "min_data_in_leaf": [10], "max_rounds": 80,
-        "early_stopping_rounds": 15, "cv_folds": 3, "learning_rate": 0.1,
-        # one thread: on a shared 2-core runner, two OpenMP threads mostly wait for each other
-        "num_threads": 1}
-MODEL_KEYS = {m: f"models__{m}" for m in MODELS}
-
-
-# -- hand-made clean tables ------------------------------------------------------------------
-
-
-def lineage(n: int) -> dict[str, object]:
-    return {"_source_file": "handmade.csv", "_row_number": np.arange(1, n + 1),
-            "_ingested_at": pd.Timestamp("2026-01-05")}
-
-
-def make_clean_tables(seed: int = 3, n_leads: int = 900, n_customers: int = 400
-                      ) -> dict[str, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    start = pd.Timestamp("2025-01-01")
-
-    # leads: partner/newsletter convert, google/facebook rarely; the last weeks stay open
-    created = start + pd.to_timedelta(np.sort(rng.uniform(0, 360, n_leads)), unit="D")
-    source = rng.choice(SOURCES, n_leads)
-    size = rng.choice(SIZES, n_leads)
-    p_convert = np.select([source == "partner", source == "newsletter"], [0.75, 0.55], 0.12)
-    converts = rng.random(n_leads) < p_convert
-    emails = [f"lead{i}@example.com" for i in range(n_leads)]
-    leads = pd.DataFrame({
-        "lead_id": emails, "profile": "webform", "created_at": created, "email": emails,
-        "converted": pd.Series(pd.NA, index=range(n_leads), dtype="boolean"),
-        "business_type": rng.choice(TYPES, n_leads), "business_size": size,
-        "utm_source": source, "utm_medium": rng.choice(["cpc", "email"], n_leads),
-        "utm_campaign": rng.choice(["spring", "autumn", None], n_leads), **lineage(n_leads),
-    })
-
-    # payments: a converted lead pays within 20 days, its plan follows its size (mostly)
-    payer = np.flatnonzero(converts)
-    paid_at = created[payer] + pd.to_timedelta(rng.uniform(0.5, 20, len(payer)), unit="D")
-    plan = np.array([PLANS[s] for s in size[payer]], dtype=object)
-    noise = rng.random(len(payer)) < 0.1
-    plan[noise] = rng.choice(list(PLANS.values()), noise.sum())
-    payments = pd.DataFrame({
-        "payment_id": [f"ch_{i}" for i in range(len(payer))], "object_type": "charge",
-        "created_at": paid_at, "amount": 150.0, "amount_refunded": 0.0, "currency": "USD",
-        "status": "succeeded", "failure_code": None, "customer_id": None,
-        "customer_email": np.asarray(emails, dtype=object)[payer], "plan": plan,
-        "setup_fee": False, **lineage(len(payer)),
-    })
-    failed = payments.head(40).assign(payment_id=lambda d: d["payment_id"] + "_f",
-                                      status="failed", failure_code="card_declined")
-    payments = pd.concat([payments, failed], ignore_index=True)
-
-    # invoices: loyal customers buy all year; churners stop at a random month
-    ids = [str(10001 + i) for i in range(n_customers)]
-    churner = rng.random(n_customers) < 0.45
-    stop = np.where(churner, rng.uniform(60, 330, n_customers), 400)
-    rate = rng.uniform(0.05, 0.25, n_customers)  # invoices per day
-    rows = []
-    for i, cid in enumerate(ids):
-        days = np.cumsum(rng.exponential(1 / rate[i], 200))
-        days = days[(days < min(stop[i], 364))]
-        for k, d in enumerate(days):
-            qty = int(rng.integers(1, 12))
-            rows.append((f"{i:04d}{k:03d}", f"SKU{rng.integers(1, 40)}", qty,
-                         start + pd.Timedelta(days=float(d)), float(rng.uniform(1, 9)), cid,
-                         "United Kingdom" if i % 3 else "France"))
-    inv = pd.DataFrame(rows, columns=["invoice_no", "stock_code", "quantity", "invoice_date",
-                                      "unit_price", "customer_id", "country"])
-    inv.insert(2, "description", "item")
-    inv["is_return"] = False
-    inv["line_total"] = inv["quantity"] * inv["unit_price"]
-    invoices = inv.assign(**lineage(len(inv)))
-
-    # customer snapshots: churned accounts log in less and open more tickets
-    churned = rng.random(n_customers) < 0.3
-    customers = pd.DataFrame({
-        "customer_id": ids, "profile": "saas_accounts",
-        "created_at": start - pd.to_timedelta(rng.uniform(30, 900, n_customers), unit="D"),
-        "email": [f"lead{i}@example.com" for i in range(n_customers)],
-        "churned": churned,
-        "business_type": rng.choice(TYPES, n_customers),
-        "business_size": rng.choice(SIZES, n_customers),
-        "plan": rng.choice(list(PLANS.values()), n_customers),
-        "tenure_months": rng.integers(1, 36, n_customers).astype(float),
-        "monthly_fee": rng.choice([150.0, 250.0, 350.0, 500.0], n_customers),
-        "seats": rng.integers(1, 20, n_customers).astype(float),
-        "logins_30d": np.where(churned, rng.poisson(3, n_customers),
-                               rng.poisson(14, n_customers)).astype(float),
-        "active_users_30d": rng.integers(1, 10, n_customers).astype(float),
-        "support_tickets_90d": np.where(churned, rng.poisson(4, n_customers),
-                                        rng.poisson(1, n_customers)).astype(float),
-        "days_since_last_login": np.where(churned, rng.uniform(5, 40, n_customers),
-                                          rng.uniform(0, 10, n_customers)),
-        "auto_renew": rng.random(n_customers) < np.where(churned, 0.3, 0.8),
-        **lineage(n_customers),
-    })
-    return {"leads": leads, "payments": payments, "invoices": invoices,
-            "customers": customers}
-
-
-def write_clean_warehouse(path: Path, tables: dict[str, pd.DataFrame]) -> None:
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS clean")
-        for name, frame in tables.items():
-            conn.register("frame", frame)
-            conn.execute(f"CREATE OR REPLACE TABLE clean.{name} AS SELECT * FROM frame")
-            conn.unregister("frame")
-
-
-class Stack:
-    """A temporary data folder, warehouse and MLflow store, and a way to run assets on them."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.data = root / "data"
-        self.warehouse = self.data / "warehouse.duckdb"
-        self.data.mkdir(parents=True, exist_ok=True)
-        (self.data / "mlflow").mkdir(exist_ok=True)
-        self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
-        write_clean_warehouse(self.warehouse, make_clean_tables())
-        self.registry = ModelRegistry(self.tracking_uri)
-
-    def resources(self, **gate: float) -> dict[str, object]:
-        return {
-            "warehouse": DuckDBResource(database=str(self.warehouse)),
-            "settings": SettingsResource(data_dir=str(self.data)),
-            "mlflow": MlflowTracking(mlflow_tracking_uri=self.tracking_uri,
-                                     artifact_root=str(self.data / "mlflow" / "artifacts")),
-            "model_registry": ModelRegistryResource(tracking_uri=self.tracking_uri, **gate),
-        }
-
-    def materialize(self, selection: dg.AssetSelection | None = None, ops: dict | None = None,
-                    gate: dict | None = None) -> dg.ExecuteInProcessResult:
-        everything = [*feature_assets, *model_assets, *champion_gates(), *score_assets]
-        return dg.materialize(everything, selection=selection,
-                              resources=self.resources(**(gate or {})),
-                              run_config={"ops": ops or {}}, raise_on_error=False)
-
-
-def fast(**extra: object) -> dict:
-    return {"config": {**FAST, **extra}}
-
-
 # -- one full run, shared by the tests of this module ---------------------------------------
+from leadscore_core.tiers import customer_risk
+from tests.support.pipeline import MODEL_KEYS, Stack, fast, make_clean_tables
 
 
 @pytest.fixture(scope="module")
@@ -214,16 +66,30 @@ def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
         assert [v.version for v in versions] == ["1"], name
         assert set(versions[0].aliases) == {CHAMPION, CHALLENGER}, name
         assert versions[0].tags["leadscore.gate"] == "promoted"
+        # the materialisation links to the MLflow run (make mlflow serves the UI there)
+        url = result.asset_materializations_for_node(MODEL_KEYS[model])[0].metadata[
+            "mlflow_run"]
+        assert isinstance(url, dg.UrlMetadataValue)
+        assert url.value.endswith(f"/runs/{versions[0].run_id}") and "#/experiments/" in url.value
 
 
 def test_every_gate_passed_and_says_why(full_run):
     _, result = full_run
     evaluations = result.get_asset_check_evaluations()
-    gates = {e.asset_key.path[-1]: e for e in evaluations if e.check_name == CHAMPION_GATE}
+    gates = {e.asset_key.path[1]: e for e in evaluations if e.check_name == CHAMPION_GATE}
     assert set(gates) == set(MODELS)
     for model, evaluation in gates.items():
         assert evaluation.passed, model
-        assert "no champion yet" in evaluation.description
+        assert evaluation.asset_key.path == ["models", model, "champion"]
+        assert evaluation.description.startswith("promoted v1: the first champion")
+    # each champion materialised (it moved the alias), and says which candidate it is
+    champions = {e.asset_key.path[1]: e.event_specific_data.materialization.metadata
+                 for e in result.get_asset_materialization_events()
+                 if e.asset_key.path[-1] == "champion"}
+    assert set(champions) == set(MODELS)
+    assert all(m["champion_version"].value == "1" for m in champions.values())
+    assert all(m["candidate"].value in {"lightgbm", "logistic", "blend"}
+               for m in champions.values())
 
 
 def test_models_learn_the_planted_signal(full_run):
@@ -266,6 +132,7 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
             "SELECT count(*) FROM features.lead_features WHERE converted IS NULL").fetchone()[0]
     export = pd.read_csv(stack.data / "exports" / LEAD_EXPORT)
     assert open_leads > 0 and len(export) == open_leads
+    assert export["lead_id"].is_unique  # one row per lead
     assert list(export.columns[:6]) == ["lead_id", "email", "created_at", "score", "tier",
                                         "probability"]
     assert {f"reason_for_{i}" for i in (1, 2, 3)} <= set(export.columns)
@@ -274,8 +141,9 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
     # A is the top quartile of the current open leads
     assert export.loc[export["tier"] == "A", "score"].min() >= export["score"].quantile(0.75) - 1
     assert pd.to_datetime(export["created_at"], format="%Y-%m-%dT%H:%M:%S").notna().all()
-    reasons = export["reason_for_1"].dropna().astype(str)
-    reasons = reasons[reasons != ""]
+    # the open leads of this small model may all lean one way: both sides are read
+    reasons = pd.concat([export["reason_for_1"], export["reason_against_1"]]).dropna()
+    reasons = reasons.astype(str)[lambda s: s != ""]
     assert len(reasons) and reasons.str.fullmatch(
         r".+ (is .+|not given|: (yes|no)): [+-]\d+(\.\d)? points?").all()
     assert (export["reason_for_1_contribution"].dropna() > 0).all()
@@ -284,20 +152,35 @@ def test_lead_scores_cover_open_leads_with_tiers_and_reasons(full_run):
     published = pd.read_parquet(stack.data / "serving" / "open_leads.parquet")
     assert list(published["lead_id"]) == list(export["lead_id"].astype(str))
     assert {"business_type", "utm_source"} <= set(published.columns)
+    # what the score is of, and by when: the window the labels were made with
+    assert set(export["horizon"]) == {"converts (pays) within 30 days of the lead arriving"}
 
 
-def test_customer_scores_cover_every_customer_of_both_models(full_run):
+def test_customer_scores_have_one_row_per_customer_with_both_models(full_run):
     stack, _ = full_run
     export = pd.read_csv(stack.data / "exports" / CUSTOMER_EXPORT, dtype={"customer_id": str})
     with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
-        activity = conn.execute(
-            "SELECT count(*) FROM features.customer_activity_latest").fetchone()[0]
-    assert (export["model"] == "snapshot_churn").sum() == 400
-    assert (export["model"] == "activity_churn").sum() == activity
+        activity = set(conn.execute(
+            "SELECT customer_id FROM features.customer_activity_latest").df()["customer_id"])
+        snapshot = set(conn.execute(
+            "SELECT customer_id FROM features.customer_snapshot").df()["customer_id"])
+    # one row per customer: a CRM import keyed on the id gets one value per field
+    assert export["customer_id"].is_unique
+    assert set(export["customer_id"]) == activity | snapshot
+    assert len(activity & snapshot) > 100  # the same customers, seen by both models
+    assert export["activity_churn_probability"].notna().sum() == len(activity)
+    assert export["snapshot_churn_probability"].notna().sum() == len(snapshot)
     assert set(export["risk_level"]) <= {"High", "Medium", "Low"}
+    # the one rule: the highest of the models' probabilities decides the level
+    both = export[["activity_churn_probability", "snapshot_churn_probability"]]
+    np.testing.assert_allclose(export["churn_probability"], both.max(axis=1))
     high = export[export["risk_level"] == "High"]["churn_probability"]
     low = export[export["risk_level"] == "Low"]["churn_probability"]
     assert high.min() >= 0.6 and low.max() < 0.3
+    picked = np.where(export["risk_model"] == "activity_churn",
+                      export["activity_churn_probability"], export["snapshot_churn_probability"])
+    np.testing.assert_allclose(picked, export["churn_probability"])
+    assert set(export["horizon"]) == {"churns (buys and pays nothing) within the next 90 days"}
 
 
 def test_serving_snapshot_published_for_the_api(full_run):
@@ -362,6 +245,18 @@ def test_tiers_are_quartiles_of_the_scores_given():
     assert tiers[99] == "A" and tiers[0] == "D" and tiers[50] == "B"
 
 
+def test_customer_risk_is_the_highest_models_level():
+    probabilities = np.array([[0.7, 0.2], [0.1, 0.65], [np.nan, 0.31], [0.35, 0.35]])
+    models = ["activity_churn", "snapshot_churn"]
+    probability, levels, which = customer_risk(probabilities, models, high=0.6, medium=0.3)
+    assert levels == ["High", "High", "Medium", "Medium"]
+    assert probability.tolist() == [0.7, 0.65, 0.31, 0.35]
+    assert which == ["activity_churn", "snapshot_churn", "snapshot_churn",
+                     "activity_churn"]  # a tie: the first listed
+    with pytest.raises(ValueError, match="at least one model"):
+        customer_risk(np.array([[np.nan]]), ["activity_churn"], 0.6, 0.3)
+
+
 def test_risk_levels_follow_the_thresholds():
     levels = risk_levels(np.array([0.05, 0.3, 0.59, 0.6, 0.99]), high=0.6, medium=0.3)
     assert list(levels) == ["Low", "Medium", "Medium", "High", "High"]
@@ -382,8 +277,7 @@ def test_csv_export_is_plain_utf8_with_iso_dates(tmp_path):
 def test_asset_graph_of_the_model_stage():
     """Keys, groups and upstream keys as reviewed; a change to the graph shows up here."""
     graph = {}
-    for asset in [*feature_assets, *model_assets, *score_assets]:
-        assert asset.op.pool == "duckdb_writer"  # one DuckDB writer at a time
+    for asset in [*feature_assets, *model_assets, *champion_assets, *score_assets]:
         for spec in asset.specs:
             assert spec.description and spec.kinds
             graph[spec.key.to_user_string()] = (
@@ -398,21 +292,70 @@ def test_asset_graph_of_the_model_stage():
         "models/plan": ("models", ["features/plan_labels"]),
         "models/activity_churn": ("models", ["features/customer_activity"]),
         "models/snapshot_churn": ("models", ["features/customer_snapshot"]),
-        "scores/leads": ("scores", ["features/lead_features", "models/lead_conversion"]),
+        **{f"models/{m}/champion": ("models", [f"models/{m}"]) for m in MODELS},
+        "scores/leads": ("scores", ["features/lead_features", "models/lead_conversion/champion"]),
         "scores/customers": ("scores", [
             "features/customer_activity_latest", "features/customer_snapshot",
-            "models/activity_churn", "models/snapshot_churn"]),
+            "models/activity_churn/champion", "models/snapshot_churn/champion"]),
         "serving/customer_activity_snapshot": ("serving", ["features/customer_activity_latest"]),
     }
-    gates = {key.asset_key.to_user_string() for check in champion_gates()
-             for key in check.check_keys if key.name == CHAMPION_GATE}
-    assert gates == {f"models/{m}" for m in MODELS}
-    assert all(spec.blocking for check in champion_gates() for spec in check.check_specs)
+    gates = {key.asset_key.to_user_string() for asset in champion_assets
+             for key in asset.check_keys if key.name == CHAMPION_GATE}
+    assert gates == {f"models/{m}/champion" for m in MODELS}
 
 
-def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run):
-    """Last in this module: it changes the shared lead features."""
+def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
+    """The one explainer: the batch scores' reasons and probability for each open lead are
+    what the API answers for the same lead, served from the same registry."""
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+    from api.config import LEAD_CONVERSION, ApiSettings
+    from leadscore_core.settings import Settings
+
     stack, _ = full_run
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        scored = conn.execute("SELECT * FROM scores.leads ORDER BY lead_id LIMIT 40").df()
+        features = conn.execute("SELECT * FROM features.lead_features").df()
+    bundle = stack.registry.load_bundle("lead_conversion")
+    names = bundle.encoder.names
+    rows = features.set_index("lead_id").loc[scored["lead_id"], names].reset_index()
+    bodies = [{"id": r["lead_id"], **{k: v for k, v in r.items()
+                                      if k in names and v is not None and v == v}}
+              for r in rows.to_dict(orient="records")]
+    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    with TestClient(app) as client:
+        for _ in range(300):
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        batch = client.post("/v1/leads/score", json=bodies).json()
+        singles = [client.post("/v1/leads/score", json=b).json() for b in bodies[:10]]
+    assert len(batch) == len(scored) >= 5
+    raw = bundle.raw_score(bundle.encoder.transform_frame(rows))
+    contrib = bundle.explainer.contributions(bundle.encoder.transform_frame(rows))[:, 0]
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)
+    for i, (answer, (_, row)) in enumerate(zip(batch, scored.iterrows(), strict=True)):
+        assert answer["id"] == row["lead_id"]
+        assert answer["probability"] == pytest.approx(row["probability"], abs=1e-6)
+        assert answer["score"] == row["score"]
+        for side in ("for", "against"):
+            served = [round(r["contribution"], 6) for r in answer[f"reasons_{side}"]
+                      if r["text"]]
+            exported = [row[f"reason_{side}_{i}_contribution"] for i in (1, 2, 3)]
+            assert served == [x for x in exported if x == x], (answer["id"], side)
+        # reasons + base value add up to the raw score (all contributions, listed or not)
+        assert answer["raw_score"] == pytest.approx(raw[i], abs=1e-9)
+        assert answer["base_value"] == pytest.approx(contrib[i, -1], abs=1e-12)
+    for one, answer in zip(singles, batch, strict=False):
+        assert one["reasons_for"] == answer["reasons_for"]
+        assert one["reasons_against"] == answer["reasons_against"]
+
+
+def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tmp_path):
+    stack = full_run[0].copy(tmp_path)  # it changes the lead features: on a copy
     instance = dg.DagsterInstance.ephemeral()
     alerts_log = stack.data / "alerts.jsonl"
     resources = {**stack.resources(), "alerts": AlertChannel(log_path=str(alerts_log))}

@@ -13,8 +13,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.config import ApiSettings
-from tests.test_api import make_settings, store, wait_ready  # noqa: F401 - shared fixture
-from tests.ui_support import published  # noqa: F401 - shared fixture
+from tests.support.api_models import make_settings, wait_ready
 
 HX = {"HX-Request": "true"}
 
@@ -96,7 +95,9 @@ def test_lead_page_shows_what_the_api_answers_for_that_lead(ui, published):  # n
     assert f"Plan to offer: {plan['plan']}" in body
     for name in plan["probabilities"]:
         assert f"<td>{name}</td>" in page
-    assert ui.get("/ui/leads/nobody@example.com").status_code == 404
+    missing = ui.get("/ui/leads/nobody@example.com")
+    assert missing.status_code == 404 and "<html" in missing.text
+    assert "nobody@example.com" in missing.text and "is not among the open leads" in missing.text
 
 
 def test_what_if_answers_with_the_api_score_for_the_form_fields(ui):
@@ -202,3 +203,34 @@ def test_with_a_key_the_pages_ask_for_it_once(store, published):  # noqa: F811
         ok = client.post("/ui/login", data={"api_key": "s3cret", "next": "//evil.example"},
                          follow_redirects=False)
         assert ok.headers["location"] == "/ui/leads"
+
+
+def test_before_anything_is_published_the_pages_say_so(store, tmp_path):  # noqa: F811
+    app = create_app(make_settings(store).model_copy(update={"data_dir": tmp_path / "empty"}),
+                     api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        assert "No lead scores have been published yet" in client.get("/ui/leads").text
+        assert client.get("/ui/leads.csv").status_code == 404
+        assert "No churn scores yet" in client.get("/ui/customers").text
+        assert "No served prediction has a known outcome yet" in client.get("/ui/models").text
+        # the what-if form still works from the model alone
+        page = client.get("/ui/score").text
+        assert '<select id="w-business_size"' in page and 'data-testid="score"' in page
+
+
+def test_what_if_form_values_are_read_as_the_model_expects():
+    from api.ui.pages import _form_values
+
+    fields = [{"name": "created_hour", "label": "Time of day", "kind": "time"},
+              {"name": "seats", "label": "Seats", "kind": "numeric"},
+              {"name": "auto_renew", "label": "Auto renew", "kind": "boolean"},
+              {"name": "plan", "label": "Plan", "kind": "categorical"}]
+    values, problems = _form_values({"created_hour": "06:07", "seats": "12",
+                                     "auto_renew": "true", "plan": " Elite "}, fields)
+    assert problems == []
+    assert values == {"created_hour": 6 + 7 / 60, "seats": 12.0, "auto_renew": True,
+                      "plan": "Elite"}
+    values, problems = _form_values({"seats": "a dozen", "created_hour": ""}, fields)
+    assert problems == ["Seats: 'a dozen' is not a number"]
+    assert values["created_hour"] is None and values["plan"] is None

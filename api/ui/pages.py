@@ -64,6 +64,9 @@ TEMPLATES = HERE / "templates"
 HORIZON_DAYS = 30  # a lead's label: a succeeded payment within this many days
 LEAD_EXPORT = "lead_scores.csv"
 RISK_ORDER = ("High", "Medium", "Low")
+# held-out figures worth a line on the models page (the run logs counts and timings too)
+SHOWN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "lift_top_decile", "macro_f1",
+                 "accuracy", "log_loss_multiclass")
 
 
 @dataclass
@@ -259,8 +262,10 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
                 values = observed[name].dropna()
                 if len(values):
                     item["min"], item["max"] = float(values.min()), float(values.max())
-            if name == "created_hour":
-                item.update(min=0, max=23.99, step=0.25)
+            unit = field_display(spec.original_name if spec else name, ctx.lead_displays).unit
+            if kind == "numeric" and unit == "time_of_day":
+                item["kind"] = "time"  # people type 06:07, the model reads 6.1167
+                item.pop("min", None), item.pop("max", None)
             out.append(item)
         return out
 
@@ -421,7 +426,13 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         handlers += [login_page, login, logout]
         middleware.append(session_config(settings.api_key).middleware)
         before = signed_in
+    def not_found(request: Request, exc: NotFoundException) -> Template:
+        # a person followed a stale link: a page, not a JSON error body
+        return Template(template_name="error.html", status_code=404, context={
+            "detail": exc.detail, "nav": "", "authenticated": bool(settings.api_key)})
+
     return Router("/ui", route_handlers=handlers, before_request=before,
+                  exception_handlers={NotFoundException: not_found},
                   include_in_schema=False), middleware
 
 
@@ -468,6 +479,12 @@ def _form_values(data: Mapping[str, str], fields: list[dict[str, Any]]
                 values[f["name"]] = float(raw)
             except ValueError:
                 problems.append(f"{f['label']}: {raw!r} is not a number")
+        elif f["kind"] == "time":
+            hours, _, minutes = raw.partition(":")
+            try:
+                values[f["name"]] = int(hours) + int(minutes or 0) / 60
+            except ValueError:
+                problems.append(f"{f['label']}: {raw!r} is not a time of day")
         elif f["kind"] == "boolean":
             values[f["name"]] = raw.lower() in ("true", "yes", "1", "on")
         else:
@@ -532,7 +549,7 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         "error": None if served else ctx.models.errors.get(registered, "loading"),
         "trained_at": when(served.trained_at) if served else "unknown",
         "score": held.get(metric), "baseline": held.get(f"baseline_{metric}"),
-        "metrics": {k: v for k, v in held.items() if not k.startswith("baseline_")
+        "metrics": {k: v for k, v in held.items() if k in SHOWN_METRICS
                     and isinstance(v, int | float)} if held else {},
         "history": history, "realised": realised, "plot": performance_svg(points),
         "drift": drift, "report": overview.drift_report(key) is not None,

@@ -25,7 +25,9 @@ from leadscore_assets.features.activity import (
 from leadscore_assets.features.leads import lead_features, plan_label
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_features
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_core.horizons import churn_horizon_days, lead_window_days
 from leadscore_core.profiles import Profile, load_profiles, snake
+from leadscore_core.settings import get_settings
 from leadscore_core.warehouse import read_table, write_table
 
 GROUP = "features"
@@ -122,18 +124,26 @@ def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
 
 
 class LeadFeaturesConfig(dg.Config):
-    window_days: int = 30
-    """A lead converted when a succeeded payment with its email arrives within this many days."""
+    window_days: int | None = None
+    """A lead converted when a succeeded payment with its email arrives within this many days
+    (default: ``LEADSCORE_LEAD_WINDOW_DAYS``, the horizon the scores state)."""
+
+    def days(self) -> int:
+        return lead_window_days(get_settings(), self.window_days)
 
 
 class ActivityFeaturesConfig(dg.Config):
-    horizon_days: int = 90
-    """A customer churned at a cutoff when they buy nothing in this many days after it."""
+    horizon_days: int | None = None
+    """A customer churned at a cutoff when they buy nothing in this many days after it
+    (default: ``LEADSCORE_CHURN_HORIZON_DAYS``, the horizon the scores state)."""
     cutoffs: list[str] = []
     """Training cutoffs (ISO dates, ascending; the last is held out). Empty: chosen from the
     data so that every training label is observed before the held-out cutoff."""
     cutoff_count: int = 4
     cutoff_step_days: int = 30
+
+    def horizon(self) -> int:
+        return churn_horizon_days(get_settings(), self.horizon_days)
 
 
 # -- assets --------------------------------------------------------------------------------------
@@ -157,7 +167,7 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
         if leads is None:
             raise dg.Failure("clean.leads does not exist yet: materialise clean/leads first")
         payments = read_table(conn, "clean.payments")
-        frame = lead_features(leads, payments, window_days=config.window_days)
+        frame = lead_features(leads, payments, window_days=config.days())
         write_table(conn, "features.lead_features", frame)
     sources = frame["label_source"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
@@ -166,7 +176,7 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
         "labelled_by_profile": int(sources.get("profile", 0)),
         "labelled_by_payments": int(sources.get("payments", 0)),
         "open_leads": int(sources.get("open", 0)),
-        "window_days": config.window_days,
+        "window_days": config.days(),
         "preview": _preview(frame),
     })
 
@@ -186,7 +196,7 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
             raise dg.Failure("features.lead_features does not exist yet")
         if payments is None:
             payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
-        frame = plan_label(leads, payments, window_days=config.window_days)
+        frame = plan_label(leads, payments, window_days=config.days())
         write_table(conn, "features.plan_labels", frame)
     counts = frame["plan"].value_counts()
     return dg.MaterializeResult(metadata={
@@ -232,11 +242,11 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
         if config.cutoffs:
             cutoffs = sorted(pd.Timestamp(c) for c in config.cutoffs)
         else:
-            cutoffs = churn_cutoffs(invoices, horizon_days=config.horizon_days,
+            cutoffs = churn_cutoffs(invoices, horizon_days=config.horizon(),
                                     count=config.cutoff_count, step_days=config.cutoff_step_days)
-        training = activity_training_set(invoices, cutoffs, horizon_days=config.horizon_days)
+        training = activity_training_set(invoices, cutoffs, horizon_days=config.horizon())
         end = pd.to_datetime(invoices["invoice_date"]).max().normalize() + DAY
-        latest = activity_features(invoices, end, horizon_days=config.horizon_days)
+        latest = activity_features(invoices, end, horizon_days=config.horizon())
         write_table(conn, "features.customer_activity", training)
         write_table(conn, "features.customer_activity_latest", latest)
     per_cutoff = training.groupby("cutoff").agg(
@@ -245,7 +255,7 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
     yield dg.MaterializeResult(asset_key=["features", "customer_activity"], metadata={
         "dagster/row_count": len(training),
         "cutoffs": ", ".join(c.date().isoformat() for c in cutoffs),
-        "horizon_days": config.horizon_days,
+        "horizon_days": config.horizon(),
         "per_cutoff": dg.MetadataValue.md(markdown_table(per_cutoff.reset_index())),
         "features": ", ".join(ACTIVITY_FEATURES),
     })

@@ -27,6 +27,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
 from leadscore_assets.monitoring.performance import (
@@ -39,6 +40,7 @@ from leadscore_assets.monitoring.performance import (
 from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
 from leadscore_core.profiles import normalise_category
 from leadscore_core.published import publish_file, realised_performance_path
@@ -49,6 +51,7 @@ from leadscore_core.registry import (
     REFERENCE_ARTIFACT,
     TAG_LABEL,
 )
+from leadscore_core.settings import get_settings
 from leadscore_core.vocabulary import flags
 from leadscore_core.warehouse import ensure_schemas, read_table, table_exists
 
@@ -477,7 +480,7 @@ def drift_asset(model: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=drift_key(model),
-        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+        deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
         kinds={"scipy", "duckdb", "html"},
@@ -504,8 +507,9 @@ drift_assets = [drift_asset(model) for model in MONITORED]
 
 
 class RealisedPerformanceConfig(dg.Config):
-    horizon_days: int = 90
-    """A customer scored for churn churned if they bought nothing in this many days after."""
+    horizon_days: int | None = None
+    """A customer scored for churn churned if they bought nothing in this many days after
+    (default: ``LEADSCORE_CHURN_HORIZON_DAYS``)."""
     calibration_bins: int = 10
 
 
@@ -564,7 +568,8 @@ def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerf
     customer bought again within the horizon). Tables ``monitoring.realised_performance`` and
     ``monitoring.realised_calibration``."""
     with warehouse.get_connection() as conn:
-        judged = judged_predictions(conn, config.horizon_days)
+        judged = judged_predictions(conn, churn_horizon_days(get_settings(),
+                                                             config.horizon_days))
         summary, calibration = performance_by_version(judged, config.calibration_bins)
         ensure_schemas(conn)
         for table, frame in (("realised_performance", summary),

@@ -32,13 +32,13 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import (
     DRIFT_AUTOMATION,
     GROUP,
     MONITORED,
     PREDICTIONS_KEY,
-    RealisedPerformanceConfig,
     _naive_utc,
     _same_types,
     api_window,
@@ -46,8 +46,10 @@ from leadscore_assets.monitoring.assets import (
     judged_predictions,
 )
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_assets.scores.assets import publish_file, quartile_tiers, risk_levels
+from leadscore_assets.scores.assets import quartile_tiers, risk_levels
 from leadscore_core.estimation import Estimate, estimate, realised_metrics
+from leadscore_core.horizons import churn_horizon_days
+from leadscore_core.published import publish_file
 from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
@@ -75,8 +77,9 @@ class EstimationConfig(dg.Config):
     """Share of the drawn realised figures the interval holds."""
     drop_tolerance: float = 0.02
     """A drop: the window's ROC-AUC interval lies wholly this far below the reference."""
-    horizon_days: int = RealisedPerformanceConfig.model_fields["horizon_days"].default
-    """A scored customer's outcome is known this many days after the score."""
+    horizon_days: int | None = None
+    """A scored customer's outcome is known this many days after the score (default:
+    ``LEADSCORE_CHURN_HORIZON_DAYS``)."""
 
 
 def top_tier_mask(model: str, probability: np.ndarray, settings: Settings) -> np.ndarray:
@@ -196,7 +199,7 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     with warehouse.get_connection() as conn:
         parts = [feature_window(conn, spec, trained_at, features),
                  api_window(conn, MODELS[model], trained_at, kinds)]
-        judged = judged_predictions(conn, config.horizon_days)
+        judged = judged_predictions(conn, churn_horizon_days(s, config.horizon_days))
     window = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=features)
     for name in features:
@@ -270,7 +273,7 @@ def estimated_asset(model: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=estimated_key(model),
-        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+        deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
         kinds={"numpy", "duckdb"},

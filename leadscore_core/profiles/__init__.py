@@ -90,6 +90,9 @@ class Profile(BaseModel):
     personal: list[str] = Field(default_factory=list, description="kept, never a feature")
     text: list[str] = Field(default_factory=list, description="free text, never a feature")
     exclude: list[str] = Field(default_factory=list, description="kept, never a feature")
+    actionable: list[str] = Field(
+        default_factory=list, description="feature columns a person can change (the API can "
+                                          "suggest the one change that helps the score most)")
     optional: list[str] = Field(
         default_factory=list, description="named columns a file may lack (typed as missing); "
                                           "any other named column missing refuses the file")
