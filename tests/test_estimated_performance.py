@@ -145,6 +145,8 @@ def test_02_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(
 
 
 def test_03_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains(stack):
+    # the same window as test 02 (written again: under xdist this test may run on its own)
+    stack.write(accounts(2_000, seed=2, start=10_000, ingested=now()), replace_window=True)
     before = stack.estimate()["roc_auc/value"]
     window = accounts(2_000, seed=3, start=20_000, ingested=now())
     window["logins_30d"] = np.random.default_rng(4).permutation(window["logins_30d"].to_numpy())
