@@ -42,13 +42,14 @@ def clean(database: Path) -> None:
     """The asset's own steps: read raw, clean, publish (run in a fresh process)."""
     import duckdb
 
-    from leadscore_assets.clean.assets import clean_source, publish, read_raw
+    from leadscore_assets.clean.assets import clean_source, landed_files, publish, read_raw
     from leadscore_core.settings import Settings
 
     started = time.perf_counter()
     with duckdb.connect(str(database)) as conn:
         raw = read_raw(conn, "invoices")
         result, columns, _ = clean_source("invoices", raw, Settings())
+        raw = landed_files(raw)
         publish(conn, "invoices", result, columns)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
     print(f"{result.rows_in:,} {len(result.clean):,} {len(result.quarantine):,} "

@@ -7,21 +7,13 @@ import socket
 from pathlib import Path
 
 import dagster as dg
-import pytest
-from conftest import Receiver
 from dagster._core.events import DagsterEventType
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import Alert, AlertChannel, alert_on_run_failure
 from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+from tests.support.webhook import Receiver
 
 
 def closed_port() -> int:

@@ -11,13 +11,13 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.config import ApiSettings
-from tests.test_api import make_settings, store, wait_ready  # noqa: F401 - shared fixture
+from tests.support.api_models import make_settings, wait_ready
 
 BASE = "http://testserver.local"
 
 
 @pytest.fixture(scope="module")
-def app_client(store):  # noqa: F811 - the module-scoped registry from test_api
+def app_client(store):
     app = create_app(make_settings(store, api_key="k"), api_settings=ApiSettings(
         max_batch=20, prediction_log=False))
     with TestClient(app, base_url=BASE) as client:

@@ -7,6 +7,7 @@ start-up imports are checked in a fresh interpreter: what it loads at import dec
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -30,3 +31,44 @@ def test_the_api_imports_no_framework_and_no_heavy_library_at_start():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_no_test_module_imports_another():
+    """Shared code lives in tests/support and fixtures in conftest.py: a test module imported
+    by another would run under two names."""
+    tests = ROOT / "tests"
+    modules = {p.stem for p in tests.glob("test_*.py")} | {"conftest"}
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                parts = name.split(".")
+                if parts[-1] in modules or (parts[0] == "tests" and parts[1:2] and
+                                            parts[1] in modules):
+                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []
+
+
+def test_every_asset_key_is_mapped_to_the_module_that_builds_it():
+    """docs/assets.md: one row per asset key, naming the module and function that build it."""
+    import inspect
+
+    from leadscore_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    actual = {}
+    for key in graph.get_all_asset_keys():
+        fn = graph.get(key).assets_def.op.compute_fn.decorated_fn
+        actual[key.to_user_string()] = (inspect.getmodule(fn).__name__, fn.__name__)
+    documented = {}
+    for line in (ROOT / "docs" / "assets.md").read_text().splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and "/" in cells[0]:
+            documented[cells[0]] = (cells[2], cells[3])
+    assert documented == actual, "update docs/assets.md: " + ", ".join(
+        f"{k} -> {v}" for k, v in sorted(actual.items()) if documented.get(k) != v)

@@ -10,13 +10,13 @@ rollback walks the champion back.
 from __future__ import annotations
 
 import math
+import shutil
 
 import dagster as dg
 import mlflow.pyfunc
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_models_pipeline import MODEL_KEYS, Stack, fast
 
 from leadscore_assets.cli import main
 from leadscore_assets.models.checks import CHAMPION_GATE
@@ -29,6 +29,7 @@ from leadscore_core.registry import (
     RollbackError,
     decide,
 )
+from tests.support.pipeline import MODEL_KEYS, Stack, fast
 
 MODEL = "snapshot_churn"
 SELECTION = dg.AssetSelection.assets(["features", "customer_snapshot"], ["models", MODEL],
@@ -159,16 +160,20 @@ def test_models_command_lists_versions_and_aliases(history, monkeypatch):
     assert "champion" in lines[2] and "rejected" in lines[1]
 
 
-def test_rollback_restores_the_previous_champion(history, monkeypatch):
-    """Runs last in this module: it moves the champion."""
+def test_rollback_restores_the_previous_champion(history, monkeypatch, tmp_path):
+    """On a copy of the registry: the history the other tests read stays as it is."""
     stack, _ = history
-    monkeypatch.setenv("LEADSCORE_MLFLOW_TRACKING_URI", stack.tracking_uri)
+    shutil.copy(stack.data / "mlflow" / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = ModelRegistry(uri)
+    monkeypatch.setenv("LEADSCORE_MLFLOW_TRACKING_URI", uri)
     out = CliRunner().invoke(main, ["rollback", "snapshot-churn"])
     assert out.exit_code == 0, out.output
     assert "from version 2 back to version 1" in out.output
-    assert stack.registry.aliases(MODEL) == {CHAMPION: "1", CHALLENGER: "3"}
-    assert stack.registry.history(MODEL) == ["1"]
+    assert registry.aliases(MODEL) == {CHAMPION: "1", CHALLENGER: "3"}
+    assert registry.history(MODEL) == ["1"]
+    assert stack.registry.aliases(MODEL)[CHAMPION] == "2"  # the original is untouched
     with pytest.raises(RollbackError):
-        stack.registry.rollback(MODEL)
+        registry.rollback(MODEL)
     again = CliRunner().invoke(main, ["rollback", MODEL])
     assert again.exit_code != 0 and "no previous champion" in again.output

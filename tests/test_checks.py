@@ -10,7 +10,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from conftest import Receiver
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import AlertChannel
@@ -21,6 +20,7 @@ from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.schemas import CleanInvoices, validate
 from leadscore_core.profiles import SHIPPED_DIR
+from tests.support.webhook import Receiver
 
 
 def webform_leads(path: Path) -> list[str]:
@@ -47,7 +47,8 @@ def stripe_charges(path: Path, emails: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def receiver():
+def run_receiver():
+    """The webhook of the module's shared run (other tests take a receiver of their own)."""
     r = Receiver()
     yield r
     r.close()
@@ -61,7 +62,7 @@ def land(landing: LandingZone, warehouse: DuckDBResource, source: str, path: Pat
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, shared_data: Path, receiver: Receiver):
+def run(tmp_path_factory, shared_data: Path, run_receiver: Receiver):
     """Four sources landed (good and bad rows), then every clean asset and check materialised."""
     tmp = tmp_path_factory.mktemp("clean_run")
     data, files = tmp / "data", tmp / "files"
@@ -86,7 +87,7 @@ def run(tmp_path_factory, shared_data: Path, receiver: Receiver):
         land(landing, warehouse, "invoices", files / f"invoices_{n}.csv")
     land(landing, warehouse, "customers", files / "accounts.csv")
 
-    alerts = AlertChannel(webhook_url=receiver.url, log_path=str(data / "alerts.jsonl"),
+    alerts = AlertChannel(webhook_url=run_receiver.url, log_path=str(data / "alerts.jsonl"),
                           ui_url="http://dagster.test")
     result = dg.materialize(
         [*CLEAN_ASSETS.values(), *CLEAN_CHECKS],
@@ -104,7 +105,7 @@ def run(tmp_path_factory, shared_data: Path, receiver: Receiver):
             "AND table_name = 'payments'").fetchall())
     checks = {(e.asset_key.path[-1], e.check_name): e
               for e in result.get_asset_check_evaluations()}
-    return result, tables, types, checks, alerts, list(receiver.bodies)
+    return result, tables, types, checks, alerts, list(run_receiver.bodies)
 
 
 def test_run_succeeds_and_good_rows_land(run):

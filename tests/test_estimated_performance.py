@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
-from support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
 from leadscore_assets.models.assets import snapshot_churn_model
 from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
@@ -36,6 +35,7 @@ from leadscore_assets.monitoring.estimated import (
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.estimation import realised_metrics, summary_lines
 from leadscore_core.registry import CHAMPION, ModelRegistry
+from tests.support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
 MODEL = "snapshot_churn"
 FAST = {"num_leaves": [7], "min_data_in_leaf": [20], "max_rounds": 150,
@@ -91,7 +91,7 @@ class Stack:
         return np.asarray(bundle.predict_frame(frame[FEATURES]))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     s = Stack(tmp_path_factory.mktemp("estimated"))
     s.write(accounts(3_000, seed=1))
@@ -103,7 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     return s
 
 
-def test_01_no_window_yet_no_estimate_and_no_retraining(stack):
+def step_1_no_window_yet_no_estimate_and_no_retraining(stack):
     meta = stack.estimate()
     assert meta["status"] == "too_few_rows" and meta["estimated_drop"] is False
     assert meta["champion_version"] == "1"
@@ -114,7 +114,7 @@ def test_01_no_window_yet_no_estimate_and_no_retraining(stack):
     assert stack.tick(RetrainPolicy()).run_requests == []
 
 
-def test_02_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(stack):
+def step_2_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(stack):
     window = accounts(2_000, seed=2, start=10_000, ingested=now())
     stack.write(window, replace_window=True)
     meta = stack.estimate()
@@ -144,9 +144,7 @@ def test_02_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(
     assert f"{meta['roc_auc/value']:.3f} [{meta['roc_auc/low']:.3f}" in lines[1]
 
 
-def test_03_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains(stack):
-    # the same window as test 02 (written again: under xdist this test may run on its own)
-    stack.write(accounts(2_000, seed=2, start=10_000, ingested=now()), replace_window=True)
+def step_3_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains(stack):
     before = stack.estimate()["roc_auc/value"]
     window = accounts(2_000, seed=3, start=20_000, ingested=now())
     window["logins_30d"] = np.random.default_rng(4).permutation(window["logins_30d"].to_numpy())
@@ -180,7 +178,7 @@ def test_03_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains
     assert stack.tick(policy).run_requests == []
 
 
-def test_04_a_cadence_retrains_once_per_tick_and_is_off_by_default(stack, monkeypatch):
+def step_4_a_cadence_retrains_once_per_tick_and_is_off_by_default(stack, monkeypatch):
     from leadscore_assets.monitoring import automation
 
     assert stack.tick(RetrainPolicy(on_estimated_drop=False)).run_requests == []
@@ -203,6 +201,14 @@ def test_04_a_cadence_retrains_once_per_tick_and_is_off_by_default(stack, monkey
         f"retrain/{MODEL}/champion-v1/cadence/{later + pd.Timedelta(minutes=1):%Y%m%dT%H%M}"]
     with pytest.raises(ValueError, match="not a cron schedule"):
         stack.tick(RetrainPolicy(cadence="weekly"))
+
+
+def test_the_estimate_loop_step_by_step(stack, monkeypatch):
+    """One scenario in order: each step starts from what the one before left."""
+    step_1_no_window_yet_no_estimate_and_no_retraining(stack)
+    step_2_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(stack)
+    step_3_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains(stack)
+    step_4_a_cadence_retrains_once_per_tick_and_is_off_by_default(stack, monkeypatch)
 
 
 def test_estimate_against_realised_per_served_version():

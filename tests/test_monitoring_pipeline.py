@@ -154,7 +154,7 @@ class Stack:
         return [json.loads(line) for line in self.alerts_log.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     s = Stack(tmp_path_factory.mktemp("monitoring"))
     # a first champion held back on purpose (500 rows, three shallow trees) so that a later,
@@ -168,7 +168,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
 # -- the drift loop, in order ------------------------------------------------------------------
 
 
-def test_01_nothing_arrived_since_training_gives_no_verdict(stack):
+def step_1_nothing_arrived_since_training_gives_no_verdict(stack):
     meta, check = stack.drift()
     assert meta["status"] == "too_few_rows"
     assert meta["champion_version"] == "1"
@@ -176,7 +176,7 @@ def test_01_nothing_arrived_since_training_gives_no_verdict(stack):
     assert stack.retraining_tick().run_requests == []
 
 
-def test_02_same_distribution_window_is_not_flagged(stack):
+def step_2_same_distribution_window_is_not_flagged(stack):
     write_table(stack.warehouse, "features.customer_snapshot",
                 customers(1_500, seed=2, start=10_000, ingested=utc_now()),
                 append=True)
@@ -193,7 +193,7 @@ def test_02_same_distribution_window_is_not_flagged(stack):
     assert stack.retraining_tick().run_requests == []
 
 
-def test_03_price_rise_is_detected_the_check_fails_and_retraining_is_requested(stack):
+def step_3_price_rise_is_detected_the_check_fails_and_retraining_is_requested(stack):
     with duckdb.connect(str(stack.warehouse)) as conn:
         conn.execute("DELETE FROM features.customer_snapshot WHERE _ingested_at > ?",
                      [TRAINED_BEFORE.to_pydatetime()])
@@ -226,7 +226,7 @@ def test_03_price_rise_is_detected_the_check_fails_and_retraining_is_requested(s
     assert len([a for a in stack.alerts() if a["check"] == DRIFT_CHECK]) == 1
 
 
-def test_04_a_worse_retrained_model_is_not_promoted_and_the_reference_stays(stack):
+def step_4_a_worse_retrained_model_is_not_promoted_and_the_reference_stays(stack):
     stack.train(shuffle_labels=True)
     assert stack.champion() == "1"
     meta, check = stack.drift()
@@ -238,7 +238,7 @@ def test_04_a_worse_retrained_model_is_not_promoted_and_the_reference_stays(stac
     assert stack.retraining_tick(first.cursor).run_requests == []
 
 
-def test_05_a_better_retrained_model_is_promoted_and_becomes_the_reference(stack):
+def step_5_a_better_retrained_model_is_promoted_and_becomes_the_reference(stack):
     stack.train()  # learns from the 500 + 1,500 rows, prices raised included
     assert stack.champion() == "3"
     meta, check = stack.drift()
@@ -393,7 +393,7 @@ def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
     assert calib == 8
 
 
-def test_06_what_the_api_scored_is_part_of_the_window(stack):
+def step_6_what_the_api_scored_is_part_of_the_window(stack):
     # the API scores 150 customers with the new champion; their fees are far above anything
     # the champion trained on
     asked = customers(150, seed=6, start=30_000, price_rise=2.0)
@@ -416,6 +416,17 @@ def test_06_what_the_api_scored_is_part_of_the_window(stack):
     assert meta["status"] == "evaluated"
     assert "monthly_fee" in meta["drifted_features"]
     assert not check.passed
+
+
+def test_the_drift_loop_step_by_step(stack):
+    """One scenario in order: each step starts from what the one before left (the champion,
+    the rows that arrived, the sensor's cursor)."""
+    step_1_nothing_arrived_since_training_gives_no_verdict(stack)
+    step_2_same_distribution_window_is_not_flagged(stack)
+    step_3_price_rise_is_detected_the_check_fails_and_retraining_is_requested(stack)
+    step_4_a_worse_retrained_model_is_not_promoted_and_the_reference_stays(stack)
+    step_5_a_better_retrained_model_is_promoted_and_becomes_the_reference(stack)
+    step_6_what_the_api_scored_is_part_of_the_window(stack)
 
 
 # -- the graph ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from leadscore_core.reasons import (
     reason_points,
     sigmoid_link,
 )
-from tests.test_api import client, store  # noqa: F401 - shared fixtures
 
 LINK = sigmoid_link()
 

@@ -11,7 +11,6 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
-from support.accounts import accounts
 
 from leadscore_assets.alerts import Alert, AlertChannel, slack_message
 from leadscore_assets.models.assets import snapshot_churn_model
@@ -21,6 +20,7 @@ from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import customer_scores
 from leadscore_assets.scores.changes import CUSTOMER_CHANGES_EXPORT, customer_changes
 from leadscore_core.changes import moves_into, score_changes
+from tests.support.accounts import accounts
 
 WEBHOOK_PORT = 18710
 

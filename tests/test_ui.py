@@ -13,8 +13,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.config import ApiSettings
-from tests.test_api import make_settings, store, wait_ready  # noqa: F401 - shared fixture
-from tests.ui_support import published  # noqa: F401 - shared fixture
+from tests.support.api_models import make_settings, wait_ready
 
 HX = {"HX-Request": "true"}
 

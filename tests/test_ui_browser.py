@@ -17,9 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_api import store  # noqa: F401 - shared fixture
-from tests.ui_support import published  # noqa: F401 - shared fixture
-
 CHROMIUM = Path(os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "screenshots"

@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import Alert, AlertChannel
@@ -21,7 +22,7 @@ from leadscore_assets.schemas import read_table
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles
 from leadscore_core.settings import SOURCES, Settings
-from leadscore_core.warehouse import ensure_raw_table, ensure_schemas
+from leadscore_core.warehouse import ensure_raw_table, ensure_schemas, raw_column_types
 
 GROUP = "clean"
 REMOVED_TABLE = "quarantine.removed_rows"
@@ -47,8 +48,38 @@ DESCRIPTIONS = {
 }
 
 
+# Columns of raw.invoices that hold a handful of values (one per file): read as categories.
+PER_FILE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_encoding", "_formats")
+
+
 def read_raw(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
-    return read_table(conn, ensure_raw_table(conn, source))
+    """``raw.<source>`` as a frame. Invoices (millions of lines) come as Arrow-backed text,
+    and their per-file columns as categories rebuilt from one small code per row: the
+    per-file text (file name, hash, decided formats) never crosses over row by row, which is
+    what keeps cleaning a 2M-line export within a fraction of the memory."""
+    table = ensure_raw_table(conn, source)
+    if source != "invoices":
+        return read_table(conn, table)
+    per_file = ", ".join(f"any_value({c})" for c in PER_FILE_COLUMNS[1:])
+    files = conn.execute(f"SELECT _partition, {per_file} FROM {table} GROUP BY ALL "
+                         "ORDER BY 1").fetchall()
+    code = "CASE _partition " + " ".join(
+        f"WHEN '{row[0].replace(chr(39), chr(39) * 2)}' THEN {i}" for i, row in enumerate(files)
+    ) + " END::INTEGER" if files else "0"
+    others = [c for c in raw_column_types(source) if c not in PER_FILE_COLUMNS]
+    listed = ", ".join(f'"{c}"' for c in others)
+    arrow = conn.sql(f"SELECT {listed}, {code} AS _file FROM {table}").to_arrow_table()
+    text = pd.StringDtype("pyarrow")
+    frame = arrow.to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get,
+                            self_destruct=True, split_blocks=True)
+    del arrow
+    pa.default_memory_pool().release_unused()
+    codes = frame.pop("_file").to_numpy()
+    for at, name in enumerate(PER_FILE_COLUMNS):
+        which, values = pd.factorize(pd.Series([row[at] for row in files], dtype=object))
+        frame[name] = pd.Categorical.from_codes(which[codes] if len(files) else codes,
+                                                categories=values)
+    return frame
 
 
 def clean_source(source: str, raw: pd.DataFrame, settings: Settings) -> tuple[
@@ -116,6 +147,11 @@ def publish(conn: duckdb.DuckDBPyConnection, source: str, result: CleanResult,
             conn.unregister(view)
 
 
+def landed_files(raw: pd.DataFrame) -> pd.DataFrame:
+    """One row per landed file (name and content hash) of a raw frame."""
+    return raw[["_source_file", "_file_sha256"]].drop_duplicates("_source_file").astype(str)
+
+
 def alert_quarantined_files(context: dg.AssetExecutionContext, alerts: AlertChannel,
                             source: str, raw: pd.DataFrame, result: CleanResult) -> int:
     """One alert per landed file (by content hash) that has quarantined rows."""
@@ -174,6 +210,7 @@ def _clean_asset(source: str) -> dg.AssetsDefinition:
         with warehouse.get_connection() as conn:
             raw = read_raw(conn, source)
             result, columns, extra = clean_source(source, raw, settings.get())
+            raw = landed_files(raw)  # all the rest needs; the raw rows are freed before writing
             publish(conn, source, result, columns)
         context.log.info(f"clean/{source}: {result.rows_in:,} raw rows -> "
                          f"{len(result.clean):,} clean, {len(result.quarantine):,} quarantined, "
@@ -185,7 +222,3 @@ def _clean_asset(source: str) -> dg.AssetsDefinition:
 
 
 CLEAN_ASSETS: dict[str, dg.AssetsDefinition] = {s: _clean_asset(s) for s in SOURCES}
-clean_leads = CLEAN_ASSETS["leads"]
-clean_payments = CLEAN_ASSETS["payments"]
-clean_invoices = CLEAN_ASSETS["invoices"]
-clean_customers = CLEAN_ASSETS["customers"]

@@ -104,14 +104,19 @@ def clean_invoices(raw: pd.DataFrame) -> CleanResult:
     df = lineage_order(raw)
     book = RuleBook(df, record_columns=RAW_FIELDS)
     exact = df[RAW_FIELDS].astype(TEXT)
-    text = {c: exact[c].str.strip() for c in RAW_FIELDS}
+
+    def stripped(field: str, rows: np.ndarray | None = None) -> pd.Series:
+        # trimmed text only where it is used: a copy of every field of every line would be
+        # the largest allocation of a multi-million-line clean
+        values = exact[field] if rows is None else exact[field].iloc[rows]
+        return values.str.strip()
 
     book.quarantine_malformed()
     book.remove("exact_duplicate", exact.duplicated(keep="first"))
 
     quantity, price, date = parse_numbers_and_dates(
         exact.assign(_formats=df["_formats"]) if "_formats" in df.columns else exact)
-    invoice = text["invoice_no"].str.upper()
+    invoice = stripped("invoice_no").str.upper()
     book.quarantine("missing_invoice_no", "invoice_no", blank(exact["invoice_no"]))
     book.quarantine("invalid_quantity", "quantity",
                     quantity.isna() | (quantity.round() != quantity))
@@ -139,13 +144,13 @@ def clean_invoices(raw: pd.DataFrame) -> CleanResult:
     unit = price.iloc[keep].astype("float64")
     clean = pd.DataFrame({
         "invoice_no": inv,
-        "stock_code": text["stock_code"].iloc[keep],
-        "description": text["description"].iloc[keep],
+        "stock_code": stripped("stock_code", keep),
+        "description": stripped("description", keep),
         "quantity": qty,
         "invoice_date": date.iloc[keep],
         "unit_price": unit,
         "customer_id": customer,
-        "country": text["country"].iloc[keep],
+        "country": stripped("country", keep),
         "is_return": inv.str.startswith("C").astype(bool),
         "line_total": np.round(qty * unit, 6),
         **{c: df[c].iloc[keep] for c in LINEAGE},

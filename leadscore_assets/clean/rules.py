@@ -189,7 +189,10 @@ def lineage_order(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.reset_index(drop=True)  # one file, already in order
     # lexsort on integer codes: much faster than sorting a frame by a text column
     codes = [pd.factorize(frame[c], sort=True)[0] for c in reversed(keys)]
-    return frame.iloc[np.lexsort(codes)].reset_index(drop=True)
+    order = np.lexsort(codes)
+    if (order == np.arange(len(order))).all():  # landed in order: no copy of every column
+        return frame.reset_index(drop=True)
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def by_latest(frame: pd.DataFrame, key: str, order: Sequence[str]) -> pd.Series:

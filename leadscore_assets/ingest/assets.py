@@ -187,10 +187,6 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
 
 
 RAW_ASSETS: dict[str, dg.AssetsDefinition] = {source: _raw_asset(source) for source in SOURCES}
-raw_leads = RAW_ASSETS["leads"]
-raw_payments = RAW_ASSETS["payments"]
-raw_invoices = RAW_ASSETS["invoices"]
-raw_customers = RAW_ASSETS["customers"]
 
 
 def land_file(source: str, name: str, *, landing: LandingZone, warehouse: DuckDBResource,

@@ -137,7 +137,3 @@ def _inbox_sensor(source: str) -> dg.SensorDefinition:
 
 
 INBOX_SENSORS: dict[str, dg.SensorDefinition] = {s: _inbox_sensor(s) for s in SOURCES}
-leads_inbox_sensor = INBOX_SENSORS["leads"]
-payments_inbox_sensor = INBOX_SENSORS["payments"]
-invoices_inbox_sensor = INBOX_SENSORS["invoices"]
-customers_inbox_sensor = INBOX_SENSORS["customers"]

@@ -21,7 +21,7 @@ from leadscore_assets.scores.assets import (
 from leadscore_core.published import open_leads_path, publish_file, realised_performance_path
 from leadscore_core.reasons import bundle_link
 from leadscore_core.serving import ModelBundle
-from tests.test_api import lead_frame
+from tests.support.api_models import lead_frame
 
 COMPANIES = ["Acme Dental", "Bright Cafe", "Core Gym", "Delta Bakery", "Echo Agency"]
 
