@@ -28,8 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import auc
 
 METRICS = ("roc_auc", "top_tier_precision", "positive_rate", "brier")
 DRAWS = 400
@@ -56,6 +54,8 @@ def expected_roc_auc(probability: np.ndarray) -> float:
 
     NaN when the probabilities expect no positives or no negatives (all 0, or all 1).
     """
+    from sklearn.metrics import auc  # here: the API imports this module for its summaries
+
     p = np.asarray(probability, dtype=np.float64)
     if p.size == 0:
         return float("nan")
@@ -99,6 +99,8 @@ def _draw_metrics(p: np.ndarray, outcomes: np.ndarray, top: np.ndarray
     ROC-AUC by the rank-sum (Mann-Whitney) identity, ties at half: the probabilities, and so
     their ranks, are the same in every draw.
     """
+    from scipy.stats import rankdata
+
     ranks = rankdata(p)
     y = outcomes.astype(np.float64)
     positives = y.sum(axis=1)
