@@ -135,8 +135,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         try:
             version = registry.version_for_alias(name, api.alias)
             if version is not None:
-                preloaded[name] = ServedModel(name, version, registry.load(name, version),
-                                              api.explain)
+                preloaded[name] = ServedModel(name, version, registry.load(name, version))
         except Exception as exc:  # the API still starts; /ready tells the truth
             log.warning("champion of %s not readable at start-up: %s", name, exc)
 
@@ -197,7 +196,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         models: ServedModels = app.state.models
-        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds, api.explain)
+        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds)
         for served in preloaded.values():
             models.put(served)
         await anyio.to_thread.run_sync(receiver.start)

@@ -7,8 +7,6 @@ default that works with nothing set.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,9 +31,6 @@ class ApiSettings(BaseSettings):
     alias: str = Field("champion", description="Registry alias that names the served version")
     poll_seconds: float = Field(5.0, gt=0, description="How often the alias is checked")
     max_batch: int = Field(10_000, ge=1, description="Most leads in one request (413 above)")
-    explain: Literal["path", "shap"] = Field(
-        "path", description="Reasons from per-leaf path contributions (fast) or LightGBM's "
-                            "SHAP values (as the batch scores)")
     prediction_log: bool = Field(True, description="Append every prediction to the log")
     direct_path: bool = Field(
         True, description="Answer well-formed prediction requests without the framework's "

@@ -18,16 +18,17 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio.to_thread
 import numpy as np
 
-from api.explain import PathExplainer
-from api.fastrow import NORMAL, RAW_SCORE, FastRow
 from api.schemas import Reason as ApiReason
 from leadscore_core.reasons import bundle_logistic_link, sigmoid_link
 from leadscore_core.serving import FeatureSpec, ModelBundle
+
+if TYPE_CHECKING:
+    from leadscore_core.fastrow import FastRow
 
 log = logging.getLogger("leadscore.api")
 
@@ -66,18 +67,20 @@ class ServedModel:
     name: str
     version: str
     bundle: ModelBundle
-    explain_method: str = "path"  # path (precomputed per leaf) | shap (LightGBM pred_contrib)
     loaded_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
         import lightgbm as lgb  # with the first model, not with the API module
 
+        from leadscore_core.fastrow import NORMAL, RAW_SCORE, FastRow
+
         bundle = self.bundle
-        # A request is one row or a small batch: OpenMP's thread team costs more than it
-        # saves, and its spinning threads steal the core the event loop needs. One thread per
-        # prediction; several workers (processes) are how the API uses more cores.
-        bundle.booster.predict = functools.partial(lgb.Booster.predict, bundle.booster,
-                                                   num_threads=1)
+        if bundle.booster is not None:
+            # A request is one row or a small batch: OpenMP's thread team costs more than it
+            # saves, and its spinning threads steal the core the event loop needs. One thread
+            # per prediction; several workers (processes) are how the API uses more cores.
+            bundle.booster.predict = functools.partial(lgb.Booster.predict, bundle.booster,
+                                                       num_threads=1)
         self.specs: list[FeatureSpec] = bundle.encoder.specs
         self.task = bundle.task
         self.classes = list(bundle.classes)
@@ -85,34 +88,29 @@ class ServedModel:
         self.tier_bounds = np.asarray(bounds, dtype=np.float64) if bounds else None
         self.trained_at = bundle.metadata.get("trained_at")
         self.metrics = dict(bundle.metadata.get("metrics") or {})
+        self.candidate = (bundle.metadata.get("candidate") or {}).get("chosen", bundle.kind)
         # for reasons in points of the score: raw score -> probability, and the request
         # field behind each export column name a reason carries
         ab = bundle_logistic_link(bundle)
         self.link = sigmoid_link(*(ab or (1.0, 0.0)))
         self.field_of = {s.original_name: s.name for s in self.specs}
         self._proba_row: FastRow | None = None
-        if self.task == "binary" and not bundle.calibration:
-            self._proba_row = FastRow(bundle.booster, NORMAL, len(self.specs), 1)
-        elif self.task == "binary" and bundle.calibration.get("method") == "platt":
-            self._proba_row = FastRow(bundle.booster, RAW_SCORE, len(self.specs), 1)
-        # The probability is a function of the raw score, which path contributions already
+        if self.task == "binary" and bundle.kind == "lightgbm":
+            self._proba_row = FastRow(bundle.booster, RAW_SCORE if bundle.calibration
+                                      else NORMAL, len(self.specs), 1)
+        # The probability is a function of the raw score, which the contributions already
         # add up to: reuse it rather than walk every tree a second time.
         self._from_raw = self._from_raw_one = None
-        if self.explain_method == "path":
-            explainer = PathExplainer(bundle)
-            explainer.single_row_fast_path()
-            # reasons built directly as the response's type
-            self.explain = functools.partial(explainer.explain, reason=ApiReason)
-            link = bundle_logistic_link(bundle)
-            if link is not None:
-                a, b = link
-                self._from_raw = lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
-                self._from_raw_one = lambda raw: _sigmoid(a * raw + b)
-        elif self.explain_method == "shap":
-            self.explain = bundle.explain
-        else:
-            raise ValueError(f"unknown explanation method {self.explain_method!r} "
-                             "(path or shap)")
+        # the one explainer, as batch scores use it, with its single-row fast path
+        explainer = bundle.explainer
+        explainer.single_row_fast_path()
+        # reasons built directly as the response's type
+        self.explain = functools.partial(explainer.explain, reason=ApiReason)
+        link = bundle_logistic_link(bundle)
+        if link is not None:
+            a, b = link
+            self._from_raw = lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
+            self._from_raw_one = lambda raw: _sigmoid(a * raw + b)
         # First LightGBM calls allocate; pay that here, not on a client's request.
         warm = np.full((1, len(self.specs)), np.nan)
         self.predict_proba(warm)
@@ -176,8 +174,7 @@ class ModelWatcher:
     """Keeps ``ServedModels`` on the version the alias names, checking every ``interval``."""
 
     def __init__(self, registry: ModelRegistry, models: ServedModels, alias: str,
-                 interval: float, explain_method: str = "path"):
-        self.explain_method = explain_method
+                 interval: float):
         self.registry = registry
         self.models = models
         self.alias = alias
@@ -208,8 +205,7 @@ class ModelWatcher:
         return changed
 
     def _load(self, name: str, version: str) -> ServedModel:
-        return ServedModel(name, version, self.registry.load(name, version),
-                           self.explain_method)
+        return ServedModel(name, version, self.registry.load(name, version))
 
     async def run(self) -> None:
         while True:

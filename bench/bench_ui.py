@@ -152,8 +152,8 @@ async def run(args: argparse.Namespace) -> None:
         startup: asyncio.Queue = asyncio.Queue()
         await startup.put({"type": "lifespan.startup"})
         events: asyncio.Queue = asyncio.Queue()
-        asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
-                                 "state": {}}, startup.get, events.put))
+        lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
+                                            "state": {}}, startup.get, events.put))
         await events.get()
         while (await call(app, "GET", "/ready"))[0] != 200:
             await asyncio.sleep(0.05)
@@ -191,6 +191,9 @@ async def run(args: argparse.Namespace) -> None:
             for name, spec in scenarios.items():
                 times = [(await call(app, **spec))[2] for _ in range(args.requests)]
                 best[name] = min(best.get(name, float("inf")), statistics.median(times))
+        await startup.put({"type": "lifespan.shutdown"})
+        await events.get()
+        await lifespan
 
     print(f"{args.leads:,} open leads; median server time per request, best of "
           f"{args.rounds} rounds of {args.requests}")

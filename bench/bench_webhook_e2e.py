@@ -2,12 +2,14 @@
 
 Everything real, on this machine: ``dagster dev`` (webserver and daemon: the inbox sensors,
 the automation sensor, the run queue) on a Dagster instance and data folder of their own,
-and ``leadscore serve`` with a form webhook for the ``webform`` profile. First the sample
-exports are written to the inbox and the daemon lands, cleans, trains and scores them on its
-own; once no run has been queued or running for ``--settle`` seconds, one new lead is posted
-to ``/v1/webhooks/forms/webform`` (signed with the form's secret). Printed: when its spool
-file was sealed into ``data/inbox/leads/``, when its ``raw/leads`` run succeeded, and when the
-lead appeared in ``data/exports/lead_scores.csv`` (what a CRM imports), each from the 2xx.
+and ``leadscore serve`` with a form webhook for the ``webform`` profile. First ``leadscore
+demo`` writes the sample exports and runs the whole pipeline once on that instance; then
+``dagster dev`` starts, its sensors see the inbox files (re-landing replaces their rows) and
+the automation refreshes what follows. Once no run has been queued or running for
+``--settle`` seconds, one new lead is posted to ``/v1/webhooks/forms/webform`` (signed with
+the form's secret). Printed: when its spool file was sealed into ``data/inbox/leads/``, when
+its ``raw/leads`` run succeeded, when the lead appeared in ``data/exports/lead_scores.csv``
+(what a CRM imports) and on its page (``/ui/leads/<id>``), each from the 2xx.
 Target: under 120 s with the shipped defaults (sensor tick 15 s, file settle 5 s, spool seal
 5 s, automation tick 30 s).
 
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -90,7 +93,10 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-e2e-"))
     data = tmp / "data"
-    env = {**os.environ, "DAGSTER_HOME": str(ROOT), "LEADSCORE_DATA_DIR": str(data),
+    home = tmp / "home"  # the project's dagster.yaml, in a home of its own
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(data),
            "LEADSCORE_DAGSTER_STORAGE": str(tmp / "dagster"),
            "LEADSCORE_DAGSTER_COMPUTE_LOGS": str(tmp / "dagster" / "compute_logs"),
            "LEADSCORE_DAGSTER_UI_URL": f"http://127.0.0.1:{args.port}",
@@ -101,15 +107,22 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     processes: list[subprocess.Popen] = []
     try:
-        subprocess.run([str(bin_dir / "leadscore"), "sample-data", "--scale", str(args.scale)],
-                       env=env, check=True, capture_output=True)
         began = time.monotonic()
+        # its exit status says whether every step passed (a challenger the gate rejects is
+        # a failed step); what matters here is that scores were exported
+        demo = subprocess.run([str(bin_dir / "leadscore"), "demo", "--scale", str(args.scale)],
+                              env=env, capture_output=True, text=True)
+        if not (data / "exports" / "lead_scores.csv").is_file():
+            raise SystemExit(f"leadscore demo exported no lead scores:\n{demo.stdout[-3000:]}"
+                             f"\n{demo.stderr[-3000:]}")
+        print(f"leadscore demo (sample exports, the whole pipeline once): "
+              f"{time.monotonic() - began:.0f} s", flush=True)
         processes.append(start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml",
                                 "-h", "127.0.0.1", "-p", str(args.port)], env,
                                tmp / "dagster-dev.log"))
         export = data / "exports" / "lead_scores.csv"
-        print(f"dagster dev on :{args.port}; the daemon lands, trains and scores the sample "
-              f"exports (scale {args.scale}) ...", flush=True)
+        print(f"dagster dev on :{args.port}; its sensors and automation catch up ...",
+              flush=True)
         wait_for("first lead scores export", lambda: export.is_file(), 1_800, 5)
         quiet_since = [time.monotonic()]
 
@@ -154,11 +167,15 @@ def main() -> None:
         t_raw = time.monotonic() - t0
         wait_for("in the lead scores export", lambda: email in exported_emails(export), 900, 1)
         t_export = time.monotonic() - t0
+        page = f"http://127.0.0.1:{api_port}/ui/leads/{urllib.parse.quote(email.lower())}"
+        wait_for("on its page", lambda: _get(page), 300, 1)
+        t_page = time.monotonic() - t0
         print(f"sealed into data/inbox/leads/ after {t_sealed:5.1f} s")
         print(f"raw/leads run succeeded after     {t_raw:5.1f} s")
-        print(f"in exports/lead_scores.csv after  {t_export:5.1f} s   "
-              f"(target < 120 s: {'met' if t_export < 120 else 'MISSED'}); load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"in exports/lead_scores.csv after  {t_export:5.1f} s")
+        print(f"on /ui/leads/<id> after           {t_page:5.1f} s   "
+              f"(target < 120 s: {'met' if max(t_export, t_page) < 120 else 'MISSED'}); "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         for process in reversed(processes):
             stop(process)

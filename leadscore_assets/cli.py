@@ -71,7 +71,14 @@ def quarantine(source: str | None, show: int) -> None:
 @click.argument("model", required=False)
 def models(model: str | None) -> None:
     """List registered model versions with their aliases and held-out metrics."""
-    from leadscore_core.registry import MODELS, PRIMARY_METRIC, ModelRegistry
+    from leadscore_core.registry import (
+        MODELS,
+        PRIMARY_METRIC,
+        TAG_CANDIDATE,
+        TAG_CANDIDATE_REASON,
+        TAG_GATE,
+        ModelRegistry,
+    )
 
     registry = ModelRegistry(get_settings().mlflow_uri)
     names = [model] if model else list(MODELS)
@@ -92,10 +99,13 @@ def models(model: str | None) -> None:
             baseline = v.metrics.get(f"baseline_{metric}")
             figures = (f"{metric} {score:.4f}" if score is not None else f"{metric} -") + (
                 f"  baseline {baseline:.4f}" if baseline is not None else "")
-            click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  {figures:<34} "
-                       f"{','.join(v.aliases) or '-':<38} {v.tags.get('leadscore.gate', '')}"
+            click.echo(f"  v{v.version:<4} {v.created:%Y-%m-%d %H:%M}  "
+                       f"{v.tags.get(TAG_CANDIDATE, 'lightgbm'):<9} {figures:<34} "
+                       f"{','.join(v.aliases) or '-':<38} {v.tags.get(TAG_GATE, '')}"
                        + (f"  profile {v.tags['leadscore.profile']}"
                           if v.tags.get("leadscore.profile") else ""))
+            if v.tags.get(TAG_CANDIDATE_REASON):
+                click.echo(f"         {v.tags[TAG_CANDIDATE_REASON]}")
 
 
 @main.command("rollback")
@@ -322,6 +332,8 @@ def demo(ctx: click.Context, scale: float) -> None:
     settings = get_settings()
     if not any(any(settings.inbox(s).glob("*")) for s in SOURCES if settings.inbox(s).is_dir()):
         ctx.invoke(sample_data, inbox=None, seed=7, scale=scale, gzip_invoices=False)
+    from leadscore_assets.models.checks import CHAMPION_GATE
+
     run_log = RunLog(settings.root, "demo")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     instance = instance or dg.DagsterInstance.ephemeral()
@@ -346,7 +358,9 @@ def demo(ctx: click.Context, scale: float) -> None:
     click.echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; "
                f"{sum(c.passed for c in checks)}/{len(checks)} checks passed")
     for c in checks:
-        if not c.passed:
+        if c.check_name == CHAMPION_GATE:  # the gate's verdict: promoted, or kept and why
+            click.echo(f"  {c.asset_key.to_user_string()}: {c.description}")
+        elif not c.passed:
             click.echo(f"  check failed: {c.asset_key.to_user_string()} {c.check_name}")
     ctx.invoke(counts)
     ctx.invoke(models, model=None)

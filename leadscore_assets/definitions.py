@@ -12,7 +12,8 @@ from leadscore_assets.ingest.assets import RAW_ASSETS
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.sensors import INBOX_SENSORS
 from leadscore_assets.models.assets import model_assets
-from leadscore_assets.models.checks import ModelRegistryResource, champion_gates
+from leadscore_assets.models.champion import champion_assets
+from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.monitoring.assets import monitoring_assets
 from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sensors
@@ -56,7 +57,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 main_job = dg.define_asset_job(
     "main",
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingest"),
-    description="Clean, features, models (with the champion gate), scores and drift reports.",
+    description="Clean, features, models and their champions (the gate), scores and drift "
+                "reports.",
 )
 
 defs = dg.Definitions(
@@ -66,11 +68,11 @@ defs = dg.Definitions(
         *CLEAN_ASSETS.values(),
         *with_policy(feature_assets, FOLLOW_INPUTS),
         *with_policy(model_assets, FIRST_TRAINING),
+        *with_policy(champion_assets, FOLLOW_INPUTS),
         *with_policy([*score_assets, *change_assets], FOLLOW_INPUTS),
     ]) + monitoring_assets + estimated_assets,  # the prediction log: no freshness policy
     asset_checks=[
         *CLEAN_CHECKS,
-        *champion_gates(),
         *drift_checks,
     ],
     jobs=[main_job],

@@ -215,8 +215,10 @@ def logistic_link(task: str, calibration: Mapping[str, Any] | None,
 
 def bundle_logistic_link(bundle: Any) -> tuple[float, float] | None:
     """``logistic_link`` of a ``ModelBundle`` (its calibration, else its booster's objective)."""
-    if bundle.task != "binary" or bundle.calibration:
+    if bundle.task != "binary" or bundle.calibration or bundle.booster is None:
         return logistic_link(bundle.task, bundle.calibration)
+    if bundle.linear is not None:  # a blend: its raw score is log-odds by construction
+        return logistic_link(bundle.task, None)
     objective = str(bundle.booster.dump_model(num_iteration=0).get("objective", ""))
     return logistic_link(bundle.task, None, objective)
 

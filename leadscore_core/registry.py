@@ -1,10 +1,10 @@
 """The MLflow model registry as leadscore uses it: challenger, champion, rollback.
 
 Every training registers a new version of its registered model and gives it the alias
-``challenger``. The champion gate (an asset check) re-scores the current ``champion`` on the
-challenger's held-out rows and moves ``champion`` only when the challenger is better by a
-margin and clears an absolute floor. What the API serves is always exactly the version the
-alias ``champion`` points at.
+``challenger``. The champion asset (``models/<model>/champion``) re-scores the current
+``champion`` on the challenger's held-out rows and moves ``champion`` only when the
+challenger is better by a margin and clears an absolute floor (``decide``). What the API
+serves is always exactly the version the alias ``champion`` points at.
 
 The order of champions is kept as a tag on the registered model (``leadscore.champion_history``)
 so a rollback can walk back more than one step; the alias ``previous-champion`` mirrors the
@@ -58,6 +58,8 @@ MODEL_ARTIFACT = "model"  # name of the pyfunc model logged in each run
 # Version tags written at training time, read by the gate and by ``leadscore models``.
 TAG_TASK = "leadscore.task"
 TAG_LABEL = "leadscore.label"
+TAG_CANDIDATE = "leadscore.candidate"  # lightgbm | logistic | blend: which candidate won
+TAG_CANDIDATE_REASON = "leadscore.candidate_reason"
 TAG_GATE = "leadscore.gate"
 TAG_PROFILE = "leadscore.profile"  # the source profile the training rows were typed with
 TAG_GATE_REASON = "leadscore.gate_reason"
@@ -146,6 +148,25 @@ def decide(task: str, challenger: float, champion: float | None,
     return verdict(False, f"challenger {metric} {challenger:.4f} does not beat champion "
                           f"{champion:.4f} by the margin {policy.margin} "
                           f"({challenger - champion:+.4f})")
+
+
+def outcome(decision: GateDecision, challenger_version: str,
+            champion_version: str | None) -> str:
+    """The verdict in one line, naming the versions: ``promoted v4: ...``, ``kept v3: ...``."""
+    d, metric = decision, decision.metric
+    if decision.promote:
+        if champion_version is None:
+            return (f"promoted v{challenger_version}: the first champion, {metric} "
+                    f"{d.challenger:.4f} clears the floor {d.floor:.4f}")
+        return (f"promoted v{challenger_version}: {metric} {d.challenger:.4f} >= "
+                f"{d.champion:.4f} + margin {d.margin:g} (was v{champion_version})")
+    below_floor = not np.isfinite(d.challenger) or d.challenger < d.floor
+    kept = f"kept v{champion_version}" if champion_version else "no champion"
+    if below_floor:
+        return (f"{kept}: challenger v{challenger_version} {metric} {d.challenger:.4f} is "
+                f"below the floor {d.floor:.4f}")
+    return (f"{kept}: {metric} {d.challenger:.4f} < {d.champion:.4f} + margin {d.margin:g} "
+            f"(challenger v{challenger_version})")
 
 
 def score_on(bundle: ModelBundle, holdout: pd.DataFrame, label: str, task: str) -> float:

@@ -15,11 +15,12 @@ DataFrame, because building a DataFrame per request costs milliseconds while Lig
 predicts a prepared row in microseconds. Both paths share the same value normalisers, so
 they give numerically identical matrices.
 
-``ModelBundle`` is what gets published and served: the LightGBM booster, the encoder, the
+``ModelBundle`` is what gets published and served: the winning candidate's scorer (a
+LightGBM booster, the logistic baseline as lookups, or a blend of both), the encoder, the
 task, an optional Platt calibration and metadata. It is stored as the booster's text dump
-plus one JSON document (no pickle), and ``LeadscorePyfunc`` wraps it as an MLflow pyfunc so
-``mlflow models serve`` serves the very same registered model (MLflow is imported only when
-that wrapper is first used, LightGBM when a bundle is first loaded).
+(when it has one) plus one JSON document (no pickle), and ``LeadscorePyfunc`` wraps it as
+an MLflow pyfunc so ``mlflow models serve`` serves the very same registered model (MLflow is
+imported only when that wrapper is first used, LightGBM when a bundle is first loaded).
 
 No Dagster imports here: the API imports this module.
 """
@@ -43,12 +44,15 @@ from leadscore_core.vocabulary import is_missing as _is_missing
 if TYPE_CHECKING:
     import lightgbm as lgb
 
+    from leadscore_core.explain import Explainer, LinearPart
+
 Kind = Literal["categorical", "numeric", "boolean"]
 Task = Literal["binary", "multiclass"]
 
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "bundle.json"
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 # LightGBM predicts with OpenMP threads; for the small batches served here, waking a thread
 # pool costs far more than the trees (milliseconds against ~100 us per row on a busy host).
 PREDICT_THREADS = 1
@@ -295,21 +299,42 @@ class Explanation:
 
 @dataclass
 class ModelBundle:
-    """A trained model as served: booster, encoder, task, calibration and metadata.
+    """A trained model as served: its scorer, encoder, task, calibration and metadata.
 
-    ``calibration`` is ``None`` or ``{"method": "platt", "a": a, "b": b}`` applied to the
-    booster's raw score: ``p = 1 / (1 + exp(-(a * raw + b)))`` (binary only). Platt scaling is
-    monotone, so calibration never changes the order of leads.
+    The scorer is one of three candidate kinds, all giving a raw score in log-odds (per class
+    for a multi-class model): ``lightgbm`` (``booster``), ``logistic`` (``linear``, the
+    logistic baseline as per-feature lookups) or ``blend`` (both:
+    ``tree_weight * booster + (1 - tree_weight) * linear``).
+    ``calibration`` is ``None`` or ``{"method": "platt", "a": a, "b": b}`` applied to the raw
+    score: ``p = 1 / (1 + exp(-(a * raw + b)))`` (binary only). Platt scaling is monotone, so
+    calibration never changes the order of leads.
     ``metadata`` holds ``name``, ``trained_at``, ``metrics``, ``tier_boundaries`` (score
-    quartiles, ascending), ``feature_importance`` and anything else worth keeping.
+    quartiles, ascending), ``feature_importance``, ``candidate`` (which kind won and by how
+    much) and anything else worth keeping.
     """
 
-    booster: lgb.Booster
+    booster: lgb.Booster | None
     encoder: Encoder
     task: Task
     classes: list[str]
     calibration: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    linear: LinearPart | None = None
+    tree_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.linear is None:
+            self.tree_weight = 1.0
+        elif self.booster is None:
+            self.tree_weight = 0.0
+        self._explainer: Explainer | None = None
+
+    @property
+    def kind(self) -> str:
+        """lightgbm | logistic | blend."""
+        if self.linear is None:
+            return "lightgbm"
+        return "logistic" if self.booster is None else "blend"
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -317,20 +342,46 @@ class ModelBundle:
         return self.booster.predict(X, num_threads=PREDICT_THREADS, **kwargs)
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
-        return self._predict(X, raw_score=True)
+        """Log-odds: shape (n,) for a binary model, (n, classes) for a multi-class one."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        raw = None
+        if self.booster is not None:
+            raw = np.asarray(self._predict(X, raw_score=True), dtype=np.float64)
+            raw = raw.reshape(len(X), -1)
+        if self.linear is not None:
+            linear = self.linear.raw(X)
+            raw = linear if raw is None else (self.tree_weight * raw
+                                              + (1.0 - self.tree_weight) * linear)
+        return raw[:, 0] if self.task == "binary" else raw
+
+    def probability_from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The probabilities a raw score stands for (the calibration, a sigmoid, a softmax)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.task == "multiclass":
+            z = raw - raw.max(axis=-1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=-1, keepdims=True)
+        a, b = self.link()
+        return 1.0 / (1.0 + np.exp(-(a * raw + b)))
+
+    def link(self) -> tuple[float, float]:
+        """(a, b) with probability = sigmoid(a * raw + b), for a binary model."""
+        if self.calibration:
+            if self.calibration.get("method") != "platt":
+                raise ValueError(f"unknown calibration {self.calibration.get('method')!r}")
+            return float(self.calibration["a"]), float(self.calibration["b"])
+        return 1.0, 0.0
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Binary: probability of the positive class, shape (n,). Multiclass: (n, classes)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X.reshape(1, -1)
-        if self.task == "multiclass":
+        if self.kind == "lightgbm" and (self.task == "multiclass" or not self.calibration):
             return self._predict(X)
-        if self.calibration:
-            raw = self._predict(X, raw_score=True)
-            z = self.calibration["a"] * raw + self.calibration["b"]
-            return 1.0 / (1.0 + np.exp(-z))
-        return self._predict(X)
+        return self.probability_from_raw(self.raw_score(X))
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(self.encoder.transform_frame(frame))
@@ -363,46 +414,22 @@ class ModelBundle:
 
     # -- explanations ------------------------------------------------------------------
 
+    @property
+    def explainer(self) -> Explainer:
+        """The one explainer (``leadscore_core.explain``), built once per bundle."""
+        if self._explainer is None:
+            from leadscore_core.explain import Explainer
+
+            self._explainer = Explainer(self)
+        return self._explainer
+
     def explain(self, X: np.ndarray, top_k: int = 3) -> list[Explanation]:
-        """Top reasons for and against each row, from LightGBM's per-feature contributions.
-
-        Binary: contributions are on the raw (log-odds) scale and, per row,
-        ``base_value + sum(contributions) == raw_score`` exactly. Calibration maps that raw
-        score monotonically to the probability, so the reasons keep their direction.
-        Multiclass: LightGBM returns one block of contributions per class; the block of the
-        row's predicted class is explained, against that class's raw score (softmax input).
-        """
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X.reshape(1, -1)
-        contrib = np.asarray(self._predict(X, pred_contrib=True))
-        width = len(self.encoder.specs) + 1
-        explained: list[str | None] = [None] * len(X)
-        if self.task == "multiclass":
-            winners = np.argmax(self._predict(X), axis=1)
-            blocks = contrib.reshape(len(X), len(self.classes), width)
-            contrib = blocks[np.arange(len(X)), winners]
-            explained = [self.classes[w] for w in winners]
-        out = []
-        for i in range(len(X)):
-            row = contrib[i, :-1]
-            order = np.argsort(-row, kind="stable")
-            reasons_for = [self._reason(X[i], j, row[j]) for j in order[:top_k] if row[j] > 0]
-            order_neg = np.argsort(row, kind="stable")
-            reasons_against = [self._reason(X[i], j, row[j]) for j in order_neg[:top_k]
-                               if row[j] < 0]
-            out.append(Explanation(
-                base_value=float(contrib[i, -1]),
-                raw_score=float(contrib[i].sum()),
-                explained_class=explained[i],
-                reasons_for=reasons_for,
-                reasons_against=reasons_against,
-            ))
-        return out
-
-    def _reason(self, x: np.ndarray, j: int, value: float) -> Reason:
-        spec = self.encoder.specs[j]
-        return Reason(spec.original_name, spec.decode(x[j]), float(value))
+        """Top reasons for and against each row, from the one explainer's per-feature
+        contributions: per row ``base_value + sum(contributions) == raw_score`` (log-odds).
+        Calibration maps that raw score monotonically to the probability, so the reasons keep
+        their direction. Multiclass: the row's predicted class is explained, against that
+        class's raw score (softmax input)."""
+        return self.explainer.explain(X, top_k=top_k)
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -410,9 +437,13 @@ class ModelBundle:
         """Write ``booster.txt`` (LightGBM text model) and ``bundle.json``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(directory / BOOSTER_FILE))
+        if self.booster is not None:
+            self.booster.save_model(str(directory / BOOSTER_FILE))
         spec = {
             "format": BUNDLE_FORMAT,
+            "kind": self.kind,
+            "tree_weight": self.tree_weight,
+            "linear": self.linear.to_json() if self.linear is not None else None,
             "task": self.task,
             "classes": self.classes,
             "features": self.encoder.to_json(),
@@ -429,13 +460,23 @@ class ModelBundle:
         if not spec_path.is_file():
             raise FileNotFoundError(f"no model bundle at {directory} (missing {SPEC_FILE})")
         spec = json.loads(spec_path.read_text())
-        if spec.get("format") != BUNDLE_FORMAT:
+        if spec.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{spec_path}: unsupported bundle format {spec.get('format')!r}")
-        import lightgbm as lgb  # on first load: LightGBM imports scikit-learn, seconds
+        kind = spec.get("kind", "lightgbm")  # format 1 held LightGBM models only
+        booster = None
+        if kind != "logistic":
+            import lightgbm as lgb  # on first load: LightGBM imports scikit-learn, seconds
 
-        booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
+            booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
+        linear = None
+        if kind != "lightgbm":
+            from leadscore_core.explain import LinearPart
+
+            linear = LinearPart.from_json(spec["linear"])
         return cls(
             booster=booster,
+            linear=linear,
+            tree_weight=float(spec.get("tree_weight", 1.0)),
             encoder=Encoder.from_json(spec["features"]),
             task=spec["task"],
             classes=list(spec["classes"]),

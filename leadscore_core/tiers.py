@@ -1,7 +1,8 @@
 """Lead tiers (A to D) and churn risk levels (High, Medium, Low): the one rule for each.
 
 The batch scores, the model bundle (its MLflow pyfunc) and the API all tier a score with
-:func:`tiers_of` and give a churn probability its level with :func:`risk_rule`.
+:func:`tiers_of` and give a churn probability its level with :func:`risk_rule`; a customer
+scored by several churn models gets one level by :func:`customer_risk`.
 
 ``scores/leads`` tiers every open lead A to D by the quartiles of the current open leads'
 scores, and publishes those three boundaries beside the serving snapshot (``lead_tiers.json``,
@@ -69,6 +70,28 @@ def risk_rule(high: float, medium: float) -> Callable[[float], str]:
         return "Medium" if probability >= medium else "Low"
 
     return risk
+
+
+def customer_risk(probabilities: np.ndarray, models: Sequence[str], high: float,
+                  medium: float) -> tuple[np.ndarray, list[str], list[str]]:
+    """A customer's one churn risk level, whatever models score them (one row per customer).
+
+    ``probabilities`` is (customers, models), NaN where a model does not know the customer.
+    The customer's churn probability is the highest of their models' probabilities and the
+    level is that probability's by :func:`risk_rule`: a customer one model sees leaving is
+    at risk, whatever the other says. Returns the probability, the level and the model it
+    comes from (the first listed wins a tie), per customer.
+    """
+    values = np.asarray(probabilities, dtype=np.float64).reshape(len(probabilities), -1)
+    known = ~np.isnan(values)
+    if not known.any(axis=1).all():
+        raise ValueError("every customer needs a probability from at least one model")
+    filled = np.where(known, values, -np.inf)
+    top = filled.argmax(axis=1)
+    probability = filled[np.arange(len(filled)), top]
+    risk = risk_rule(high, medium)
+    return (probability, [risk(float(p)) for p in probability],
+            [models[int(k)] for k in top])
 
 
 def lead_tiers_path(serving_snapshot: Path) -> Path:

@@ -60,8 +60,8 @@ def test_lead_scores_equal_the_registered_models_own_predictions(client, store):
 def check_reasons(body: list[dict], bundle: ModelBundle, X: np.ndarray,
                   contrib: np.ndarray | None) -> None:
     """Reasons point the right way, come from the model's features, and with the base value
-    add up to the booster's raw score wherever every non-zero contribution is listed."""
-    raw = bundle.booster.predict(X, raw_score=True)
+    add up to the model's raw score wherever every non-zero contribution is listed."""
+    raw = bundle.raw_score(X)
     by_original = {s.original_name: j for j, s in enumerate(bundle.encoder.specs)}
     complete = 0
     for i, lead in enumerate(body):
@@ -90,17 +90,24 @@ def test_path_reasons_sum_with_the_base_value_to_the_raw_score(client, store):
     check_reasons(body, bundle, bundle.encoder.transform_frame(frame), None)
 
 
-def test_shap_reasons_are_lightgbms_own_contributions(store, tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=store["uri"])
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION, explain="shap",
-                                                         prediction_log=False))
-    frame = lead_frame(60, 98)
-    with TestClient(app) as c:
-        wait_ready(c)
-        body = c.post("/v1/leads/score", json=leads_payload(frame)).json()
+def same_reasons(served: list[dict], explained: list) -> None:
+    """The served reasons are the explainer's, in its order, with the same contributions;
+    only a blank field that does not move the score is left out for people."""
+    answer = [(r["feature"], r["value"], r["contribution"]) for r in served]
+    kept = [(r.feature, r.value, r.contribution) for r in explained]
+    assert answer == [k for k in kept if k in answer or k[1] is not None]
+
+
+def test_reasons_are_the_one_explainers_as_batch_scoring_gives_them(client, store):
+    frame = lead_frame(60, 97)
+    body = client.post("/v1/leads/score", json=leads_payload(frame)).json()
     bundle = store["bundles"][LEAD_CONVERSION]
     X = bundle.encoder.transform_frame(frame)
-    check_reasons(body, bundle, X, bundle.booster.predict(X, pred_contrib=True))
+    contrib = bundle.explainer.contributions(X)[:, 0]
+    check_reasons(body, bundle, X, contrib)
+    for lead, expected in zip(body, bundle.explain(X), strict=True):
+        for side in ("reasons_for", "reasons_against"):
+            same_reasons(lead[side], getattr(expected, side))
 
 
 def test_single_lead_gets_an_object_with_values_named_as_in_the_export(client):
@@ -511,3 +518,56 @@ def test_suggest_names_the_actionable_change_that_helps_most_and_its_score(clien
                         ).json()
     assert again["probability"] == pytest.approx(suggestion["probability"])
     assert again["risk"] == suggestion["risk"]
+
+
+# -- every candidate kind ---------------------------------------------------------------------
+
+
+def candidate_bundle(kind: str) -> ModelBundle:
+    """The lead model's data as a logistic or a blend candidate, as training builds them."""
+    from leadscore_assets.models.candidates import linear_decision
+    from leadscore_assets.models.training import TrainConfig, fit_baseline
+    from leadscore_core.explain import LinearPart
+
+    tree = lead_model(3)
+    frame = lead_frame(800, 3)
+    X = tree.encoder.transform_frame(frame)
+    y = (tree.predict_proba(X) > 0.5).astype(int)
+    linear = LinearPart.from_decision(
+        linear_decision(fit_baseline(tree.encoder, X, y, TrainConfig()), "binary", 2),
+        tree.encoder, X)
+    bundle = ModelBundle(booster=None if kind == "logistic" else tree.booster,
+                         linear=linear, tree_weight=0.5, encoder=tree.encoder, task="binary",
+                         classes=["0", "1"], calibration={"method": "platt", "a": 0.7, "b": 0.1},
+                         metadata={"trained_at": "2026-01-02T03:04:05+00:00",
+                                   "candidate": {"chosen": kind}})
+    bundle.set_tier_boundaries(ModelBundle.score(bundle.predict_proba(X)))
+    return bundle
+
+
+@pytest.mark.parametrize("kind", ["logistic", "blend"])
+def test_every_candidate_kind_is_served_with_its_reasons(kind, store, store_copy):
+    bundle = candidate_bundle(kind)
+    version = register(store_copy, LEAD_CONVERSION, bundle, store["tmp"])
+    settings = Settings(data_dir=store["data_dir"], mlflow_tracking_uri=store_copy)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    frame = lead_frame(40, 55)
+    X = bundle.encoder.transform_frame(frame)
+    expected = bundle.explain(X)
+    with TestClient(app) as c:
+        wait_ready(c)
+        body = c.post("/v1/leads/score", json=leads_payload(frame)).json()
+        singles = [c.post("/v1/leads/score", json=leads_payload(frame.iloc[[i]])[0]).json()
+                   for i in range(5)]
+    assert {(r["model"], r["version"]) for r in body} == {(LEAD_CONVERSION, version)}
+    np.testing.assert_allclose([r["probability"] for r in body], bundle.predict_proba(X),
+                               atol=1e-12)
+    check_reasons(body, bundle, X, bundle.explainer.contributions(X)[:, 0])
+    for lead, e in zip(body, expected, strict=True):
+        same_reasons(lead["reasons_for"], e.reasons_for)
+        same_reasons(lead["reasons_against"], e.reasons_against)
+    for i, one in enumerate(singles):
+        assert one["probability"] == pytest.approx(body[i]["probability"], abs=1e-12)
+        assert one["reasons_for"] == body[i]["reasons_for"]
+        assert one["reasons_against"] == body[i]["reasons_against"]

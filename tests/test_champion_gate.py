@@ -3,8 +3,8 @@
 The gate's rule is a plain function and is tested as one. The registry behaviour is exercised
 through real Dagster runs of the snapshot churn model: a useless version (trained on shuffled
 labels) becomes champion only because the floor is lowered to zero for that first run; an
-honest version then beats it; another shuffled version is kept out and blocks the scores;
-rollback walks the champion back.
+honest version then beats it; another shuffled version is kept out, a green outcome that
+leaves the champion and the scores as they were; rollback walks the champion back.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.support.pipeline import MODEL_KEYS, Stack, fast
 
 MODEL = "snapshot_churn"
 SELECTION = dg.AssetSelection.assets(["features", "customer_snapshot"], ["models", MODEL],
-                                     ["scores", "customers"])
+                                     ["models", MODEL, "champion"], ["scores", "customers"])
 
 
 # -- the rule ------------------------------------------------------------------------------
@@ -100,24 +100,33 @@ def test_better_challenger_is_promoted_and_old_champion_kept(history):
     result, aliases = runs[1]
     gate = gate_of(result)
     assert result.success and gate.passed
+    assert gate.description.startswith("promoted v2: roc_auc ") and "(was v1)" in gate.description
+    assert f"models/{MODEL}/champion" in materialized(result)
     assert aliases == {CHAMPION: "2", CHALLENGER: "2", PREVIOUS: "1"}
     # both were scored on the challenger's held-out rows: the honest model wins clearly
     assert gate.metadata["challenger_roc_auc"].value > gate.metadata["champion_roc_auc"].value \
         + 0.1
 
 
-def test_worse_challenger_is_rejected_and_blocks_scores(history):
+def test_worse_challenger_is_kept_out_as_a_green_outcome_that_says_why(history):
     stack, runs = history
     result, aliases = runs[2]
     gate = gate_of(result)
-    assert not gate.passed and not result.success
+    # losing is a normal outcome: the run and the check are green, nothing was promoted
+    assert result.success and gate.passed
     assert aliases == {CHAMPION: "2", CHALLENGER: "3", PREVIOUS: "1"}
     # a model of shuffled labels is near 0.5: it fails the floor before the comparison
-    assert "below the floor" in gate.description
+    assert gate.description.startswith("kept v2: challenger v3 roc_auc ")
+    assert "below the floor 0.6000" in gate.description
     assert gate.metadata["champion_version"].value == "2"
-    # the blocking gate stopped the scores of this run; the earlier runs produced them
+    # the champion asset was not materialised, so the scores downstream were skipped; the
+    # verdict is recorded as an observation of the champion asset
+    assert f"models/{MODEL}/champion" not in materialized(result)
     assert "scores/customers" not in materialized(result)
     assert "scores/customers" in materialized(runs[1][0])
+    [observation] = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observation.asset_key == dg.AssetKey(["models", MODEL, "champion"])
+    assert observation.event_specific_data.asset_observation.description == gate.description
     [v3] = [v for v in stack.registry.versions(MODEL) if v.version == "3"]
     assert v3.tags["leadscore.gate"] == "rejected"
 
@@ -156,8 +165,12 @@ def test_models_command_lists_versions_and_aliases(history, monkeypatch):
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert lines[0].startswith("leadscore-snapshot-churn  (champion history: 1, 2)")
-    assert [line.split()[0] for line in lines[1:]] == ["v3", "v2", "v1"]
-    assert "champion" in lines[2] and "rejected" in lines[1]
+    versions = [line for line in lines[1:] if line.startswith("  v")]
+    assert [line.split()[0] for line in versions] == ["v3", "v2", "v1"]
+    assert "champion" in versions[1] and "rejected" in versions[0]
+    # each version says which candidate won, and the sentence why follows it
+    assert all(line.split()[3] in {"lightgbm", "logistic", "blend"} for line in versions)
+    assert sum(" won: " in line for line in lines) == 3
 
 
 def test_rollback_restores_the_previous_champion(history, monkeypatch, tmp_path):

@@ -39,33 +39,36 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
     "models/plan": ("models", {"features/plan_labels"}),
     "models/activity_churn": ("models", {"features/customer_activity"}),
     "models/snapshot_churn": ("models", {"features/customer_snapshot"}),
-    "scores/leads": ("scores", {"features/lead_features", "models/lead_conversion"}),
+    # promotion is part of the graph: each champion follows its model's training
+    **{f"models/{m}/champion": ("models", {f"models/{m}"})
+       for m in ("lead_conversion", "plan", "activity_churn", "snapshot_churn")},
+    "scores/leads": ("scores", {"features/lead_features", "models/lead_conversion/champion"}),
     "scores/customers": ("scores", {
         "features/customer_activity_latest", "features/customer_snapshot",
-        "models/activity_churn", "models/snapshot_churn",
+        "models/activity_churn/champion", "models/snapshot_churn/champion",
     }),
     "scores/lead_changes": ("scores", {"scores/leads"}),
     "scores/customer_changes": ("scores", {"scores/customers"}),
     "serving/customer_activity_snapshot": ("serving", {"features/customer_activity_latest"}),
     "monitoring/lead_conversion_drift": ("monitoring", {
-        "features/lead_features", "models/lead_conversion", "raw/predictions"}),
+        "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),
     "monitoring/plan_drift": ("monitoring", {
-        "features/plan_labels", "models/plan", "raw/predictions"}),
+        "features/plan_labels", "models/plan/champion", "raw/predictions"}),
     "monitoring/activity_churn_drift": ("monitoring", {
         "features/customer_activity", "features/customer_activity_latest",
-        "models/activity_churn", "raw/predictions"}),
+        "models/activity_churn/champion", "raw/predictions"}),
     "monitoring/snapshot_churn_drift": ("monitoring", {
-        "features/customer_snapshot", "models/snapshot_churn", "raw/predictions"}),
+        "features/customer_snapshot", "models/snapshot_churn/champion", "raw/predictions"}),
     "monitoring/realised_performance": ("monitoring", {
         "clean/invoices", "clean/payments", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
     "monitoring/lead_conversion_estimated_performance": ("monitoring", {
-        "features/lead_features", "models/lead_conversion", "raw/predictions"}),
+        "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),
     "monitoring/activity_churn_estimated_performance": ("monitoring", {
         "features/customer_activity", "features/customer_activity_latest",
-        "models/activity_churn", "raw/predictions"}),
+        "models/activity_churn/champion", "raw/predictions"}),
     "monitoring/snapshot_churn_estimated_performance": ("monitoring", {
-        "features/customer_snapshot", "models/snapshot_churn", "raw/predictions"}),
+        "features/customer_snapshot", "models/snapshot_churn/champion", "raw/predictions"}),
 }
 
 # (asset, check) -> blocking
@@ -77,7 +80,9 @@ EXPECTED_CHECKS: dict[tuple[str, str], bool] = {
        for s in ("leads", "payments", "invoices", "customers")},
     ("clean/payments", "succeeded_payment_emails_match_leads"): False,
     ("clean/invoices", "invoice_customers_exist"): False,
-    **{(f"models/{m}", "champion_gate"): True
+    # the gate's verdict, recorded by the champion asset; it changes nothing and a challenger
+    # that loses is a green outcome, so it blocks nothing
+    **{(f"models/{m}/champion", "champion_gate"): False
        for m in ("lead_conversion", "plan", "activity_churn", "snapshot_churn")},
     **{(f"monitoring/{m}_drift", "drift_within_bounds"): False
        for m in ("lead_conversion", "plan", "activity_churn", "snapshot_churn")},
@@ -153,6 +158,8 @@ def test_automation_policy(graph):
         assert labels[key] == "when inputs update and their blocking checks pass"
     for model in ("lead_conversion", "plan", "activity_churn", "snapshot_churn"):
         assert labels[f"models/{model}"] == "first training (retraining: retraining_sensor)"
+        assert labels[f"models/{model}/champion"] == (
+            "when inputs update and their blocking checks pass")
     # raw files land through the inbox sensors, never through automation
     assert not any(k.startswith("raw/") for k in labels)
 

@@ -20,7 +20,8 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.models.assets import snapshot_churn_model
-from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
+from leadscore_assets.models.champion import champion_asset
+from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.monitoring.automation import REASON_TAG, RetrainPolicy, retraining_sensor
 from leadscore_assets.monitoring.estimated import (
@@ -95,7 +96,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     s = Stack(tmp_path_factory.mktemp("estimated"))
     s.write(accounts(3_000, seed=1))
-    result = dg.materialize([snapshot_churn_model, champion_gate(MODEL)], instance=s.instance,
+    result = dg.materialize([snapshot_churn_model, champion_asset(MODEL)], instance=s.instance,
                             resources=s.resources,
                             run_config={"ops": {"models__snapshot_churn": {"config": FAST}}})
     assert result.success
@@ -167,7 +168,8 @@ def step_3_a_shuffled_feature_lowers_the_estimate_and_a_sustained_drop_retrains(
     assert [r.run_key for r in tick.run_requests] == [
         f"retrain/{MODEL}/champion-v1/estimated_drop"]
     assert tick.run_requests[0].tags[REASON_TAG] == "estimated_drop"
-    assert tick.run_requests[0].asset_selection == [dg.AssetKey(["models", MODEL])]
+    assert tick.run_requests[0].asset_selection == [
+        dg.AssetKey(["models", MODEL]), dg.AssetKey(["models", MODEL, "champion"])]
     assert json.loads(tick.cursor) == [f"retrain/{MODEL}/champion-v1/estimated_drop"]
     assert stack.tick(policy, tick.cursor).run_requests == []  # asked once
     assert stack.tick(RetrainPolicy(on_estimated_drop=False)).run_requests == []

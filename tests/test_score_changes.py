@@ -14,7 +14,8 @@ from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import Alert, AlertChannel, slack_message
 from leadscore_assets.models.assets import snapshot_churn_model
-from leadscore_assets.models.checks import ModelRegistryResource, champion_gate
+from leadscore_assets.models.champion import champion_asset
+from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import customer_scores
@@ -128,7 +129,7 @@ def test_a_rescoring_publishes_the_changes_and_pushes_the_moves_into_high_risk(t
         conn.execute("CREATE TABLE features.customer_snapshot AS SELECT * FROM customers")
     fast = {"num_leaves": [7], "min_data_in_leaf": [20], "max_rounds": 100,
             "early_stopping_rounds": 20, "cv_folds": 3, "learning_rate": 0.1}
-    assert dg.materialize([snapshot_churn_model, champion_gate("snapshot_churn")],
+    assert dg.materialize([snapshot_churn_model, champion_asset("snapshot_churn")],
                           resources=resources, instance=instance,
                           run_config={"ops": {"models__snapshot_churn": {"config": fast}}}
                           ).success

@@ -95,7 +95,9 @@ def test_lead_page_shows_what_the_api_answers_for_that_lead(ui, published):  # n
     assert f"Plan to offer: {plan['plan']}" in body
     for name in plan["probabilities"]:
         assert f"<td>{name}</td>" in page
-    assert ui.get("/ui/leads/nobody@example.com").status_code == 404
+    missing = ui.get("/ui/leads/nobody@example.com")
+    assert missing.status_code == 404 and "<html" in missing.text
+    assert "nobody@example.com" in missing.text and "is not among the open leads" in missing.text
 
 
 def test_what_if_answers_with_the_api_score_for_the_form_fields(ui):

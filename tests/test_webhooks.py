@@ -30,6 +30,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.config import LEAD_CONVERSION, ApiSettings
 from api.webhooks.config import WebhookSettings
+from leadscore_assets.clean.records import clean_records
 from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.readers import read_export
@@ -326,9 +327,20 @@ def test_form_submissions_are_stored_once_and_land_as_the_profiles_leads(data_di
     assert list(export.frame["record_id"]) == ["Ana@Example.com", "bo@example.com",
                                                "Ana@Example.com"]
     assert json.loads(export.frame["record"][1])["business_type"] == "Cafe"
+    # landed beside a CSV export of the same form, both clean together
+    export_csv = data_dir / "inbox" / "leads" / "webform_export.csv"
+    export_csv.write_text("submitted_at,email,business_type,business_size,utm_source\n"
+                          "2026-01-04 01:00:36,cy@example.com,Gym,1-10,facebook\n")
     landing = LandingZone(root=str(data_dir), settle_seconds=0)
     warehouse = DuckDBResource(database=str(data_dir / "warehouse.duckdb"))
-    assert land_file("leads", files[0].name, landing=landing, warehouse=warehouse).success
+    for name in (files[0].name, export_csv.name):
+        assert land_file("leads", name, landing=landing, warehouse=warehouse).success
+    with warehouse.get_connection() as conn:
+        raw = conn.execute("SELECT * FROM raw.leads").df()
+    result, _ = clean_records(raw, "leads", load_profiles()["webform"])
+    assert sorted(result.clean["lead_id"]) == ["ana@example.com", "bo@example.com",
+                                               "cy@example.com"]
+    assert result.clean["created_at"].notna().all()
 
 
 @pytest.mark.parametrize("case, status, reason", [

@@ -428,7 +428,13 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         handlers += [login_page, login, logout]
         middleware.append(session_config(settings.api_key).middleware)
         before = signed_in
+    def not_found(request: Request, exc: NotFoundException) -> Template:
+        # a person followed a stale link: a page, not a JSON error body
+        return Template(template_name="error.html", status_code=404, context={
+            "detail": exc.detail, "nav": "", "authenticated": bool(settings.api_key)})
+
     return Router("/ui", route_handlers=handlers, before_request=before,
+                  exception_handlers={NotFoundException: not_found},
                   include_in_schema=False), middleware
 
 

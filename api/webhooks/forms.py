@@ -98,7 +98,9 @@ def submission_record(profile: Profile, fields: dict[str, Any], received: dateti
     record.update(fields)
     created = profile.created_at.column if profile.created_at else None
     if created and record.get(created) in (None, ""):
-        record[created] = received.astimezone(UTC).isoformat()
+        # UTC, written as the exports write a time (no offset): cleaning reads every file's
+        # times alike
+        record[created] = received.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     text = pd.DataFrame([{k: as_text(v) for k, v in record.items()}], dtype="string")
     typed = profile.resolve(list(record)).type_frame(text)
     if len(typed.problems):

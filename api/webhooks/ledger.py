@@ -59,22 +59,43 @@ CREATE INDEX IF NOT EXISTS deliveries_unsealed ON deliveries (file) WHERE body I
 
 
 class DeliveryLedger:
-    """The SQLite ledger; one connection per thread that uses it."""
+    """The SQLite ledger; one connection per thread that uses it.
 
-    def __init__(self, path: Path | str) -> None:
+    Commits never copy the write-ahead log into the database file themselves (that copy, and
+    its fsync, would stall the batch that triggers it): a background thread checkpoints
+    every ``checkpoint_seconds`` instead.
+    """
+
+    def __init__(self, path: Path | str, *, checkpoint_seconds: float = 1.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with contextlib.closing(self._connect()) as conn:
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with contextlib.closing(self._connect(register=False)) as conn:
             conn.executescript(_SCHEMA)
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint, args=(checkpoint_seconds,),
+                                              name="webhook-ledger-checkpoint", daemon=True)
+        self._checkpointer.start()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, register: bool = True) -> sqlite3.Connection:
         # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint
+        if register:
+            with self._lock:
+                self._connections.append(conn)
         return conn
+
+    def _checkpoint(self, every: float) -> None:
+        conn = self._connect()
+        while not self._stop.wait(every):
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -84,10 +105,14 @@ class DeliveryLedger:
         return conn
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._stop.set()
+        self._checkpointer.join(10)
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     def unsealed_files(self, source: str) -> list[str]:
         """Files (names without suffix) whose lines the ledger still holds."""

@@ -10,8 +10,8 @@ gate can re-score another version on the same rows) and the drift reference.
 MLflow runs: the ``mlflow`` resource (dagster-mlflow) opens one MLflow run per Dagster run;
 each model logs to its own nested child run, because one Dagster run usually trains several
 models and their parameters would collide in a single MLflow run. Every training registers a
-new version and points the alias ``challenger`` at it; ``models/checks.py`` decides whether it
-becomes ``champion``.
+new version and points the alias ``challenger`` at it; the champion asset
+(``models/champion.py``) decides whether it becomes ``champion``.
 """
 
 import tempfile
@@ -39,6 +39,7 @@ from leadscore_assets.features.assets import (
 )
 from leadscore_assets.features.leads import TIME_FEATURES, lead_feature_kinds
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_feature_kinds
+from leadscore_assets.models.candidates import Selection, label
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.quality import ACTIVITY_OVERRIDES
 from leadscore_assets.models.resources import MlflowTracking
@@ -51,6 +52,8 @@ from leadscore_core.registry import (
     MODELS,
     PRIMARY_METRIC,
     REFERENCE_ARTIFACT,
+    TAG_CANDIDATE,
+    TAG_CANDIDATE_REASON,
     TAG_LABEL,
     TAG_PROFILE,
     TAG_TASK,
@@ -192,9 +195,11 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
             tempfile.TemporaryDirectory() as tmp:
         _log_run(trained, Path(tmp), seconds, config)
         info = _log_model(trained, Path(tmp), frame, data)
+        selection = trained.selection
         version = mlflow.register_model(
             info.model_uri, registered,
             tags={TAG_TASK: data.task, TAG_LABEL: data.label, "data_hash": trained.data_hash,
+                  TAG_CANDIDATE: selection.chosen, TAG_CANDIDATE_REASON: selection.reason,
                   **({TAG_PROFILE: data.profile} if data.profile else {})})
     registry.registry().set_challenger(model, version.version)
 
@@ -202,6 +207,9 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
         "registered_model": registered,
         "version": int(version.version),
         "mlflow_run_id": run.info.run_id,
+        "candidate": selection.chosen,
+        "candidate_reason": selection.reason,
+        "candidates": dg.MetadataValue.md(_candidates_table(selection)),
         # a link a person can open (make mlflow serves the UI)
         "mlflow_run": dg.MetadataValue.url(
             get_settings().mlflow_run_url(run.info.experiment_id, run.info.run_id)),
@@ -232,6 +240,14 @@ def _log_run(trained: TrainedModel, tmp: Path, seconds: float, config: ModelConf
     mlflow.log_metric("training_seconds", seconds)
     mlflow.set_tag("data_hash", trained.data_hash)
     mlflow.log_dict(trained.cv, "cv.json")
+    selection = trained.selection
+    mlflow.set_tags({TAG_CANDIDATE: selection.chosen, TAG_CANDIDATE_REASON: selection.reason})
+    for candidate in selection.cv:
+        mlflow.log_metric(f"cv_{selection.metric}_{candidate}", selection.cv[candidate])
+        mlflow.log_metric(f"holdout_{selection.metric}_{candidate}",
+                          selection.holdout[candidate])
+    mlflow.log_metric("candidate_cv_margin", selection.cv_margin)
+    mlflow.log_metric("candidate_holdout_vs_baseline", selection.holdout_vs_baseline)
 
     plots = tmp / "plots"
     plots.mkdir()
@@ -307,6 +323,14 @@ def _plots(trained: TrainedModel, directory: Path) -> list[Path]:
     from leadscore_assets.models.plots import model_plots
 
     return list(model_plots(trained, directory))
+
+
+def _candidates_table(selection: Selection) -> str:
+    rows = [{"candidate": label(c, selection.blend_share),
+             f"cv {selection.metric}": round(selection.cv[c], 4),
+             f"held-out {selection.metric}": round(selection.holdout[c], 4),
+             "chosen": "yes" if c == selection.chosen else ""} for c in selection.cv]
+    return markdown_table(pd.DataFrame(rows))
 
 
 def _metrics_table(trained: TrainedModel) -> str:

@@ -12,10 +12,13 @@ activity churn, snapshot churn):
 3. Class imbalance: below ``imbalance_threshold`` minority share, rows are weighted so classes
    weigh the same (balanced); the bias this puts in probabilities is then undone by
    calibration.
-4. Platt calibration of the raw score, fitted on the out-of-fold predictions and kept only
-   where it lowers log loss on out-of-fold rows it was not fitted on.
-5. A scikit-learn logistic-regression baseline (one-hot + scaling) on the same split, so every
-   figure has a simple model beside it.
+4. A scikit-learn logistic-regression baseline (one-hot + scaling) on the same split and
+   folds, so every figure has a simple model beside it.
+5. Three candidates (LightGBM, the baseline, a blend of both in log-odds): the winner on the
+   cross-validation folds, confirmed on the held-out rows against the baseline, is the model
+   (``models.candidates``).
+6. Platt calibration of the winner's raw score, fitted on its out-of-fold predictions and
+   kept only where it lowers log loss on out-of-fold rows it was not fitted on.
 
 No Dagster imports: the Dagster assets, the ``evaluate`` command and the benchmark call this.
 """
@@ -40,10 +43,22 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
+from leadscore_assets.models.candidates import (
+    BLEND_SHARES,
+    CANDIDATES,
+    Selection,
+    choose,
+    linear_decision,
+    primary_score,
+    squeeze,
+)
 from leadscore_assets.models.metrics import evaluate
+from leadscore_core.explain import LinearPart, mean_abs_share
+from leadscore_core.registry import PRIMARY_METRIC
 from leadscore_core.serving import Encoder, ModelBundle, boolean_value
 
 Task = Literal["binary", "multiclass"]
+IMPORTANCE_ROWS = 5_000  # training rows the feature importance is measured on
 
 
 def _default_base_params() -> dict[str, Any]:
@@ -113,6 +128,7 @@ class TrainedModel:
     split: dict[str, Any] = field(default_factory=dict)  # how the held-out rows were chosen
     baseline: Pipeline = field(repr=False, default=None)
     timings: dict[str, float] = field(default_factory=dict)
+    selection: Selection | None = None  # which candidate won, and by how much
 
     @property
     def holdout_labels(self) -> np.ndarray:
@@ -175,30 +191,42 @@ def train_model(
 
     t0 = time.perf_counter()
     entities = train[entity_column].to_numpy() if entity_column else None
-    cv_summary, best_params, rounds, oof_raw = _select(X_train, y_train, weights, params,
-                                                       cat_idx, config, entities)
+    cv_summary, best_params, rounds, oof_tree, splits = _select(
+        X_train, y_train, weights, params, cat_idx, config, entities)
     booster = lgb.train(best_params, lgb.Dataset(X_train, y_train, weight=weights,
                                                  categorical_feature=cat_idx,
                                                  free_raw_data=False), num_boost_round=rounds)
     timings = {"select_and_fit_s": time.perf_counter() - t0}
 
-    calibration = None
-    if task == "binary" and config.calibrate:
-        calibration, cv_summary["calibration"] = _platt_if_better(oof_raw, y_train, config.seed)
-
-    bundle = ModelBundle(booster=booster, encoder=encoder, task=task, classes=classes,
-                         calibration=calibration)
-    proba = bundle.predict_proba(X_hold)
-    metrics = evaluate(task, y_hold, proba)
-
     t0 = time.perf_counter()
     baseline = fit_baseline(encoder, X_train, y_train, config)
-    baseline_proba = baseline.predict_proba(X_hold)
-    baseline_metrics = evaluate(task, y_hold, baseline_proba[:, 1] if task == "binary"
-                                else _full_proba(baseline, baseline_proba, len(classes)))
+    oof_linear = np.empty_like(oof_tree)
+    for fit, valid in splits:
+        fold = fit_baseline(encoder, X_train[fit], y_train[fit], config)
+        oof_linear[valid] = squeeze(task, linear_decision(fold, task, len(classes))(
+            X_train[valid]))
+    linear = LinearPart.from_decision(linear_decision(baseline, task, len(classes)), encoder,
+                                      X_train)
     timings["baseline_s"] = time.perf_counter() - t0
 
-    importance = feature_importance(booster, encoder)
+    selection, oof_chosen, bundle = _choose_candidate(
+        task, classes, y_train, y_hold, X_hold, oof_tree, oof_linear, booster, linear,
+        encoder)
+    cv_summary["candidates"] = selection.to_json()
+    calibration = None
+    if task == "binary" and config.calibrate:
+        calibration, cv_summary["calibration"] = _platt_if_better(oof_chosen, y_train,
+                                                                  config.seed)
+    bundle.calibration = calibration
+    proba = bundle.predict_proba(X_hold)
+    metrics = evaluate(task, y_hold, proba)
+    baseline_metrics = evaluate(task, y_hold, linear_probability(baseline, X_hold, task,
+                                                                 len(classes)))
+
+    importance_rows = X_train if len(X_train) <= IMPORTANCE_ROWS else X_train[
+        np.random.default_rng(config.seed).choice(len(X_train), IMPORTANCE_ROWS,
+                                                  replace=False)]
+    importance = feature_importance(bundle, importance_rows)
     bundle.metadata.update({
         "name": name,
         "task": task,
@@ -207,6 +235,7 @@ def train_model(
         "baseline_metrics": baseline_metrics,
         "feature_importance": importance,
         "label": label,
+        "candidate": selection.to_json(),
     })
     if task == "binary":
         bundle.set_tier_boundaries(ModelBundle.score(proba))
@@ -240,6 +269,7 @@ def train_model(
         split=describe_split(train, hold, time_column, group_column),
         baseline=baseline,
         timings=timings,
+        selection=selection,
     )
 
 
@@ -318,7 +348,8 @@ def _objective(task: str, n_classes: int, config: TrainConfig) -> dict[str, Any]
 
 def _select(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, params: dict[str, Any],
             cat_idx: list[int], config: TrainConfig, entities: np.ndarray | None = None):
-    """Stratified K-fold CV over the grid; returns summary, params, rounds, out-of-fold raw."""
+    """Stratified K-fold CV over the grid; returns summary, params, rounds, out-of-fold raw
+    scores and the folds (the other candidates are cross-validated on the same folds)."""
     counts = np.bincount(y)
     folds = min(config.cv_folds, int(counts[counts > 0].min()))
     if folds < 2:
@@ -349,15 +380,14 @@ def _select(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, params: di
         if better:
             best = (scores[-1], trial, len(scores), res["cvbooster"])
     _, best_params, rounds, cvbooster = best
-    oof = None
-    if params["objective"] == "binary":
-        oof = np.empty(len(y))
-        for booster, (_, valid) in zip(cvbooster.boosters, splits, strict=True):
-            oof[valid] = booster.predict(X[valid], raw_score=True, num_iteration=rounds,
-                                         num_threads=config.num_threads)
+    binary = params["objective"] == "binary"
+    oof = np.empty(len(y) if binary else (len(y), params["num_class"]))
+    for booster, (_, valid) in zip(cvbooster.boosters, splits, strict=True):
+        oof[valid] = booster.predict(X[valid], raw_score=True, num_iteration=rounds,
+                                     num_threads=config.num_threads)
     summary = {"metric": metric, "folds": folds, "grid": results,
                "chosen": {k: best_params[k] for k in config.grid[0]}, "rounds": rounds}
-    return summary, best_params, rounds, oof
+    return summary, best_params, rounds, oof, splits
 
 
 def _platt_if_better(raw: np.ndarray, y: np.ndarray,
@@ -409,13 +439,47 @@ def _full_proba(model: Pipeline, proba: np.ndarray, n_classes: int) -> np.ndarra
     return out
 
 
-def feature_importance(booster: lgb.Booster, encoder: Encoder) -> dict[str, float]:
-    """Share of total gain per feature, by the export's column name, largest first."""
-    gain = booster.feature_importance("gain")
-    total = gain.sum() or 1.0
-    pairs = sorted(zip((s.original_name for s in encoder.specs), gain / total, strict=True),
+def feature_importance(bundle: ModelBundle, X: np.ndarray) -> dict[str, float]:
+    """Each feature's share of the mean absolute contribution (the one explainer's, on the
+    training rows ``X``), by the export's column name, largest first: the same measure for a
+    tree, a linear model or a blend."""
+    shares = mean_abs_share(bundle.explainer, X)
+    pairs = sorted(zip((s.original_name for s in bundle.encoder.specs), shares, strict=True),
                    key=lambda p: -p[1])
     return {name: round(float(share), 6) for name, share in pairs}
+
+
+def linear_probability(pipeline: Pipeline, X: np.ndarray, task: str,
+                       n_classes: int) -> np.ndarray:
+    """The baseline's probabilities: positive class (binary) or every class."""
+    proba = pipeline.predict_proba(X)
+    return proba[:, 1] if task == "binary" else _full_proba(pipeline, proba, n_classes)
+
+
+def _choose_candidate(task: str, classes: list[str], y_train: np.ndarray, y_hold: np.ndarray,
+                      X_hold: np.ndarray, oof_tree: np.ndarray, oof_linear: np.ndarray,
+                      booster: lgb.Booster, linear: LinearPart, encoder: Encoder
+                      ) -> tuple[Selection, np.ndarray, ModelBundle]:
+    """Score the three candidates out-of-fold and on the held-out rows; ``candidates.choose``
+    picks. Returns the selection, the winner's out-of-fold raw scores and its bundle."""
+    metric = PRIMARY_METRIC[task]
+    shares = {w: primary_score(task, y_train, w * oof_tree + (1 - w) * oof_linear)
+              for w in BLEND_SHARES}
+    share = max(BLEND_SHARES, key=lambda w: shares[w])  # first best: the smaller LightGBM share
+    bundles = {
+        "lightgbm": ModelBundle(booster=booster, encoder=encoder, task=task, classes=classes),
+        "logistic": ModelBundle(booster=None, linear=linear, encoder=encoder, task=task,
+                                classes=classes),
+        "blend": ModelBundle(booster=booster, linear=linear, tree_weight=share,
+                             encoder=encoder, task=task, classes=classes),
+    }
+    oof = {"lightgbm": oof_tree, "logistic": oof_linear,
+           "blend": share * oof_tree + (1 - share) * oof_linear}
+    cv = {c: primary_score(task, y_train, oof[c]) for c in CANDIDATES}
+    holdout = {c: primary_score(task, y_hold, bundles[c].raw_score(X_hold))
+               for c in CANDIDATES}
+    selection = choose(metric, cv, holdout, share)
+    return selection, oof[selection.chosen], bundles[selection.chosen]
 
 
 def frame_hash(frame: pd.DataFrame, columns: list[str]) -> str:

@@ -27,6 +27,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
 from leadscore_assets.monitoring.performance import (
@@ -479,7 +480,7 @@ def drift_asset(model: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=drift_key(model),
-        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+        deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
         kinds={"scipy", "duckdb", "html"},

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from croniter import croniter
 
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import MONITORED, monitoring_assets, raw_predictions
 from leadscore_assets.monitoring.checks import latest_drift_metadata
@@ -142,7 +143,8 @@ def _run_key(model: str, version: str, reason: str, tick: datetime | None) -> st
 
 @dg.sensor(
     name="retraining_sensor",
-    target=dg.AssetSelection.assets(*[dg.AssetKey(["models", m]) for m in MONITORED]),
+    target=dg.AssetSelection.assets(*[key for m in MONITORED
+                                      for key in (dg.AssetKey(["models", m]), champion_key(m))]),
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retrains a model when its champion's drift report says the data drifted, "
@@ -182,7 +184,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext, model_registry: Model
         requested.extend(new)
         requests.append(dg.RunRequest(
             run_key=new[0],
-            asset_selection=[dg.AssetKey(["models", model])],
+            asset_selection=[dg.AssetKey(["models", model]), champion_key(model)],
             tags={TRIGGER_TAG: "retraining_sensor", REASON_TAG: "+".join(reasons),
                   CHAMPION_TAG: version, "leadscore/model": model},
         ))

@@ -32,6 +32,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import (
     DRIFT_AUTOMATION,
@@ -272,7 +273,7 @@ def estimated_asset(model: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=estimated_key(model),
-        deps=[dg.AssetKey(["models", model]), PREDICTIONS_KEY,
+        deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
         kinds={"numpy", "duckdb"},

@@ -1,11 +1,12 @@
 """Batch scores with the champion models, and the read-only snapshot the API serves from.
 
-``scores/leads`` ranks every lead without a decision yet; ``scores/customers`` gives every
-customer a churn probability and a risk level. Both use the registry's ``champion`` versions
-(never the freshly trained challenger) and depend on the model assets, so a failed champion
-gate blocks them in the same run. Each table is also exported as a CSV a CRM can import:
-plain header, ISO 8601 dates, UTF-8, written to a temporary file and renamed into place so an
-importer never reads half a file.
+``scores/leads`` ranks every lead without a decision yet (one row per lead);
+``scores/customers`` gives every customer one row with each churn model's probability and one
+risk level. Both use the registry's ``champion`` versions (never the freshly trained
+challenger) and depend on the champion assets, which materialise only when a challenger is
+promoted: a challenger that loses leaves the scores as they were. Each table is also
+exported as a CSV a CRM can import: plain header, ISO 8601 dates, UTF-8, written to a
+temporary file and renamed into place so an importer never reads half a file.
 
 ``serving/customer_activity_snapshot`` publishes the latest activity features per customer as
 a Parquet file for the API, swapped in with an atomic rename: the API never opens the
@@ -22,6 +23,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import active_profile, markdown_table
+from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon, lead_horizon
@@ -32,6 +34,7 @@ from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_core.serving import Explanation, ModelBundle
 from leadscore_core.settings import Settings
 from leadscore_core.tiers import (
+    customer_risk,
     lead_tiers_document,
     lead_tiers_path,
     quartile_boundaries,
@@ -64,6 +67,9 @@ class CustomerRiskConfig(dg.Config):
 def risk_levels(probability: np.ndarray, high: float, medium: float) -> list[str]:
     risk = risk_rule(high, medium)
     return [risk(float(p)) for p in probability]
+
+
+CHURN_MODELS = ("activity_churn", "snapshot_churn")
 
 
 def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
@@ -144,8 +150,7 @@ def open_leads_frame(conn, scored: pd.DataFrame, open_leads: pd.DataFrame,
 
 @dg.asset(
     key=["scores", "leads"],
-    deps=[dg.AssetKey(["models", "lead_conversion"]),
-          dg.AssetKey(["features", "lead_features"])],
+    deps=[champion_key("lead_conversion"), dg.AssetKey(["features", "lead_features"])],
     group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
 )
 def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
@@ -210,7 +215,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
 
 @dg.asset(
     key=["scores", "customers"],
-    deps=[dg.AssetKey(["models", "activity_churn"]), dg.AssetKey(["models", "snapshot_churn"]),
+    deps=[champion_key("activity_churn"), champion_key("snapshot_churn"),
           dg.AssetKey(["features", "customer_activity_latest"]),
           dg.AssetKey(["features", "customer_snapshot"])],
     group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
@@ -218,11 +223,12 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
 def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
                     settings: SettingsResource,
                     model_registry: ModelRegistryResource) -> dg.MaterializeResult:
-    """Every customer's churn probability and risk level (High, Medium, Low): from purchase
-    activity (invoices) and from the account snapshot, each by its champion model."""
+    """One row per customer: each churn model's probability in its own column (purchase
+    activity from invoices, the account snapshot), each by its champion, and one risk level
+    (High, Medium, Low) by ``customer_risk``'s rule: the highest of the probabilities."""
     registry = model_registry.registry()
     high, medium = config.thresholds(settings.get())
-    parts, versions = [], {}
+    columns, versions = {}, {}
     with warehouse.get_connection() as conn:
         for model, table in (("activity_churn", "features.customer_activity_latest"),
                              ("snapshot_churn", "features.customer_snapshot")):
@@ -232,25 +238,38 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
             bundle, version = _champion(registry, model)
             probability = bundle.predict_frame(features) if len(features) else np.empty(0)
             versions[model] = version
-            parts.append(pd.DataFrame({
-                "customer_id": features["customer_id"].astype("string"),
-                "model": model,
-                "churn_probability": np.round(probability, 6),
-                "risk_level": risk_levels(probability, high, medium),
-                "model_version": version,
-            }))
-        if not parts:
+            ids = features["customer_id"].astype("string")
+            if ids.duplicated().any():
+                raise dg.Failure(f"{table} holds {int(ids.duplicated().sum())} customers twice")
+            columns[model] = pd.Series(np.round(probability, 6), index=pd.Index(ids))
+        if not columns:
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
-        frame = pd.concat(parts, ignore_index=True)
+        probabilities = pd.DataFrame(columns).sort_index()
+        probabilities.index.name = "customer_id"
+        probability, levels, risk_models = customer_risk(
+            probabilities.to_numpy(dtype=np.float64), list(probabilities.columns), high,
+            medium)
+        frame = pd.DataFrame({"customer_id": probabilities.index.astype("string")})
+        frame["risk_level"] = pd.Series(levels, dtype="string")
+        frame["churn_probability"] = probability
+        frame["risk_model"] = pd.Series(risk_models, dtype="string")
+        for model in CHURN_MODELS:
+            known = model in probabilities
+            frame[f"{model}_probability"] = (probabilities[model].to_numpy() if known
+                                             else np.nan)
+            frame[f"{model}_version"] = pd.Series(
+                np.where(probabilities[model].notna().to_numpy(), versions[model], None)
+                if known else None, dtype="string")
         frame["horizon"] = churn_horizon(settings.get())
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
-    levels = frame.groupby(["model", "risk_level"]).size().rename("customers").reset_index()
+    levels = frame.groupby(["risk_model", "risk_level"]).size().rename("customers").reset_index()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
         "model_versions": dg.MetadataValue.json(versions),
+        "risk_rule": "the highest of the churn models' probabilities",
         "risk_levels": dg.MetadataValue.md(markdown_table(levels)),
         "thresholds": f"High >= {high}, Medium >= {medium}",
         "export": dg.MetadataValue.path(str(path)),

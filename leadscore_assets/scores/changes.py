@@ -50,9 +50,10 @@ class ScoreMoveAlerts(dg.Config):
 def feature_contributions(bundle: ModelBundle, features: pd.DataFrame,
                           keys: pd.DataFrame) -> pd.DataFrame:
     """Every feature's shown value and contribution for each row of ``features`` (binary
-    models: LightGBM's contributions on the log-odds scale, the base value left out)."""
+    models: the one explainer's contributions on the log-odds scale, the base value left
+    out), the same the exports and the API give as reasons."""
     X = bundle.encoder.transform_frame(features)
-    contrib = np.asarray(bundle.booster.predict(X, pred_contrib=True))[:, :-1]
+    contrib = bundle.explainer.contributions(X)[:, 0, :-1]
     specs = bundle.encoder.specs
     numeric = np.array([s.kind == "numeric" for s in specs])
     numbers = np.where(numeric[None, :], X, np.nan)
@@ -88,15 +89,21 @@ def lead_scoring(conn, registry: ModelRegistry) -> tuple[pd.DataFrame, pd.DataFr
 
 def customer_scoring(conn, registry: ModelRegistry) -> tuple[pd.DataFrame, pd.DataFrame]:
     scores = read_table(conn, "scores.customers")
-    key = ["customer_id", "model"]
+    key = ["customer_id"]
     if scores is None or scores.empty:
-        return pd.DataFrame(columns=[*key, "level", "value", "model_version"]), \
+        return pd.DataFrame(columns=[*key, "model", "level", "value", "model_version"]), \
             pd.DataFrame(columns=[*key, "feature", "value", "number", "contribution"])
+    # one row per customer: the level and probability the risk rule chose, and the reasons of
+    # the model it chose them from
+    model = scores["risk_model"].astype("string")
+    version = pd.Series([scores.at[i, f"{m}_version"] for i, m in zip(scores.index, model,
+                                                                       strict=True)],
+                        index=scores.index, dtype="string")
     current = pd.DataFrame({"customer_id": scores["customer_id"].astype("string"),
-                            "model": scores["model"].astype("string"),
+                            "model": model,
                             "level": scores["risk_level"].astype("string"),
                             "value": scores["churn_probability"].astype("float64"),
-                            "model_version": scores["model_version"].astype("string")})
+                            "model_version": version})
     parts = []
     for (model, version), group in current.groupby(["model", "model_version"]):
         features = read_table(conn, CUSTOMER_FEATURES[str(model)])
@@ -227,10 +234,11 @@ def customer_changes(context: dg.AssetExecutionContext, config: ScoreMoveAlerts,
                      warehouse: DuckDBResource, settings: SettingsResource,
                      model_registry: ModelRegistryResource,
                      alerts: AlertChannel) -> dg.MaterializeResult:
-    """Customers whose churn risk level or probability changed since the previous scoring,
-    per model, with the reasons whose contributions changed most; customers moving into the
-    configured risk levels are announced in one alert per run, each with a link to its page."""
-    return publish_changes(context, "customers", ["customer_id", "model"], customer_scoring,
+    """Customers whose churn risk level or probability changed since the previous scoring
+    (one row per customer, as ``scores/customers`` has them), with the reasons whose
+    contributions changed most; customers moving into the configured risk levels are
+    announced in one alert per run, each with a link to its page."""
+    return publish_changes(context, "customers", ["customer_id"], customer_scoring,
                            config.risk_levels, config, warehouse, settings, model_registry,
                            alerts, CUSTOMER_CHANGES_EXPORT)
 

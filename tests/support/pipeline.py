@@ -17,7 +17,8 @@ from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import feature_assets
 from leadscore_assets.models.assets import model_assets
-from leadscore_assets.models.checks import ModelRegistryResource, champion_gates
+from leadscore_assets.models.champion import champion_assets
+from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import score_assets
@@ -172,7 +173,7 @@ class Stack:
 
     def materialize(self, selection: dg.AssetSelection | None = None, ops: dict | None = None,
                     gate: dict | None = None) -> dg.ExecuteInProcessResult:
-        everything = [*feature_assets, *model_assets, *champion_gates(), *score_assets]
+        everything = [*feature_assets, *model_assets, *champion_assets, *score_assets]
         return dg.materialize(everything, selection=selection,
                               resources=self.resources(**(gate or {})),
                               run_config={"ops": ops or {}}, raise_on_error=False)
