@@ -8,7 +8,7 @@ export UV_PYTHON := $(PYTHON)
 # `setup` links the project's file into it.
 export DAGSTER_HOME := $(CURDIR)/data/dagster
 
-.PHONY: setup demo test dev serve mlflow bench lint clean
+.PHONY: setup demo test dev serve mlflow bench lint clean cluster cluster-down cluster-status cluster-test
 
 setup:  ## install uv (if missing), the locked environment, and Debian's Chromium for the page tests
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -41,6 +41,19 @@ mlflow: setup  ## MLflow UI (runs, registry, plots) on http://127.0.0.1:5000, ov
 bench: setup  ## benchmarks (figures against a baseline, printed)
 	@missed=""; for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || missed="$$missed $$b"; done; \
 	if [ -n "$$missed" ]; then echo "targets missed in:$$missed"; exit 1; fi
+
+cluster: setup  ## the cluster profile (deploy/cluster/): create databases, vhost; start every piece
+	$(UV) run python deploy/cluster/cluster.py up
+
+cluster-down:  ## stop the cluster profile's processes (DROP=1: also drop its databases, vhost)
+	$(UV) run python deploy/cluster/cluster.py down $(if $(DROP),--drop,)
+
+cluster-status:
+	$(UV) run python deploy/cluster/cluster.py status
+
+cluster-test: setup  ## the cluster topology's tests on the real PostgreSQL, RabbitMQ and Redis
+	env -u DAGSTER_HOME -u LEADSCORE_DATA_DIR LEADSCORE_CLUSTER_TESTS=1 \
+		$(UV) run pytest -p no:xdist -x -v tests/cluster
 
 lint: setup
 	$(UV) run ruff check .

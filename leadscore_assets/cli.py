@@ -313,7 +313,9 @@ def serve(host: str | None, port: int | None, workers: int, access_log: bool) ->
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
                 port=port or settings.api_port, workers=workers, access_log=access_log,
-                log_level="info")
+                log_level="info",
+                # a worker still loading its models on a busy host is not taken for dead
+                timeout_worker_healthcheck=120)
 
 
 @main.command("demo")

@@ -62,6 +62,9 @@ main_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
+    # the default executor runs each step in a subprocess; LEADSCORE_RUN_EXECUTOR=in_process
+    # runs them in the run's process (a Celery worker's pool process may not fork its own)
+    executor=dg.in_process_executor if get_settings().run_executor == "in_process" else None,
     # with_raw_freshness puts the freshness policy on every raw/* asset in the list
     assets=with_raw_freshness([
         *(asset for source, asset in RAW_ASSETS.items() if source in SOURCES),

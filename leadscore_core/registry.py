@@ -80,7 +80,8 @@ def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERI
     """Create the experiment with its artifacts under ``artifact_root`` unless it exists.
 
     MLflow would otherwise put the artifacts of a SQLite-backed store in ``./mlruns`` relative
-    to whatever directory the process started in.
+    to whatever directory the process started in. A tracking server (``http(s)://``) keeps
+    its own default, the artifacts it proxies (``mlflow server --serve-artifacts``).
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -89,9 +90,12 @@ def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERI
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    artifact_root.mkdir(parents=True, exist_ok=True)
+    location = None
+    if not tracking_uri.startswith(("http://", "https://")):
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
+        return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created concurrently by another step process
         return client.get_experiment_by_name(name).experiment_id
 

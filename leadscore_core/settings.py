@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Root of everything a run writes.")
     warehouse_path: Path | None = Field(
         None, description="DuckDB file; default data/warehouse.duckdb")
+    run_executor: Literal["multiprocess", "in_process"] = Field(
+        "multiprocess",
+        description="How a run executes its steps: in subprocesses (the default), or one "
+                    "after another in the run's own process (Celery workers, whose pool "
+                    "processes may not start processes of their own)")
+    warehouse_lock_url: str | None = Field(
+        None, description="PostgreSQL URL whose advisory lock serialises warehouse writers "
+                          "across hosts (the cluster profile); default: a lock file beside "
+                          "the warehouse")
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking and registry URI; default SQLite under data/mlflow"
     )

@@ -1,0 +1,391 @@
+"""The cluster profile on this machine: create what it needs, start it, stop it.
+
+    python deploy/cluster/cluster.py up      # databases, role, vhost; then every process
+    python deploy/cluster/cluster.py status
+    python deploy/cluster/cluster.py down [--drop]   # stop; --drop also removes databases, vhost
+
+Settings come from ``deploy/cluster/cluster.env``; a variable already in the environment
+wins, so tests and benchmarks run their own cluster beside the default one (own databases,
+vhost, data folder and ports). Every address is a variable: moving a piece to its own host
+changes only the URL the others use to reach it.
+
+Processes (each in its own session; pid files and logs under ``<data>/cluster/``):
+
+- ``mlflow``: ``mlflow server`` on PostgreSQL, artifacts proxied (``--serve-artifacts``),
+  MLflow's basic-auth app (admin credentials: MLFLOW_TRACKING_USERNAME / _PASSWORD);
+- ``daemon``: ``dagster-daemon`` (sensors, the run queue, run monitoring);
+- ``webserver``: the Dagster UI;
+- ``worker-N``: Celery workers (``LEADSCORE_CELERY_WORKERS``, one run at a time each);
+- ``api``: ``leadscore serve --workers LEADSCORE_API_WORKERS``.
+
+Creating the databases, the role and the RabbitMQ vhost is idempotent: ``up`` twice is fine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ENV_FILE = HERE / "cluster.env"
+START_TIMEOUT = 420.0
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
+def cluster_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """cluster.env under the current environment (the environment wins), paths resolved."""
+    base = dict(os.environ if base is None else base)
+    values = {k: v for k, v in dotenv_values(ENV_FILE, interpolate=False).items()
+              if v is not None}
+    env = dict(base)
+    for key, value in values.items():  # in file order: ${VAR} names an earlier one
+        if key not in base:
+            env[key] = _expand(value, env)
+    data = Path(env["LEADSCORE_DATA_DIR"])
+    if not data.is_absolute():
+        data = (ROOT / data).resolve()
+    env["LEADSCORE_DATA_DIR"] = str(data)
+    home = data / "cluster" / "dagster_home"
+    env["DAGSTER_HOME"] = str(home)
+    env.setdefault("LEADSCORE_DAGSTER_STORAGE", str(data / "cluster" / "dagster"))
+    env.setdefault("LEADSCORE_DAGSTER_COMPUTE_LOGS",
+                   str(data / "cluster" / "dagster" / "compute_logs"))
+    env.setdefault("MLFLOW_AUTH_CONFIG_PATH", str(data / "cluster" / "basic_auth.ini"))
+    return env
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    for key, v in env.items():
+        value = value.replace("${" + key + "}", v)
+    return value
+
+
+# -- what the services need -------------------------------------------------------------
+
+
+def _pg_admin(env: dict[str, str]):
+    import psycopg2
+
+    conn = psycopg2.connect(env["LEADSCORE_PG_ADMIN_URL"])
+    conn.autocommit = True
+    return conn
+
+
+def _databases(env: dict[str, str]) -> dict[str, str]:
+    """database name -> owner, from every PostgreSQL URL the cluster uses."""
+    out = {}
+    for var in ("LEADSCORE_DAGSTER_PG_URL", "LEADSCORE_MLFLOW_BACKEND_URL",
+                "LEADSCORE_MLFLOW_AUTH_URL"):
+        url = urlsplit(env[var])
+        out[url.path.lstrip("/")] = url.username or "postgres"
+    return out
+
+
+def create_databases(env: dict[str, str]) -> None:
+    conn = _pg_admin(env)
+    with conn.cursor() as cur:
+        for db, owner in _databases(env).items():
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE ROLE "{owner}" LOGIN')
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{db}" OWNER "{owner}"')
+    conn.close()
+
+
+def drop_databases(env: dict[str, str]) -> None:
+    conn = _pg_admin(env)
+    with conn.cursor() as cur:
+        for db in _databases(env):
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    conn.close()
+
+
+def _vhost(env: dict[str, str]) -> tuple[str, str, str]:
+    url = urlsplit(env["LEADSCORE_CELERY_BROKER"])
+    return url.path.lstrip("/") or "/", url.username or "guest", url.password or "guest"
+
+
+def _rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                          check=check)
+
+
+def create_vhost(env: dict[str, str]) -> None:
+    """The broker's virtual host and user (RabbitMQ's own CLI; idempotent)."""
+    vhost, user, password = _vhost(env)
+    if vhost != "/":
+        _rabbitmqctl("add_vhost", vhost, check=False)  # exists already: fine
+    if user != "guest":
+        _rabbitmqctl("add_user", user, password, check=False)
+    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def drop_vhost(env: dict[str, str]) -> None:
+    vhost, _, _ = _vhost(env)
+    if vhost != "/":
+        _rabbitmqctl("delete_vhost", vhost, check=False)
+
+
+def write_instance(env: dict[str, str]) -> None:
+    """DAGSTER_HOME under the data folder, holding this profile's dagster.yaml."""
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(HERE / "dagster.yaml", home / "dagster.yaml")
+    Path(env["LEADSCORE_DAGSTER_STORAGE"]).mkdir(parents=True, exist_ok=True)
+
+
+def write_auth_config(env: dict[str, str]) -> None:
+    """MLflow's basic-auth settings: users in PostgreSQL, the admin from the environment."""
+    path = Path(env["MLFLOW_AUTH_CONFIG_PATH"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {env['LEADSCORE_MLFLOW_AUTH_URL']}\n"
+        f"admin_username = {env['MLFLOW_TRACKING_USERNAME']}\n"
+        f"admin_password = {env['MLFLOW_TRACKING_PASSWORD']}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def flask_secret(env: dict[str, str]) -> None:
+    """The tracking server's CSRF key: from the environment, else one kept per data folder
+    (every server of one deployment must share it)."""
+    if env.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        return
+    path = Path(env["LEADSCORE_DATA_DIR"]) / "cluster" / "mlflow_flask_secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = path.read_text().strip()
+
+
+def prepare(env: dict[str, str]) -> None:
+    create_databases(env)
+    create_vhost(env)
+    write_instance(env)
+    write_auth_config(env)
+    flask_secret(env)
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+def _run_dir(env: dict[str, str]) -> Path:
+    path = Path(env["LEADSCORE_DATA_DIR"]) / "cluster"
+    (path / "logs").mkdir(parents=True, exist_ok=True)
+    (path / "pids").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def commands(env: dict[str, str]) -> dict[str, list[str]]:
+    host = env["LEADSCORE_BIND_HOST"]
+    artifacts = Path(env["LEADSCORE_DATA_DIR"]) / "cluster" / "mlflow-artifacts"
+    cmds = {
+        "mlflow": [
+            _bin("mlflow"), "server",
+            "--backend-store-uri", env["LEADSCORE_MLFLOW_BACKEND_URL"],
+            "--serve-artifacts", "--artifacts-destination", str(artifacts),
+            "--app-name", "basic-auth",
+            "--host", host, "--port", env["LEADSCORE_MLFLOW_PORT"],
+            "--workers", env["LEADSCORE_MLFLOW_WORKERS"],
+            # a worker still importing on a busy host is not taken for dead
+            "--uvicorn-opts", f"--timeout-worker-healthcheck {WORKER_HEALTHCHECK_SECONDS}",
+        ],
+        "daemon": [_bin("dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+        "webserver": [_bin("dagster-webserver"), "-w", str(ROOT / "workspace.yaml"),
+                      "-h", host, "-p", env["LEADSCORE_DAGSTER_UI_PORT"]],
+    }
+    for i in range(1, int(env["LEADSCORE_CELERY_WORKERS"]) + 1):
+        cmds[f"worker-{i}"] = [
+            _bin("dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+            "-y", str(HERE / "celery.yaml"), "-n", f"{env['LEADSCORE_CELERY_WORKER_PREFIX']}{i}",
+            "--", "--concurrency=1", "--without-gossip", "--without-mingle",
+        ]
+    cmds["api"] = [_bin("leadscore"), "serve", "--host", host,
+                   "--port", env["LEADSCORE_API_PORT"],
+                   "--workers", env["LEADSCORE_API_WORKERS"]]
+    return cmds
+
+
+_started: dict[int, subprocess.Popen] = {}  # processes this script started, by pid
+
+
+def pid_of(env: dict[str, str], name: str) -> int | None:
+    """The pid of ``name`` while it runs (a child of this script that exited is reaped)."""
+    path = _run_dir(env) / "pids" / f"{name}.pid"
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    if pid in _started:
+        return None if _started[pid].poll() is not None else pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def start(env: dict[str, str], name: str, cmd: list[str]) -> int:
+    if (pid := pid_of(env, name)) is not None:
+        return pid
+    run = _run_dir(env)
+    log = open(run / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    (run / "pids" / f"{name}.pid").write_text(str(proc.pid))
+    _started[proc.pid] = proc
+    return proc.pid
+
+
+def _http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
+    request = urllib.request.Request(url)
+    if auth:
+        import base64
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until(check, what: str, env: dict[str, str], names: list[str],
+               timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        dead = [n for n in names if pid_of(env, n) is None]
+        if dead:
+            raise RuntimeError(f"{', '.join(dead)} stopped while starting; see "
+                               f"{_run_dir(env) / 'logs'}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def celery_workers_ready(env: dict[str, str]) -> int:
+    """How many Celery workers answer a ping on the broker."""
+    from celery import Celery
+
+    app = Celery(broker=env["LEADSCORE_CELERY_BROKER"], backend=env["LEADSCORE_CELERY_BACKEND"])
+    try:
+        return len(app.control.ping(timeout=1.0) or [])
+    finally:
+        app.close()
+
+
+def up(env: dict[str, str]) -> None:
+    prepare(env)
+    cmds = commands(env)
+    host = env["LEADSCORE_BIND_HOST"]
+    creds = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
+    start(env, "mlflow", cmds["mlflow"])
+    mlflow_url = f"http://{host}:{env['LEADSCORE_MLFLOW_PORT']}"
+    wait_until(lambda: _http_ok(f"{mlflow_url}/health"), "MLflow", env, ["mlflow"])
+    wait_until(lambda: _http_ok(
+        f"{mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", creds),
+        "MLflow (authenticated)", env, ["mlflow"])
+    workers = [n for n in cmds if n.startswith("worker-")]
+    for name in ("daemon", "webserver", *workers, "api"):
+        start(env, name, cmds[name])
+    wait_until(lambda: _http_ok(f"http://{host}:{env['LEADSCORE_DAGSTER_UI_PORT']}/server_info"),
+               "Dagster webserver", env, ["webserver"])
+    wait_until(lambda: celery_workers_ready(env) >= len(workers), "Celery workers", env,
+               workers)
+    wait_until(lambda: _http_ok(f"http://{host}:{env['LEADSCORE_API_PORT']}/health"),
+               "API", env, ["api"])
+    print(status(env))
+
+
+def stop(env: dict[str, str], name: str, grace: float = 20.0) -> None:
+    pid = pid_of(env, name)
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)  # the session this script started for it
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    (_run_dir(env) / "pids" / f"{name}.pid").unlink(missing_ok=True)
+
+
+def down(env: dict[str, str], drop: bool = False) -> None:
+    # the API and the daemon first (nothing new is launched), the tracking server last
+    names = ["api", "daemon", "webserver",
+             *[n for n in commands(env) if n.startswith("worker-")], "mlflow"]
+    for name in names:
+        stop(env, name)
+    if drop:
+        drop_databases(env)
+        drop_vhost(env)
+
+
+def status(env: dict[str, str]) -> str:
+    host = env["LEADSCORE_BIND_HOST"]
+    lines = []
+    for name in commands(env):
+        pid = pid_of(env, name)
+        lines.append(f"{name:<12} {'pid ' + str(pid) if pid else 'stopped'}")
+    lines += [
+        f"Dagster UI   http://{host}:{env['LEADSCORE_DAGSTER_UI_PORT']}",
+        f"MLflow       http://{host}:{env['LEADSCORE_MLFLOW_PORT']}",
+        f"API          http://{host}:{env['LEADSCORE_API_PORT']}",
+        f"logs         {_run_dir(env) / 'logs'}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("--drop", action="store_true",
+                        help="down: also drop the databases and the vhost")
+    args = parser.parse_args(argv)
+    env = cluster_env()
+    if args.command == "up":
+        up(env)
+    elif args.command == "down":
+        down(env, drop=args.drop)
+    elif args.command == "status":
+        print(status(env))
+    else:  # the settings every piece of the cluster runs with, for a shell: eval "$(... env)"
+        for key in sorted(k for k in env if k.startswith(("LEADSCORE_", "MLFLOW_", "DAGSTER_"))):
+            print(f"export {key}={env[key]!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The cluster profile on the machine's real PostgreSQL, RabbitMQ and Redis.
+
+One cluster for the whole session (``deploy/cluster/cluster.py``, the same code ``make
+cluster`` runs) with its own databases, RabbitMQ vhost, data folder and ports, dropped
+afterwards. These tests run with ``make cluster-test`` (LEADSCORE_CLUSTER_TESTS=1) and are
+skipped otherwise: they start a dozen processes and take minutes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = {"LEADSCORE_DAGSTER_UI_PORT": "18610", "LEADSCORE_MLFLOW_PORT": "18620",
+         "LEADSCORE_API_PORT": "18630"}
+
+
+def _cluster_module():
+    spec = importlib.util.spec_from_file_location("leadscore_cluster",
+                                                  ROOT / "deploy" / "cluster" / "cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("LEADSCORE_CLUSTER_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="cluster topology tests: run them with `make cluster-test`")
+    for item in items:
+        if "tests/cluster/" in str(item.fspath):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def cluster_module():
+    return _cluster_module()
+
+
+@pytest.fixture(scope="session")
+def cluster_root():
+    """A folder of this session's own: pytest's numbered temporary folders are pruned by any
+    other pytest session of the same user, and the cluster's processes outlive a test."""
+    root = Path(tempfile.mkdtemp(prefix="leadscore_cluster_test_"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_root, cluster_module):
+    """A running cluster: its settings (also exported to this process), stopped and dropped
+    at the end."""
+    tag = f"leadscore_test_{uuid.uuid4().hex[:8]}"
+    data = cluster_root / "data"
+    data.mkdir()
+    overrides = {
+        "LEADSCORE_DATA_DIR": str(data),
+        "LEADSCORE_DAGSTER_PG_URL": f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_dagster",
+        "LEADSCORE_MLFLOW_BACKEND_URL":
+            f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_mlflow",
+        "LEADSCORE_MLFLOW_AUTH_URL": f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_auth",
+        "LEADSCORE_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{tag}",
+        "LEADSCORE_CELERY_WORKER_PREFIX": f"{tag}-worker-",
+        "MLFLOW_TRACKING_PASSWORD": uuid.uuid4().hex,
+        "LEADSCORE_API_POLL_SECONDS": "2",
+        **PORTS,
+    }
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("LEADSCORE_", "DAGSTER_", "MLFLOW_"))}
+    env = cluster_module.cluster_env({**base, **overrides})
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        cluster_module.up(env)
+        yield env
+    finally:
+        try:
+            cluster_module.down(env, drop=True)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
