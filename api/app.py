@@ -204,7 +204,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         if api.prediction_log:
             from leadscore_core.predlog import PredictionLogWriter
 
-            writer = PredictionLogWriter(settings.predictions_dir)
+            writer = PredictionLogWriter(settings.predictions_dir,
+                                         inbox=settings.inbox("predictions"))
         app.state.prediction_log = writer
         # Requests only append to ``pending``; this task hands it to the writer in bursts, so
         # the writer thread wakes a few times a second rather than once per request (each

@@ -190,7 +190,8 @@ def _counts(counts: dict | None) -> str:
 
 
 @main.command("land")
-@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers"]))
+@click.argument("source", type=click.Choice(["leads", "payments", "invoices", "customers",
+                                                 "predictions"]))
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--again", is_flag=True,
               help="Land files whose bytes have landed before too (replaces their rows).")

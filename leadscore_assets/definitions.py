@@ -22,7 +22,7 @@ from leadscore_assets.monitoring.estimated import estimated_assets
 from leadscore_assets.resources import SettingsResource, env_or, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
 from leadscore_assets.scores.changes import change_assets
-from leadscore_core.settings import get_settings
+from leadscore_core.settings import SOURCES, get_settings
 
 # Project-wide automation policy. Derived tables follow their inputs, but only once the
 # blocking checks on those inputs have passed (bad data stops here, in automation as in a
@@ -67,13 +67,14 @@ defs = dg.Definitions(
     executor=dg.in_process_executor if get_settings().run_executor == "in_process" else None,
     # with_raw_freshness puts the freshness policy on every raw/* asset in the list
     assets=with_raw_freshness([
-        *RAW_ASSETS.values(),
+        *(asset for source, asset in RAW_ASSETS.items() if source in SOURCES),
         *CLEAN_ASSETS.values(),
         *with_policy(feature_assets, FOLLOW_INPUTS),
         *with_policy(model_assets, FIRST_TRAINING),
         *with_policy(champion_assets, FOLLOW_INPUTS),
         *with_policy([*score_assets, *change_assets], FOLLOW_INPUTS),
-    ]) + monitoring_assets + estimated_assets,  # the prediction log: no freshness policy
+    ]) + [RAW_ASSETS["predictions"]]  # the API's log, not a delivery: no freshness policy
+    + monitoring_assets + estimated_assets,
     asset_checks=[
         *CLEAN_CHECKS,
         *drift_checks,

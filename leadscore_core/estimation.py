@@ -28,8 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import auc
 
 METRICS = ("roc_auc", "top_tier_precision", "positive_rate", "brier")
 DRAWS = 400
@@ -56,6 +54,8 @@ def expected_roc_auc(probability: np.ndarray) -> float:
 
     NaN when the probabilities expect no positives or no negatives (all 0, or all 1).
     """
+    from sklearn.metrics import auc  # here: the API imports this module for its summaries
+
     p = np.asarray(probability, dtype=np.float64)
     if p.size == 0:
         return float("nan")
@@ -99,6 +99,8 @@ def _draw_metrics(p: np.ndarray, outcomes: np.ndarray, top: np.ndarray
     ROC-AUC by the rank-sum (Mann-Whitney) identity, ties at half: the probabilities, and so
     their ranks, are the same in every draw.
     """
+    from scipy.stats import rankdata
+
     ranks = rankdata(p)
     y = outcomes.astype(np.float64)
     positives = y.sum(axis=1)
@@ -150,27 +152,40 @@ def estimate(probability: np.ndarray, top_tier: np.ndarray, draws: int = DRAWS,
     return out
 
 
+def figure_text(e: dict | None) -> str:
+    """A saved estimate (``value``, ``low``, ``high``) as ``0.781 [0.760, 0.801]``."""
+    if not e or e.get("value") is None:
+        return "n/a"
+    bounds = "" if e.get("low") is None else f" [{e['low']:.3f}, {e['high']:.3f}]"
+    return f"{e['value']:.3f}{bounds}"
+
+
+def metric_names(top_tier: str = "the top tier") -> dict[str, str]:
+    return {"roc_auc": "ROC-AUC", "top_tier_precision": f"precision in {top_tier}",
+            "positive_rate": "positive rate", "brier": "Brier score"}
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
+    """(metric, the window's estimate, the held-out rows' estimate) of a saved estimate."""
+    window, held_out = summary.get("window", {}), summary.get("held_out", {})
+    return [(name, figure_text(window.get(metric)), figure_text(held_out.get(metric)))
+            for metric, name in metric_names(summary.get("top_tier", "the top tier")).items()]
+
+
+def realised_rows(summary: dict) -> list[dict]:
+    """The ROC-AUC rows of estimate against realised, per served version with outcomes."""
+    return [r for r in summary.get("estimate_vs_realised", [])
+            if r.get("metric") == "roc_auc" and r.get("realised") is not None]
+
+
 def summary_lines(summary: dict) -> list[str]:
     """A saved estimate (``<model>_estimated.json``) as lines for a person: the window's
     estimates against the held-out rows', then estimate against realised per served version."""
-    def figure(e: dict | None) -> str:
-        if not e or e.get("value") is None:
-            return "n/a"
-        bounds = ("" if e.get("low") is None else f" [{e['low']:.3f}, {e['high']:.3f}]")
-        return f"{e['value']:.3f}{bounds}"
-
-    window, held_out = summary.get("window", {}), summary.get("held_out", {})
     lines = [f"  estimated on {summary.get('window_rows', 0):,} window rows: "
              f"{summary.get('verdict', '')}"]
-    names = {"roc_auc": "ROC-AUC", "top_tier_precision":
-             f"precision in {summary.get('top_tier', 'the top tier')}",
-             "positive_rate": "positive rate", "brier": "Brier score"}
-    for metric, name in names.items():
-        lines.append(f"    {name:<28} {figure(window.get(metric)):<24} held out "
-                     f"{figure(held_out.get(metric))}")
-    for row in summary.get("estimate_vs_realised", []):
-        if row.get("metric") != "roc_auc" or row.get("realised") is None:
-            continue
+    for name, window, held_out in summary_rows(summary):
+        lines.append(f"    {name:<28} {window:<24} held out {held_out}")
+    for row in realised_rows(summary):
         inside = "within" if row.get("within_interval") else "OUTSIDE"
         lines.append(f"    v{row['version']} served, outcomes known for {row['rows']:,}: "
                      f"realised ROC-AUC {row['realised']:.3f}, estimated "

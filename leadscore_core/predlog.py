@@ -10,13 +10,12 @@ is written to) before it says a record is written, so a caller can acknowledge i
 ``sync_on_seal`` a file is fsync'd once, before it is sealed (for a caller that keeps its
 records durable elsewhere until then, as the webhook ledger does).
 
-The prediction log (:class:`PredictionLogWriter`): the API writes it and Dagster lands it into
-the warehouse, so the API never touches the warehouse file. Layout under
-``settings.predictions_dir``::
+The prediction log (:class:`PredictionLogWriter`): the API writes it and its files land
+through an inbox like any export (``raw/predictions``, one partition per sealed file), so the
+API never touches the warehouse file. Layout::
 
-    predictions-20260301T101500-host-4242-0001.jsonl.open   being written: never read
-    predictions-20260301T091500-host-4242-0000.jsonl        closed: ready to land
-    landed/                                                 closed files already landed
+    <data>/predictions/predictions-20260301T101500-host-4242-0001.jsonl.open   being written
+    <data>/inbox/predictions/predictions-20260301T091500-host-4242-0000.jsonl  sealed: lands
 
 One file per writer (the pid is in the name), so several API workers never share a file. A
 file left open by a process that died is sealed by :func:`seal_abandoned`.
@@ -26,6 +25,10 @@ Each line of the prediction log is one entry::
     {"id": "...", "time": "2026-03-01T10:15:00.123456+00:00", "model": "lead_conversion",
      "version": "3", "endpoint": "/v1/leads/score", "inputs": {...}, "outputs": {...}}
 
+Each entry carries its own id and time: a prediction is the same prediction whichever file
+lands it, and however often (the drift window counts it once, by when it was served).
+:func:`entry_problem` is the format's check, shared with the ingest reader.
+
 No Dagster imports: the API uses this module.
 """
 
@@ -34,7 +37,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import json
 import logging
 import os
 import queue
@@ -52,7 +54,6 @@ import msgspec
 
 OPEN_SUFFIX = ".jsonl.open"
 CLOSED_SUFFIX = ".jsonl"
-LANDED_DIR = "landed"
 REQUIRED_FIELDS = ("time", "model", "version", "endpoint", "inputs", "outputs")
 _STOP = object()
 log = logging.getLogger("leadscore.spool")
@@ -464,7 +465,10 @@ class PredictionLogWriter(Spool):
         max_bytes: int = 32 * 1024 * 1024,
         max_age_seconds: float = 3_600.0,
         max_queue: int = 100_000,
+        inbox: Path | str | None = None,
     ) -> None:
+        """``inbox``: where sealed files go (``settings.inbox("predictions")`` in the API);
+        default: beside the open ones."""
         # msgspec: several times faster than json, which matters on a thread sharing the GIL
         # with the request handlers
         self._encoder = msgspec.json.Encoder(enc_hook=_json_default)
@@ -472,7 +476,8 @@ class PredictionLogWriter(Spool):
         # restarts without a random draw per entry
         self._id_prefix = uuid.uuid4().hex[:16]
         self._entries = 0
-        super().__init__(directory, prefix="predictions", flush_interval=flush_interval,
+        super().__init__(directory, prefix="predictions", sealed_dir=inbox,
+                         flush_interval=flush_interval,
                          max_batch=max_batch, max_bytes=max_bytes,
                          max_age_seconds=max_age_seconds, max_queue=max_queue,
                          thread_name="prediction-log")
@@ -532,57 +537,11 @@ def _closed_name(open_path: Path) -> Path:
     return open_path.with_name(open_path.name[: -len(OPEN_SUFFIX)] + CLOSED_SUFFIX)
 
 
-# -- the landing side -------------------------------------------------------------------------
+# -- the entry format, and crash recovery ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BadLine:
-    """A line of a log file that is not a valid entry, kept aside with the reason."""
-
-    file: str
-    line: int
-    reason: str
-    text: str
-
-
-def closed_files(directory: Path | str) -> list[Path]:
-    """Closed log files ready to land, oldest first (never a file still being written)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.glob(f"*{CLOSED_SUFFIX}") if p.is_file())
-
-
-def read_log_file(path: Path | str) -> tuple[list[dict], list[BadLine]]:
-    """Entries of one closed log file, and the lines that could not be read (with why).
-
-    Entries get ``line`` (1-based line number in the file).
-    """
-    path = Path(path)
-    if path.name.endswith(OPEN_SUFFIX):
-        raise ValueError(f"{path.name} is still being written; only closed files are read")
-    entries: list[dict] = []
-    bad: list[BadLine] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
-            text = text.rstrip("\n")
-            if not text.strip():
-                continue
-            try:
-                entry = json.loads(text)
-            except json.JSONDecodeError as exc:
-                bad.append(BadLine(path.name, number, f"invalid JSON: {exc.msg}", text[:500]))
-                continue
-            problem = _entry_problem(entry)
-            if problem:
-                bad.append(BadLine(path.name, number, problem, text[:500]))
-                continue
-            entry["line"] = number
-            entries.append(entry)
-    return entries, bad
-
-
-def _entry_problem(entry: Any) -> str | None:
+def entry_problem(entry: Any) -> str | None:
+    """Why a decoded line is not a prediction-log entry, or None when it is one."""
     if not isinstance(entry, dict):
         return "not a JSON object"
     missing = [f for f in REQUIRED_FIELDS if f not in entry]
@@ -598,17 +557,10 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
-def mark_landed(path: Path | str) -> Path:
-    """Move a landed file into ``landed/`` (kept, never deleted)."""
-    path = Path(path)
-    target = path.parent / LANDED_DIR / path.name
-    target.parent.mkdir(exist_ok=True)
-    os.replace(path, target)
-    return target
-
-
-def seal_abandoned(directory: Path | str, min_age_seconds: float = 300.0) -> list[Path]:
-    """Seal ``.open`` files whose writer process is gone (a crash) so they can land.
+def seal_abandoned(directory: Path | str, min_age_seconds: float = 300.0, *,
+                   inbox: Path | str | None = None) -> list[Path]:
+    """Seal ``.open`` files whose writer process is gone (a crash) so they can land: into
+    ``inbox`` (default: beside them).
 
     A file is abandoned when its pid is not running on this host and it has not been
     written for ``min_age_seconds``; files of other hosts are sealed on age alone.
@@ -624,7 +576,7 @@ def seal_abandoned(directory: Path | str, min_age_seconds: float = 300.0) -> lis
             continue
         if writer[0] == host and _pid_alive(writer[1]):
             continue
-        closed = _closed_name(path)
+        closed = (Path(inbox) if inbox is not None else path.parent) / _closed_name(path).name
         os.replace(path, closed)
         sealed.append(closed)
     return sealed

@@ -19,6 +19,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCES = ("leads", "payments", "invoices", "customers")
+# What lands through an inbox: the business exports, and the API's own prediction log
+INGEST_SOURCES = (*SOURCES, "predictions")
 Source = Literal["leads", "payments", "invoices", "customers"]
 # The profile of a source before any of its files has landed (the sample data's shape).
 DEFAULT_PROFILES = {"leads": "webform", "customers": "saas_accounts"}
@@ -141,6 +143,8 @@ class Settings(BaseSettings):
 
     @property
     def predictions_dir(self) -> Path:
+        """Where the API writes the prediction log's open files; each is sealed into
+        ``inbox("predictions")``, from where it lands like any export."""
         return self.root / "predictions"
 
     @property

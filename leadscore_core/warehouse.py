@@ -97,6 +97,19 @@ RAW_DDL: dict[str, str] = {
         {READING_DDL}
         {LINEAGE_DDL}
     """,
+    # The API's prediction log (``leadscore_core.predlog``): one row per served prediction.
+    # A prediction is known by its own id and time, whichever file brought it.
+    "predictions": f"""
+        prediction_id  VARCHAR,  -- the entry's id, unique per prediction
+        predicted_at   VARCHAR,  -- when it was served: ISO 8601 with offset, as written
+        model          VARCHAR,  -- registered model name as served
+        version        VARCHAR,
+        endpoint       VARCHAR,
+        inputs         JSON,
+        outputs        JSON,
+        _malformed     JSON,     -- a line that is not an entry: line, rule, reason
+        {LINEAGE_DDL}
+    """,
 }
 
 # Invoice export header (UCI Online Retail layout) -> raw column.

@@ -15,7 +15,6 @@ from mlflow import MlflowClient
 
 from api.app import create_app
 from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
-from leadscore_core.predlog import closed_files, read_log_file
 from leadscore_core.registry import ModelRegistry
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
@@ -32,6 +31,7 @@ from tests.support.api_models import (
     with_data_dir,
     write_snapshot,
 )
+from tests.support.predlog import read_entries, sealed_files
 
 # -- predictions -----------------------------------------------------------------------------
 
@@ -401,8 +401,8 @@ def test_every_prediction_is_logged_and_flushed_on_shutdown(store, tmp_path):
         c.post("/v1/leads/score", json=[{"id": f"l{i}", "business_size": "1-5"}
                                         for i in range(25)])
         c.post("/v1/leads/score", json={"id": "single", "utm_source": "google"})
-    files = closed_files(settings.predictions_dir)
-    entries = [e for f in files for e in read_log_file(f)[0]]
+    files = sealed_files(settings.inbox("predictions"))  # sealed into the log's inbox
+    entries = [e for f in files for e in read_entries(f)]
     assert len(entries) == 26
     assert {e["model"] for e in entries} == {LEAD_CONVERSION}
     single = next(e for e in entries if e["inputs"].get("id") == "single")

@@ -252,12 +252,18 @@ def test_validate_counts_failing_rows_and_samples_them():
 
 
 def test_raw_sources_get_the_freshness_policy():
-    assets = with_raw_freshness([*RAW_ASSETS.values(), *CLEAN_ASSETS.values()])
-    policies = {spec.key.to_user_string(): spec.freshness_policy
-                for a in assets for spec in a.specs}
+    from leadscore_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    policies = {key.to_user_string(): graph.get(key).freshness_policy
+                for key in graph.get_all_asset_keys()}
+    # the delivered sources; the API's own prediction log is no delivery
     assert {k for k, p in policies.items() if p == RAW_FRESHNESS} == {
         "raw/leads", "raw/payments", "raw/invoices", "raw/customers"}
+    assert policies["raw/predictions"] is None
     assert all(p is None for k, p in policies.items() if k.startswith("clean/"))
+    assert {spec.key.to_user_string() for a in with_raw_freshness(list(CLEAN_ASSETS.values()))
+            for spec in a.specs if spec.freshness_policy} == set()
 
 
 def test_clean_table_rebuilds_after_a_new_raw_file(tmp_path: Path, shared_data: Path):

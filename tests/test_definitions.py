@@ -91,7 +91,7 @@ EXPECTED_CHECKS: dict[tuple[str, str], bool] = {
 EXPECTED_SENSORS = {
     "leads_inbox_sensor", "payments_inbox_sensor", "invoices_inbox_sensor",
     "customers_inbox_sensor", "alert_on_run_failure", "automation",
-    "prediction_log_sensor", "retraining_sensor", "monitoring_automation_sensor",
+    "predictions_inbox_sensor", "retraining_sensor", "monitoring_automation_sensor",
 }
 
 # Assets that write DuckDB must be in the single-writer pool.

@@ -19,22 +19,29 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import AlertChannel
+from leadscore_assets.ingest.landing import LandingZone
+from leadscore_assets.ingest.sensors import INBOX_SENSORS
 from leadscore_assets.models.assets import snapshot_churn_model
 from leadscore_assets.models.champion import champion_asset
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.resources import MlflowTracking
-from leadscore_assets.monitoring.assets import drift_key, monitoring_assets, raw_predictions
+from leadscore_assets.monitoring.assets import (
+    api_window,
+    drift_key,
+    monitoring_assets,
+    served_predictions,
+)
 from leadscore_assets.monitoring.automation import (
     REASON_TAG,
     RetrainPolicy,
     _retrain_reasons,
-    prediction_log_sensor,
     retraining_sensor,
 )
 from leadscore_assets.monitoring.checks import DRIFT_CHECK, drift_checks
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.predlog import PredictionLogWriter
 from leadscore_core.registry import CHAMPION, ModelRegistry
+from tests.support.predlog import land_prediction_log, sealed_files
 
 MODEL = "snapshot_churn"
 REGISTERED = "leadscore-snapshot-churn"
@@ -115,7 +122,7 @@ class Stack:
         self.defs = dg.Definitions(
             assets=[snapshot_churn_model, champion_asset(MODEL), *monitoring_assets],
             asset_checks=[*drift_checks],
-            sensors=[prediction_log_sensor, retraining_sensor],
+            sensors=[retraining_sensor],
             resources=self.resources,
         )
 
@@ -266,62 +273,57 @@ def test_new_labelled_rows_trigger_retraining_by_ratio():
 # -- the prediction log ------------------------------------------------------------------------
 
 
-def test_prediction_log_is_landed_once_with_bad_lines_quarantined(tmp_path):
+def test_prediction_log_lands_through_its_inbox_and_re_landing_leaves_the_window_as_it_was(
+        tmp_path):
     data = tmp_path / "data"
-    warehouse = data / "warehouse.duckdb"
     data.mkdir()
-    settings = SettingsResource(data_dir=str(data))
-    resources = {"warehouse": DuckDBResource(database=str(warehouse)), "settings": settings}
-    log_dir = settings.get().predictions_dir
+    landing = LandingZone(root=str(data), settle_seconds=0)
+    warehouse = DuckDBResource(database=str(data / "warehouse.duckdb"))
+    inbox = landing.inbox("predictions")
+    kinds = {"monthly_fee": "numeric"}
+    sensor = INBOX_SENSORS["predictions"]
+    assert sensor(dg.build_sensor_context(resources={"landing": landing})).run_requests == []
 
-    context = dg.build_sensor_context(resources={"settings": settings})
-    assert prediction_log_sensor(context).run_requests == []
-
-    writer = PredictionLogWriter(log_dir)
+    writer = PredictionLogWriter(data / "predictions", inbox=inbox)
     writer.log_many(REGISTERED, "1", "/v1/customers/churn",
-                    [({"id": f"c{i}", "monthly_fee": 150.0}, {"probability": 0.1})
+                    [({"id": f"c{i}", "monthly_fee": 150.0 + i}, {"probability": 0.1})
                      for i in range(5)])
     writer.flush()
-    context = dg.build_sensor_context(resources={"settings": settings})
-    assert prediction_log_sensor(context).run_requests == []  # still open: not landed
-    writer.close()
-    (log_dir / "predictions-20260101T000000-other-1-0000.jsonl").write_text(
+    assert sensor(dg.build_sensor_context(resources={"landing": landing})).run_requests == []
+    writer.close()  # sealed: renamed into the inbox
+    (inbox / "predictions-20260101T000000-other-1-0000.jsonl").write_text(
         '{"time": "2026-01-01T00:00:00+00:00", "model": "m", "version": "1", '
         '"endpoint": "/x", "inputs": {}, "outputs": {}}\n{broken\n')
 
-    tick = prediction_log_sensor(dg.build_sensor_context(resources={"settings": settings}))
-    assert len(tick.run_requests) == 1
-    again = prediction_log_sensor(dg.build_sensor_context(cursor=tick.cursor,
-                                                          resources={"settings": settings}))
-    assert again.run_requests == []
-    # still waiting an hour later (the landing run failed): asked for again
-    stale = json.dumps({**json.loads(tick.cursor), "at": json.loads(tick.cursor)["at"] - 7_200})
-    retry = prediction_log_sensor(dg.build_sensor_context(cursor=stale,
-                                                          resources={"settings": settings}))
-    assert [r.run_key for r in retry.run_requests] == [
-        tick.run_requests[0].run_key[:-1] + "2"]
+    tick = sensor(dg.build_sensor_context(resources={"landing": landing}))
+    assert len(tick.run_requests) == 2  # one partition per sealed file
+    assert all(r.success for r in land_prediction_log(data, warehouse))
 
-    first = dg.materialize([raw_predictions], resources=resources)
-    meta = first.asset_materializations_for_node("raw__predictions")[0].metadata
-    assert meta["entries_landed"].value == 6 and meta["lines_quarantined"].value == 1
-    assert list(log_dir.glob("*.jsonl")) == []
-    assert len(list((log_dir / "landed").glob("*.jsonl"))) == 2
+    def state() -> tuple[int, int, list[float]]:
+        with warehouse.get_connection() as conn:
+            served = served_predictions(conn)
+            malformed = conn.execute("SELECT count(*) FROM raw.predictions "
+                                     "WHERE _malformed IS NOT NULL").fetchone()[0]
+            window = api_window(conn, REGISTERED, pd.Timestamp("2026-01-01").to_pydatetime(),
+                                kinds)
+        return len(served), malformed, sorted(window["monthly_fee"].tolist())
 
-    # the same bytes dropped back in are recognised and add nothing
-    for path in (log_dir / "landed").glob("*.jsonl"):
-        (log_dir / path.name).write_bytes(path.read_bytes())
-    second = dg.materialize([raw_predictions], resources=resources)
-    meta = second.asset_materializations_for_node("raw__predictions")[0].metadata
-    assert meta["files_already_landed"].value == 2 and meta["entries_landed"].value == 0
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 6
-        bad = conn.execute("SELECT _source_file, _row_number, reason "
-                           "FROM quarantine.predictions").fetchall()
-        ids = conn.execute("SELECT inputs->>'id' FROM raw.predictions "
-                           f"WHERE model = '{REGISTERED}' ORDER BY _row_number").fetchall()
-    assert bad == [("predictions-20260101T000000-other-1-0000.jsonl", 2,
-                    bad[0][2])] and "invalid JSON" in bad[0][2]
-    assert [r[0] for r in ids] == [f"c{i}" for i in range(5)]
+    assert state() == (6, 1, [150.0, 151.0, 152.0, 153.0, 154.0])
+
+    # the same old rows land again, in a file of another name (a copy, a re-export): each
+    # prediction is known by its id and the time it was served, so nothing becomes new
+    [ours] = [p for p in sealed_files(inbox) if "-other-" not in p.name]
+    (inbox / "predictions-copy.jsonl").write_bytes(ours.read_bytes() + b"\n")
+    tick = sensor(dg.build_sensor_context(cursor=tick.cursor, resources={"landing": landing}))
+    assert [r.tags["leadscore/file"] for r in tick.run_requests] == ["predictions-copy.jsonl"]
+    assert all(r.success for r in land_prediction_log(data, warehouse))
+    assert state() == (6, 1, [150.0, 151.0, 152.0, 153.0, 154.0])
+    with warehouse.get_connection() as conn:
+        assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 12
+        # a window that starts after they were served holds none of them, however late
+        # they landed
+        assert api_window(conn, REGISTERED, pd.Timestamp.now(tz="UTC").tz_localize(None)
+                          .to_pydatetime(), kinds).empty
 
 
 # -- realised performance ----------------------------------------------------------------------
@@ -360,8 +362,8 @@ def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
                  "version": "1", "endpoint": "/v1/customers/churn",
                  "inputs": {"id": cid}, "outputs": {"probability": p}}
                 for cid, p in (("17850", 0.8), ("12345", 0.3), ("13000", 0.6))]
-    log = data / "predictions" / "predictions-20260201T100000-h-1-0000.jsonl"
-    log.parent.mkdir()
+    log = data / "inbox" / "predictions" / "predictions-20260201T100000-h-1-0000.jsonl"
+    log.parent.mkdir(parents=True)
     log.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
     invoices = pd.DataFrame({
         "customer_id": ["17850", "12345", "12345", "13000"],
@@ -375,7 +377,7 @@ def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
                  "settings": SettingsResource(data_dir=str(data))}
     perf = next(a for a in monitoring_assets
                 if dg.AssetKey(["monitoring", "realised_performance"]) in a.keys)
-    dg.materialize([raw_predictions], resources=resources)
+    land_prediction_log(data, resources["warehouse"])
     result = dg.materialize([perf], resources=resources)
     meta = result.asset_materializations_for_node("monitoring__realised_performance")[0].metadata
 
@@ -403,15 +405,14 @@ def step_6_what_the_api_scored_is_part_of_the_window(stack):
     features = ["business_type", "business_size", "tenure_months", "monthly_fee", "seats",
                 "logins_30d", "active_users_30d", "support_tickets_90d",
                 "days_since_last_login", "auto_renew"]
-    log_dir = stack.data / "predictions"
-    with PredictionLogWriter(log_dir) as writer:
+    with PredictionLogWriter(stack.data / "predictions",
+                             inbox=stack.data / "inbox" / "predictions") as writer:
         writer.log_many(REGISTERED, stack.champion(), "/v1/customers/churn", [
             ({"id": row["customer_id"], **{f: row[f] for f in features}}, {"probability": 0.5})
             for row in asked.to_dict("records")])
-    landed = dg.materialize([raw_predictions], instance=stack.instance,
-                            resources=stack.resources)
+    [landed] = land_prediction_log(stack.data, stack.resources["warehouse"], stack.instance)
     assert landed.asset_materializations_for_node("raw__predictions")[0].metadata[
-        "entries_landed"].value == 150
+        "rows_landed"].value == 150
 
     meta, check = stack.drift()
     assert meta["current_rows_from_api"] == 150
@@ -478,4 +479,5 @@ def test_monitoring_stage_is_wired_into_the_code_location():
     assert {(f"monitoring/{m}_drift", DRIFT_CHECK) for m in
             ("lead_conversion", "plan", "activity_churn", "snapshot_churn")} <= checks
     sensors = {s.name for s in defs.sensors}
-    assert {"prediction_log_sensor", "retraining_sensor", "monitoring_automation_sensor"} <= sensors
+    assert {"predictions_inbox_sensor", "retraining_sensor",
+            "monitoring_automation_sensor"} <= sensors

@@ -11,25 +11,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from leadscore_core.predlog import (
-    OPEN_SUFFIX,
-    PredictionLogWriter,
-    closed_files,
-    mark_landed,
-    read_log_file,
-    seal_abandoned,
-)
+from leadscore_assets.ingest.readers import read_export
+from leadscore_core.predlog import OPEN_SUFFIX, PredictionLogWriter, seal_abandoned
+from tests.support.predlog import read_entries, sealed_files
 
 
 def _all_entries(directory: Path) -> list[dict]:
-    out = []
-    for path in closed_files(directory):
-        entries, bad = read_log_file(path)
-        assert bad == []
-        out.extend(entries)
-    return out
+    return [e for path in sealed_files(directory) for e in read_entries(path)]
 
 
 def test_entries_survive_close(tmp_path):
@@ -81,7 +70,7 @@ def test_a_writer_never_overwrites_a_file_another_writer_has_sealed(tmp_path):
     second.log("plan", "1", "/v1/leads/plan", {"n": 2}, {"plan": "Now"})
     second.close()
     assert sorted(e["inputs"]["n"] for e in _all_entries(tmp_path)) == [1, 2]
-    assert len(closed_files(tmp_path)) == 2
+    assert len(sealed_files(tmp_path)) == 2
 
 
 def test_two_writers_of_one_process_never_share_a_file(tmp_path):
@@ -93,7 +82,7 @@ def test_two_writers_of_one_process_never_share_a_file(tmp_path):
     second.close()
     entries = _all_entries(tmp_path)
     assert sorted(e["inputs"]["n"] for e in entries) == [*range(50), *range(100, 150)]
-    assert len(closed_files(tmp_path)) == 2
+    assert len(sealed_files(tmp_path)) == 2
     assert len({e["id"] for e in entries}) == 100
 
 
@@ -104,11 +93,9 @@ def test_nothing_is_read_while_a_file_is_open(tmp_path):
     open_path = writer.open_path
     assert open_path is not None and open_path.name.endswith(OPEN_SUFFIX)
     assert json.loads(open_path.read_text())["outputs"] == {"plan": "MVP"}  # on disk already
-    assert closed_files(tmp_path) == []
-    with pytest.raises(ValueError, match="still being written"):
-        read_log_file(open_path)
+    assert sealed_files(tmp_path) == []
     writer.close()
-    assert [p.name for p in closed_files(tmp_path)] == [
+    assert [p.name for p in sealed_files(tmp_path)] == [
         open_path.name[: -len(OPEN_SUFFIX)] + ".jsonl"]
 
 
@@ -120,10 +107,10 @@ def test_rotation_by_size_keeps_every_entry_once(tmp_path):
         if i % 50 == 49:
             writer.flush()
     writer.flush()
-    rotated = closed_files(tmp_path)
+    rotated = sealed_files(tmp_path)
     assert len(rotated) >= 5  # rotated while the writer is still running
     writer.close()
-    files = closed_files(tmp_path)
+    files = sealed_files(tmp_path)
     assert set(rotated) <= set(files)
     assert not list(tmp_path.glob(f"*{OPEN_SUFFIX}"))
     assert len({f.name for f in files}) == len(files)
@@ -136,9 +123,9 @@ def test_rotation_by_age_seals_an_idle_file(tmp_path):
     writer.log("plan", "1", "/v1/plans/recommend", {}, {"plan": "Now"})
     writer.flush()
     deadline = time.monotonic() + 5
-    while not closed_files(tmp_path) and time.monotonic() < deadline:
+    while not sealed_files(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(closed_files(tmp_path)) == 1  # no further request needed to seal it
+    assert len(sealed_files(tmp_path)) == 1  # no further request needed to seal it
     writer.close()
 
 
@@ -164,12 +151,12 @@ def test_several_processes_write_their_own_files(tmp_path):
         by_pid.setdefault(e["inputs"]["pid"], []).append(e["inputs"]["i"])
     assert sorted(by_pid) == sorted(p.pid for p in procs)
     assert all(sorted(v) == list(range(200)) for v in by_pid.values())
-    for path in closed_files(tmp_path):
+    for path in sealed_files(tmp_path):
         pid = json.loads(path.read_text().splitlines()[0])["inputs"]["pid"]
         assert f"-{pid}-" in path.name
 
 
-def test_bad_lines_are_reported_with_file_line_and_reason(tmp_path):
+def test_bad_lines_keep_their_place_with_line_and_reason(tmp_path):
     good = {"time": "2026-03-01T10:00:00+00:00", "model": "plan", "version": "1",
             "endpoint": "/v1/plans/recommend", "inputs": {}, "outputs": {"plan": "MVP"}}
     path = tmp_path / "predictions-20260301T100000-h-1-0000.jsonl"
@@ -181,17 +168,21 @@ def test_bad_lines_are_reported_with_file_line_and_reason(tmp_path):
         json.dumps({**good, "time": "yesterday"}),
         json.dumps(good),
     ]) + "\n")
-    entries, bad = read_log_file(path)
-    assert [e["line"] for e in entries] == [1, 6]
-    assert [(b.file, b.line) for b in bad] == [(path.name, 2), (path.name, 3), (path.name, 4),
-                                               (path.name, 5)]
-    assert "invalid JSON" in bad[0].reason
-    assert "model" in bad[1].reason
-    assert "inputs" in bad[2].reason
-    assert "time" in bad[3].reason
+    table = read_export("predictions", path, {}).table.to_pylist()
+    assert [r["_row_number"] for r in table] == [1, 2, 3, 4, 5, 6]
+    good_rows = [r for r in table if r["_malformed"] is None]
+    assert [r["_row_number"] for r in good_rows] == [1, 6]
+    assert good_rows[0]["model"] == "plan" and json.loads(good_rows[0]["outputs"]) == {
+        "plan": "MVP"}
+    bad = [json.loads(r["_malformed"]) for r in table if r["_malformed"] is not None]
+    assert [b["line"] for b in bad] == [2, 3, 4, 5]
+    assert "invalid JSON" in bad[0]["reason"] and bad[0]["rule"] == "invalid_json"
+    assert "model" in bad[1]["reason"]
+    assert "inputs" in bad[2]["reason"]
+    assert "time" in bad[3]["reason"]
 
 
-def test_abandoned_open_file_is_sealed_and_landed_files_are_kept(tmp_path):
+def test_abandoned_open_file_is_sealed_into_the_inbox(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)
@@ -206,10 +197,21 @@ def test_abandoned_open_file_is_sealed_and_landed_files_are_kept(tmp_path):
     for p in (orphan, mine):
         os.utime(p, (old, old))
 
-    sealed = seal_abandoned(tmp_path, min_age_seconds=60)
-    assert [p.name for p in sealed] == [orphan.name[: -len(OPEN_SUFFIX)] + ".jsonl"]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sealed = seal_abandoned(tmp_path, min_age_seconds=60, inbox=inbox)
+    assert sealed == [inbox / (orphan.name[: -len(OPEN_SUFFIX)] + ".jsonl")]
+    assert sealed[0].read_text() == '{"x": 1}\n' and not orphan.exists()
     assert mine.exists()  # its writer (this process) is alive
 
-    landed = mark_landed(sealed[0])
-    assert landed.parent.name == "landed" and landed.read_text() == '{"x": 1}\n'
-    assert closed_files(tmp_path) == []
+
+def test_sealed_files_are_renamed_into_the_inbox(tmp_path):
+    spool, inbox = tmp_path / "predictions", tmp_path / "inbox" / "predictions"
+    writer = PredictionLogWriter(spool, inbox=inbox, flush_interval=60)
+    writer.log("plan", "2", "/v1/leads/plan", {"id": "L-1"}, {"plan": "MVP"})
+    writer.flush()
+    assert sealed_files(inbox) == [] and writer.open_path.parent == spool
+    writer.close()
+    [sealed] = sealed_files(inbox)
+    assert [e["inputs"] for e in read_entries(sealed)] == [{"id": "L-1"}]
+    assert list(spool.iterdir()) == []  # nothing left behind, nothing sealed beside

@@ -234,3 +234,38 @@ def test_what_if_form_values_are_read_as_the_model_expects():
     values, problems = _form_values({"seats": "a dozen", "created_hour": ""}, fields)
     assert problems == ["Seats: 'a dozen' is not a number"]
     assert values["created_hour"] is None and values["plan"] is None
+
+
+def test_models_page_shows_the_label_free_estimate_next_to_realised(ui, store):  # noqa: F811
+    import numpy as np
+
+    from leadscore_assets.monitoring.estimated import write_summary
+    from leadscore_core.estimation import estimate
+
+    rng = np.random.default_rng(1)
+    p = rng.beta(2, 5, 800)
+    window = estimate(p, p >= np.quantile(p, 0.75))
+    held_out = estimate(p[:300], p[:300] >= np.quantile(p[:300], 0.75))
+    auc = window["roc_auc"]
+    write_summary(make_settings(store), "lead_conversion", {
+        "model": "leadscore-lead-conversion", "champion_version": "1",
+        "evaluated_at": "2026-12-01T10:00:00", "window_rows": 800, "top_tier": "tier A",
+        "estimated_drop": False, "verdict": "no drop",
+        "window": {k: vars(v) for k, v in window.items()},
+        "held_out": {k: vars(v) for k, v in held_out.items()}, "held_out_realised": {},
+        "estimate_vs_realised": [{"model": "lead_conversion", "version": "1",
+                                  "metric": "roc_auc", "estimated": auc.value,
+                                  "low": auc.low, "high": auc.high, "rows": 120,
+                                  "realised": 0.7, "error": auc.value - 0.7,
+                                  "within_interval": False}]})
+    page = text_of(ui.get("/ui/models").text)
+    assert "No estimated drop · 800 rows in the window" in page
+    assert f"ROC-AUC {auc.value:.3f} [{auc.low:.3f}, {auc.high:.3f}]" in page
+    assert "precision in tier A" in page
+    assert "outcomes known for 120 served predictions" in page
+    assert "outside the interval" in page
+
+
+def test_customer_page_states_the_churn_horizon(ui):
+    detail = text_of(ui.get("/ui/customers/17000").text)
+    assert "chance it churns (buys and pays nothing) within the next 90 days" in detail

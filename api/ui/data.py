@@ -181,6 +181,7 @@ class ModelOverview:
         self._versions: dict[str, tuple[float, list[Any]]] = {}
         self.realised = PublishedFile(realised_performance_path(monitoring_dir), read_json)
         self._drift: dict[str, PublishedFile] = {}
+        self._estimated: dict[str, PublishedFile] = {}
 
     def versions(self, model: str) -> list[Any]:
         """Every registered version (newest first), or [] when the registry cannot list."""
@@ -203,6 +204,14 @@ class ModelOverview:
             self._drift[key] = PublishedFile(self.monitoring_dir / f"{key}_drift.json",
                                              read_json)
         return self._drift[key].get()
+
+    def estimate(self, key: str) -> dict[str, Any] | None:
+        """The latest label-free performance estimate of a model
+        (``monitoring/<key>_estimated_performance``), if any."""
+        if key not in self._estimated:
+            self._estimated[key] = PublishedFile(
+                self.monitoring_dir / f"{key}_estimated.json", read_json)
+        return self._estimated[key].get()
 
     def drift_report(self, key: str) -> Path | None:
         path = self.monitoring_dir / f"{key}_drift.html"

@@ -51,6 +51,8 @@ from api.ui.data import (
     select_leads,
     when,
 )
+from leadscore_core.estimation import realised_rows, summary_rows
+from leadscore_core.horizons import churn_horizon, lead_window_days
 from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
@@ -61,7 +63,6 @@ from leadscore_core.tiers import PublishedTiers
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
-HORIZON_DAYS = 30  # a lead's label: a succeeded payment within this many days
 LEAD_EXPORT = "lead_scores.csv"
 RISK_ORDER = ("High", "Medium", "Low")
 # held-out figures worth a line on the models page (the run logs counts and timings too)
@@ -209,7 +210,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         scored = score_one(row)
         fields = [(label(f), _shown(row.get(f), f, ctx)) for f in lead_fields if f in row]
         return page("lead.html", request, nav="leads", lead=row, scored=scored,
-                    fields=fields, horizon=HORIZON_DAYS)
+                    fields=fields, horizon=lead_window_days(ctx.settings))
 
     def score_one(values: Mapping[str, Any]) -> dict[str, Any]:
         """What the API answers for these fields: score, reasons and plans."""
@@ -274,7 +275,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         fields = form_fields()
         values = {f["name"]: f.get("typical") for f in fields}
         return page("score.html", request, nav="score", fields=fields, values=values,
-                    scored=score_one(values), horizon=HORIZON_DAYS)
+                    scored=score_one(values), horizon=lead_window_days(ctx.settings))
 
     @post("/score", name="ui-score-update", include_in_schema=False, status_code=200)
     async def score_update(request: Request, data: Annotated[
@@ -284,7 +285,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         scored = score_one(values) if not problems else {"error": "; ".join(problems)}
         name = "_score_result.html" if is_fragment(request) else "score.html"
         return page(name, request, nav="score", scored=scored, fields=fields, values=values,
-                    horizon=HORIZON_DAYS)
+                    horizon=lead_window_days(ctx.settings))
 
     # -- customers --------------------------------------------------------------------------
 
@@ -348,7 +349,8 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         if found is None:
             raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
         features, as_of = found
-        out, _ = churn_risks(served, None, ctx.risk, records=[dict(features)],
+        out, _ = churn_risks(served, None, ctx.risk, horizon=churn_horizon(ctx.settings),
+                             records=[dict(features)],
                              ids=[customer_id], as_of=as_of)
         facts = [(field_display(s.original_name).label,
                   format_value(features.get(s.name), field_display(s.original_name).unit)
@@ -543,6 +545,7 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
     points = [(f"v{r['version']}", _finite(r.get("roc_auc")), held_out.get(str(r["version"])))
               for r in sorted(realised, key=lambda r: int(r["version"]))]
     drift = overview.drift(key)
+    estimate = overview.estimate(key)
     return {
         "key": key, "name": registered, "task": task, "metric": metric,
         "served": served, "version": served.version if served else None,
@@ -553,6 +556,9 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
                     and isinstance(v, int | float)} if held else {},
         "history": history, "realised": realised, "plot": performance_svg(points),
         "drift": drift, "report": overview.drift_report(key) is not None,
+        "estimate": estimate,
+        "estimate_rows": summary_rows(estimate) if estimate else [],
+        "estimate_realised": realised_rows(estimate) if estimate else [],
     }
 
 

@@ -19,7 +19,7 @@ from leadscore_assets.alerts import Alert, AlertChannel
 from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.readers import Export, UnreadableFile, read_export
 from leadscore_assets.resources import WAREHOUSE_POOL
-from leadscore_core.settings import SOURCES
+from leadscore_core.settings import INGEST_SOURCES
 from leadscore_core.warehouse import ensure_raw_table
 
 PREVIEW_ROWS = 5
@@ -27,7 +27,8 @@ PROFILED_SOURCES = ("leads", "customers")
 PREVIEW_CHARS = 40
 
 PARTITIONS: dict[str, dg.DynamicPartitionsDefinition] = {
-    source: dg.DynamicPartitionsDefinition(name=f"raw_{source}_files") for source in SOURCES
+    source: dg.DynamicPartitionsDefinition(name=f"raw_{source}_files")
+    for source in INGEST_SOURCES
 }
 
 DESCRIPTIONS = {
@@ -40,8 +41,12 @@ DESCRIPTIONS = {
                 "file (UTF-8 or Windows-1252, ISO or M/D/YYYY dates), with the encoding used.",
     "customers": "Customer account snapshots as landed: the profile's id, created time, email "
                  "and churn label as text, and every column of the row as JSON.",
+    "predictions": "Every prediction the API served, from the sealed files of its prediction "
+                   "log: id, time, model version, endpoint, inputs and outputs; a line that is "
+                   "not an entry keeps its place with the reason in _malformed.",
 }
-KINDS = {"leads": "csv", "payments": "json", "invoices": "csv", "customers": "csv"}
+KINDS = {"leads": "csv", "payments": "json", "invoices": "csv", "customers": "csv",
+         "predictions": "json"}
 
 
 def write_raw(conn: duckdb.DuckDBPyConnection, source: str, export: Export, *, partition: str,
@@ -186,7 +191,8 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
     return raw_table
 
 
-RAW_ASSETS: dict[str, dg.AssetsDefinition] = {source: _raw_asset(source) for source in SOURCES}
+RAW_ASSETS: dict[str, dg.AssetsDefinition] = {
+    source: _raw_asset(source) for source in INGEST_SOURCES}
 
 
 def land_file(source: str, name: str, *, landing: LandingZone, warehouse: DuckDBResource,

@@ -71,6 +71,11 @@ class LandingZone(dg.ConfigurableResource):
     def inbox(self, source: str) -> Path:
         return self._settings.inbox(source)
 
+    @property
+    def prediction_log(self) -> Path:
+        """Where the API writes the prediction log's open files (sealed into its inbox)."""
+        return self._settings.predictions_dir
+
     def quarantine_dir(self, source: str) -> Path:
         return self._settings.quarantine(source)
 

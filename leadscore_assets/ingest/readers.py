@@ -39,6 +39,7 @@ from leadscore_assets.ingest.csvfiles import (
     sniff_content,
 )
 from leadscore_assets.ingest.formats import Declared, FormatError
+from leadscore_core.predlog import entry_problem
 from leadscore_core.profiles import Profile, UnknownHeader, as_text, detect_profile
 from leadscore_core.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, raw_column_types
 
@@ -107,6 +108,8 @@ def read_export(source: str, path: Path, profiles: dict[str, Profile],
             export = _read_profiled(source, path, profiles, declared)
         elif source == "payments":
             export = _read_payments(path, declared)
+        elif source == "predictions":
+            export = _read_predictions(path)
         else:
             raise ValueError(f"unknown source {source!r}")
     except FormatError as exc:
@@ -360,6 +363,43 @@ def _json_lines(path: Path, text: str) -> list[Any]:
                 f"{path.name}: JSON Lines: line {lineno} is not valid JSON at column "
                 f"{exc.colno}: {exc.msg}") from exc
     return objects
+
+
+def _read_predictions(path: Path) -> Export:
+    """A sealed prediction-log file (JSON Lines, one entry a line): one row per entry; a line
+    that is not an entry keeps its place as a row with ``_malformed`` (line, rule, reason)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"{path.name}: not UTF-8 at byte {exc.start}") from exc
+    columns: dict[str, list[Any]] = {name: [] for name in raw_columns("predictions")}
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+            problem = entry_problem(entry)
+            rule = "invalid_entry"
+        except json.JSONDecodeError as exc:
+            entry, problem, rule = None, f"invalid JSON: {exc.msg}", "invalid_json"
+        if problem is None:
+            row = {"prediction_id": _text(entry.get("id")), "predicted_at": str(entry["time"]),
+                   "model": str(entry["model"]), "version": str(entry["version"]),
+                   "endpoint": str(entry["endpoint"]),
+                   "inputs": json.dumps(entry["inputs"], ensure_ascii=False),
+                   "outputs": json.dumps(entry["outputs"], ensure_ascii=False),
+                   "_malformed": None}
+        else:
+            row = {"_malformed": json.dumps({"line": line, "rule": rule, "field": None,
+                                             "reason": f"line {line}: {problem}",
+                                             "fields": [raw[:500]]}, ensure_ascii=False)}
+        for name, values in columns.items():
+            values.append(line if name == "_row_number" else row.get(name))
+    table = pa.table({name: pa.array(values, pa.int64() if name == "_row_number"
+                                     else pa.string()) for name, values in columns.items()})
+    malformed = sum(v is not None for v in columns["_malformed"])
+    return Export("predictions", table, {"format": "jsonl", "encoding": "utf-8",
+                                         "compressed": False, "malformed_rows": malformed})
 
 
 def _stripe_objects(path: Path, objects: Iterable[Any], raw_format: str) -> Export:

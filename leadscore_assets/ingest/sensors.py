@@ -23,7 +23,8 @@ import dagster as dg
 
 from leadscore_assets.ingest.assets import PARTITIONS, RAW_ASSETS
 from leadscore_assets.ingest.landing import LandedFile, LandingZone, partition_key
-from leadscore_core.settings import SOURCES
+from leadscore_core.predlog import seal_abandoned
+from leadscore_core.settings import INGEST_SOURCES
 
 TICK_SECONDS = 15
 LEDGER_HASH_CHARS = 32  # 128 bits: collisions are not a practical concern, the cursor stays small
@@ -131,9 +132,13 @@ def _inbox_sensor(source: str) -> dg.SensorDefinition:
     )
     def inbox_sensor(context: dg.SensorEvaluationContext,
                      landing: LandingZone) -> dg.SensorResult:
+        if source == "predictions":  # a log file its API process left open when it died
+            for path in seal_abandoned(landing.prediction_log,
+                                       inbox=landing.inbox(source)):
+                context.log.warning(f"sealed {path.name}: its writer stopped without closing it")
         return evaluate_inbox(context, source, landing)
 
     return inbox_sensor
 
 
-INBOX_SENSORS: dict[str, dg.SensorDefinition] = {s: _inbox_sensor(s) for s in SOURCES}
+INBOX_SENSORS: dict[str, dg.SensorDefinition] = {s: _inbox_sensor(s) for s in INGEST_SOURCES}

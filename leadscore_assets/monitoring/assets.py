@@ -1,9 +1,9 @@
-"""Monitoring assets: the prediction log landed, drift per model, realised performance.
+"""Monitoring assets: drift per model, realised performance.
 
-- ``raw/predictions``: the closed files of the API's prediction log (``leadscore_core.predlog``)
-  landed into ``raw.predictions``; unreadable lines go to ``quarantine.predictions`` with the
-  reason; each file is recorded in ``raw.prediction_files`` by content hash, so landing the
-  same file twice adds nothing. Landed files move to ``predictions/landed/`` (kept).
+The API's prediction log lands like any export (``raw/predictions``, ingest stage: the API
+seals its files into ``data/inbox/predictions/``); what it served is read here once per
+prediction id, by the time it was served (``served_predictions``).
+
 - ``monitoring/<model>_drift``: the current champion's reference (``reference.parquet`` of the
   champion version's MLflow run) against the current window: feature rows that arrived since
   the champion was trained, plus what the API was asked to score since then. Writes an HTML
@@ -14,7 +14,6 @@
 """
 
 
-import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -41,7 +40,6 @@ from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon_days
-from leadscore_core.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
 from leadscore_core.profiles import normalise_category
 from leadscore_core.published import publish_file, realised_performance_path
 from leadscore_core.registry import (
@@ -59,142 +57,30 @@ GROUP = "monitoring"
 PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
 SHORT_NAME = {registered: short for short, registered in MODELS.items()}
 
-PREDICTIONS_DDL = {
-    "raw.predictions": """
-        prediction_id  VARCHAR,
-        predicted_at   TIMESTAMP,      -- UTC
-        model          VARCHAR,        -- registered model name as served
-        version        VARCHAR,
-        endpoint       VARCHAR,
-        inputs         JSON,
-        outputs        JSON,
-        _source_file   VARCHAR NOT NULL,
-        _file_sha256   VARCHAR NOT NULL,
-        _row_number    BIGINT NOT NULL,  -- line in the log file
-        _ingested_at   TIMESTAMP NOT NULL
-    """,
-    "raw.prediction_files": """
-        file        VARCHAR NOT NULL,
-        sha256      VARCHAR NOT NULL,
-        entries     BIGINT NOT NULL,
-        bad_lines   BIGINT NOT NULL,
-        landed_at   TIMESTAMP NOT NULL
-    """,
-    "quarantine.predictions": """
-        _source_file  VARCHAR NOT NULL,
-        _row_number   BIGINT NOT NULL,
-        reason        VARCHAR NOT NULL,
-        line          VARCHAR,
-        _ingested_at  TIMESTAMP NOT NULL
-    """,
-}
-
-
-def ensure_prediction_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    ensure_schemas(conn)
-    for table, ddl in PREDICTIONS_DDL.items():
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# Each prediction the API served, once: the well-formed rows of ``raw.predictions``, one per
+# prediction id (the same entry landed in two files counts once), with the time it was served
+# as naive UTC. "Since training" is decided by that time, never by when a file landed.
+SERVED_SQL = """
+    SELECT prediction_id, timezone('UTC', TRY_CAST(predicted_at AS TIMESTAMPTZ)) AS predicted_at,
+           model, version, endpoint, inputs, outputs
+    FROM raw.predictions
+    WHERE _malformed IS NULL
+    QUALIFY row_number() OVER (
+        PARTITION BY coalesce(prediction_id, md5(concat_ws('|', predicted_at, model, version,
+                                                            endpoint, inputs, outputs)))
+        ORDER BY _ingested_at, _partition, _row_number) = 1
+"""
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def land_prediction_file(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, bool]:
-    """Land one closed log file; returns (entries, bad lines, landed now).
-
-    A file whose bytes were landed before (same name and hash) adds nothing.
-    """
-    sha = _sha256(path)
-    seen = conn.execute("SELECT count(*) FROM raw.prediction_files WHERE file = ? AND sha256 = ?",
-                        [path.name, sha]).fetchone()[0]
-    if seen:
-        return 0, 0, False
-    entries, bad = read_log_file(path)
-    now = _now()
-    good = pd.DataFrame({
-        "prediction_id": [e.get("id") for e in entries],
-        "predicted_at": pd.to_datetime([e["time"] for e in entries], utc=True, format="ISO8601"
-                                       ).tz_convert("UTC").tz_localize(None),
-        "model": [str(e["model"]) for e in entries],
-        "version": [str(e["version"]) for e in entries],
-        "endpoint": [str(e["endpoint"]) for e in entries],
-        "inputs": [json.dumps(e["inputs"]) for e in entries],
-        "outputs": [json.dumps(e["outputs"]) for e in entries],
-        "_source_file": path.name, "_file_sha256": sha,
-        "_row_number": [e["line"] for e in entries], "_ingested_at": now,
-    })
-    rejected = pd.DataFrame({
-        "_source_file": [b.file for b in bad], "_row_number": [b.line for b in bad],
-        "reason": [b.reason for b in bad], "line": [b.text for b in bad], "_ingested_at": now,
-    })
-    conn.execute("BEGIN")
-    try:
-        for table, frame in (("raw.predictions", good), ("quarantine.predictions", rejected)):
-            if len(frame):
-                conn.register("_landing", frame)
-                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _landing")
-                conn.unregister("_landing")
-        conn.execute("INSERT INTO raw.prediction_files VALUES (?, ?, ?, ?, ?)",
-                     [path.name, sha, len(entries), len(bad), now])
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    return len(entries), len(bad), True
-
-
-@dg.asset(
-    key=PREDICTIONS_KEY,
-    group_name="ingest",
-    kinds={"duckdb", "json"},
-    pool=WAREHOUSE_POOL,
-)
-def raw_predictions(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
-                    settings: SettingsResource) -> dg.MaterializeResult:
-    """Every prediction the API served, landed from the closed files of the prediction log.
-
-    Lines that are not valid entries go to ``quarantine.predictions`` with the file, line and
-    reason; the rest of the file lands. A file already landed (same name and bytes) is
-    skipped, so re-running adds nothing. Landed files move to ``predictions/landed/``.
-    """
-    directory = settings.get().predictions_dir
-    sealed = seal_abandoned(directory) if directory.is_dir() else []
-    for path in sealed:
-        context.log.warning(f"sealed {path.name}: its writer stopped without closing it")
-    files = closed_files(directory)
-    landed, skipped, entries, bad = [], [], 0, 0
-    with warehouse.get_connection() as conn:
-        ensure_prediction_tables(conn)
-        for path in files:
-            n, b, new = land_prediction_file(conn, path)
-            (landed if new else skipped).append(path.name)
-            entries, bad = entries + n, bad + b
-            if b:
-                context.log.warning(f"{path.name}: {b} unreadable line(s) quarantined")
-            mark_landed(path)
-        total = conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0]
-        per_model = conn.execute(
-            "SELECT model, version, count(*) AS predictions, max(predicted_at) AS latest "
-            "FROM raw.predictions GROUP BY ALL ORDER BY model, version").df()
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": int(total),
-        "files_landed": len(landed),
-        "files_already_landed": len(skipped),
-        "files_sealed_after_crash": len(sealed),
-        "entries_landed": entries,
-        "lines_quarantined": bad,
-        "per_model": dg.MetadataValue.md(markdown_table(per_model.astype(str))
-                                         if len(per_model) else "no predictions yet"),
-    })
+def served_predictions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The served predictions (see ``SERVED_SQL``), or None before any log file landed."""
+    if not table_exists(conn, "raw.predictions"):
+        return None
+    return conn.sql(SERVED_SQL).df()
 
 
 # -- drift ------------------------------------------------------------------------------------
@@ -271,7 +157,7 @@ def api_window(conn: duckdb.DuckDBPyConnection, registered: str, since: datetime
     """What the API was asked to score with this model since ``since``, typed like features."""
     if not table_exists(conn, "raw.predictions"):
         return pd.DataFrame(columns=list(kinds))
-    rows = conn.execute("SELECT inputs FROM raw.predictions WHERE model IN (?, ?) "
+    rows = conn.execute(f"SELECT inputs FROM ({SERVED_SQL}) WHERE model IN (?, ?) "
                         "AND predicted_at > ?", [registered, SHORT_NAME[registered], since]
                         ).fetchall()
     records = [json.loads(r[0]) for r in rows]
@@ -515,7 +401,7 @@ class RealisedPerformanceConfig(dg.Config):
 
 def judged_predictions(conn: duckdb.DuckDBPyConnection, horizon_days: int) -> pd.DataFrame:
     """Served predictions with the outcome that followed, where one is known yet."""
-    predictions = read_table(conn, "raw.predictions")
+    predictions = served_predictions(conn)
     if predictions is None or predictions.empty:
         return stack([])
     served = served_probabilities(predictions)
@@ -597,4 +483,4 @@ def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerf
     return dg.MaterializeResult(metadata=meta)
 
 
-monitoring_assets = [raw_predictions, *drift_assets, realised_performance]
+monitoring_assets = [*drift_assets, realised_performance]

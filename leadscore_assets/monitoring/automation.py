@@ -1,9 +1,7 @@
-"""Sensors of the monitoring stage: land the prediction log, and retrain when the world moved.
+"""Sensors of the monitoring stage: retrain when the world moved.
 
-``prediction_log_sensor`` requests a ``raw/predictions`` run when closed log files are waiting
-(files still being written end in ``.jsonl.open`` and are never picked up); the run key is
-the set of waiting files, so a tick that sees the same files asks for nothing new. Files still
-waiting ``retry_seconds`` after their request (the run failed) are requested again.
+(The prediction log lands through its inbox sensor, ``predictions_inbox_sensor``, like any
+export.)
 
 ``retraining_sensor`` requests a run of ``models/<model>`` (whose blocking champion gate then
 decides what is served) for any of four reasons, each off or on in ``RetrainPolicy``:
@@ -25,9 +23,7 @@ requested for are all marked done, so a later tick asks only for a reason that i
 """
 
 
-import hashlib
 import json
-import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -35,18 +31,15 @@ from croniter import croniter
 
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.monitoring.assets import MONITORED, monitoring_assets, raw_predictions
+from leadscore_assets.monitoring.assets import MONITORED, monitoring_assets
 from leadscore_assets.monitoring.checks import latest_drift_metadata
 from leadscore_assets.monitoring.estimated import ESTIMATED, estimated_assets, estimated_key
-from leadscore_assets.resources import SettingsResource
-from leadscore_core.predlog import closed_files, seal_abandoned
 from leadscore_core.registry import CHAMPION
 
 TRIGGER_TAG = "leadscore/trigger"
 REASON_TAG = "leadscore/retrain_reason"
 CHAMPION_TAG = "leadscore/champion_version"
 KEPT_RUN_KEYS = 200
-LANDING_RETRY_SECONDS = 3_600
 
 
 class RetrainPolicy(dg.ConfigurableResource):
@@ -69,38 +62,6 @@ class RetrainPolicy(dg.ConfigurableResource):
         if not croniter.is_valid(self.cadence):
             raise ValueError(f"retrain cadence {self.cadence!r} is not a cron schedule")
         return croniter(self.cadence, now).get_prev(datetime)
-
-
-@dg.sensor(
-    name="prediction_log_sensor",
-    target=raw_predictions,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Lands the closed files of the API's prediction log into raw/predictions.",
-)
-def prediction_log_sensor(context: dg.SensorEvaluationContext,
-                          settings: SettingsResource) -> dg.SensorResult:
-    directory = settings.get().predictions_dir
-    if not directory.is_dir():
-        return dg.SensorResult(skip_reason=f"no prediction log yet at {directory}")
-    sealed = seal_abandoned(directory)
-    waiting = closed_files(directory)
-    if not waiting:
-        return dg.SensorResult(skip_reason="no closed prediction log files waiting")
-    names = sorted(p.name for p in waiting)
-    key = hashlib.sha256("\n".join(names).encode()).hexdigest()[:32]
-    previous = json.loads(context.cursor) if context.cursor else {}
-    now = time.time()
-    if previous.get("key") == key and now - previous.get("at", 0) < LANDING_RETRY_SECONDS:
-        return dg.SensorResult(skip_reason=f"{len(names)} file(s) already requested")
-    if sealed:
-        context.log.warning(f"sealed {len(sealed)} file(s) left open by a stopped writer")
-    attempt = previous.get("attempt", 0) + 1 if previous.get("key") == key else 1
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"predictions/{key}/{attempt}",
-                                    tags={"leadscore/files": str(len(names))})],
-        cursor=json.dumps({"key": key, "at": now, "attempt": attempt}),
-    )
 
 
 def _retrain_reasons(meta: dict[str, object], policy: RetrainPolicy) -> list[str]:
@@ -208,4 +169,4 @@ monitoring_automation_sensor = dg.AutomationConditionSensorDefinition(
                 "model, features or the prediction log change; realised performance daily.",
 )
 
-monitoring_sensors = [prediction_log_sensor, retraining_sensor, monitoring_automation_sensor]
+monitoring_sensors = [retraining_sensor, monitoring_automation_sensor]
