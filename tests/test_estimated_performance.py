@@ -185,10 +185,14 @@ def step_4_a_cadence_retrains_once_per_tick_and_is_off_by_default(stack, monkeyp
 
     assert stack.tick(RetrainPolicy(on_estimated_drop=False)).run_requests == []
     every_minute = RetrainPolicy(on_estimated_drop=False, cadence="* * * * *")
-    # the champion was trained moments ago: the latest tick came before it, nothing is due
+    # the clock stands at the champion's training: the latest tick came before it, nothing
+    # is due (however long the steps before took on a busy machine)
+    champion = stack.registry.by_alias(MODEL, CHAMPION)
+    trained = pd.Timestamp(champion.creation_timestamp, unit="ms").to_pydatetime()
+    monkeypatch.setattr(automation, "utc_now", lambda: trained)
     assert stack.tick(every_minute).run_requests == []
     # two minutes on (a week, for a weekly cadence), a tick has passed since the training
-    later = automation.utc_now() + pd.Timedelta(minutes=2)
+    later = trained + pd.Timedelta(minutes=2)
     monkeypatch.setattr(automation, "utc_now", lambda: later)
     tick = stack.tick(every_minute)
     expected = f"retrain/{MODEL}/champion-v1/cadence/{later:%Y%m%dT%H%M}"
