@@ -16,6 +16,7 @@
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.features.assets import INVOICE_ARRIVALS, markdown_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
@@ -39,7 +40,7 @@ from leadscore_assets.monitoring.performance import (
 )
 from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource, published_snapshots
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.predlog import closed_files, mark_landed, read_log_file, seal_abandoned
 from leadscore_core.profiles import normalise_category
@@ -53,7 +54,13 @@ from leadscore_core.registry import (
 )
 from leadscore_core.settings import get_settings
 from leadscore_core.vocabulary import flags
-from leadscore_core.warehouse import ensure_schemas, read_table, table_exists
+from leadscore_core.warehouse import (
+    ensure_schemas,
+    publish_snapshot,
+    read_table,
+    snapshot_dir,
+    table_exists,
+)
 
 GROUP = "monitoring"
 PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
@@ -181,6 +188,8 @@ def raw_predictions(context: dg.AssetExecutionContext, warehouse: DuckDBResource
             if b:
                 context.log.warning(f"{path.name}: {b} unreadable line(s) quarantined")
             mark_landed(path)
+        # what the drift reports read of it, published beside the warehouse
+        publish_snapshot(conn, "raw.predictions", snapshot_dir(warehouse.database))
         total = conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0]
         per_model = conn.execute(
             "SELECT model, version, count(*) AS predictions, max(predicted_at) AS latest "
@@ -225,7 +234,7 @@ MONITORED: dict[str, MonitoredModel] = {
     "activity_churn": MonitoredModel("activity_churn", "features.customer_activity",
                                      "churned", "features.customer_activity_latest", False,
                                      ("customer_activity", "customer_activity_latest"),
-                                     arrivals_table="clean.invoices"),
+                                     arrivals_table=INVOICE_ARRIVALS),
     "snapshot_churn": MonitoredModel("snapshot_churn", "features.customer_snapshot",
                                      "churned", "features.customer_snapshot", True,
                                      ("customer_snapshot",)),
@@ -378,7 +387,8 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
     features = [f for f in kinds if f in reference.columns]
 
-    with warehouse.get_connection() as conn:
+    # the published snapshots, not the warehouse: a drift report never waits for the writer
+    with published_snapshots(warehouse) as conn:
         from_features = feature_window(conn, spec, trained_at, [*features, label])
         from_api = api_window(conn, MODELS[model], trained_at, kinds)
         labelled_now = labelled_rows(conn, spec)
@@ -444,11 +454,10 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     table = result.table().drop(columns=["new_categories"]).assign(
         new_categories=[", ".join(f.new_categories) for f in result.features],
         model=MODELS[model], champion_version=str(champion.version), evaluated_at=_now())
-    with warehouse.get_connection() as conn:
-        ensure_schemas(conn)
-        conn.register("_drift", table)
-        conn.execute(f"CREATE OR REPLACE TABLE monitoring.{model}_drift AS SELECT * FROM _drift")
-        conn.unregister("_drift")
+    table_path = s.root / "monitoring" / f"{model}_drift.parquet"
+    partial = table_path.with_name(f".{table_path.name}.partial")
+    table.to_parquet(partial, index=False)
+    os.replace(partial, table_path)  # a reader sees the old table or the new one
 
     verdict = verdict_text(result)
     context.log.info(f"{model}: {verdict}")
@@ -483,8 +492,8 @@ def drift_asset(model: str) -> dg.AssetsDefinition:
         deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
-        kinds={"scipy", "duckdb", "html"},
-        pool=WAREHOUSE_POOL,
+        kinds={"scipy", "parquet", "html"},
+        # no writer pool: it reads the published snapshots and writes files of its own
         automation_condition=DRIFT_AUTOMATION,
         description=(
             f"Drift of {MODELS[model]}'s inputs, predictions and labels: the champion's "
