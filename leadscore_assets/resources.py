@@ -20,6 +20,7 @@ from filelock import FileLock
 from pydantic import Field
 
 from leadscore_core.settings import Settings, get_settings
+from leadscore_core.warehouse import snapshot_dir, snapshot_reader
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to 1
 # because DuckDB allows one writing process.
@@ -37,6 +38,12 @@ def env_or(name: str, default: T) -> dg.EnvVar | T:
     default (a local path, nothing secret) is the value.
     """
     return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def published_snapshots(warehouse: DuckDBResource):
+    """What the feature stage published from this warehouse, read without the warehouse:
+    no writer pool, no file lock (``leadscore_core.warehouse.snapshot_reader``)."""
+    return snapshot_reader(snapshot_dir(warehouse.database))
 
 
 LOCK_APPLICATION = "leadscore-warehouse-writer"

@@ -14,7 +14,12 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -161,11 +166,71 @@ def table_row_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, in
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """A table of the warehouse, or a published snapshot (a view) of a snapshot reader."""
     schema, name = table.split(".")
     # fetchall: a half-fetched result would keep the connection busy for the next query
     return conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() "
+        "UNION ALL SELECT schema_name, view_name FROM duckdb_views()) "
+        "WHERE schema_name = ? AND table_name = ?",
         [schema, name]).fetchall()[0][0] > 0
+
+
+# -- published snapshots ------------------------------------------------------------------------
+#
+# DuckDB lets one process open the file while it writes, so a reader that opened the warehouse
+# would have to wait in the single-writer pool for as long as it reads: a model's whole
+# training, a drift report. Instead the stage that writes a table others only read publishes
+# a Parquet copy of it beside the warehouse (written to a new file and renamed into place), and
+# the readers query the copies through an in-memory DuckDB, without the pool and without the
+# warehouse's lock.
+
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_dir(database: str | Path) -> Path:
+    """Where the warehouse at ``database`` publishes its snapshots: ``snapshots/`` beside it."""
+    return Path(database).resolve().parent / SNAPSHOTS
+
+
+def publish_snapshot(conn: duckdb.DuckDBPyConnection, table: str, directory: Path,
+                     query: str | None = None) -> Path:
+    """Write ``table`` (or what ``query`` selects, published under that name) to
+    ``<directory>/<schema>.<name>.parquet`` atomically: a reader sees the old copy or the new
+    one, never half of one."""
+    schema, name = table.split(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{schema}.{name}.parquet"
+    partial = directory / f".{schema}.{name}.{os.getpid()}.{uuid.uuid4().hex}.partial"
+    select = query or f"SELECT * FROM {table}"
+    try:
+        conn.execute(f"COPY ({select}) TO '{_sql_text(partial)}' (FORMAT parquet)")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target
+
+
+@contextmanager
+def snapshot_reader(directory: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB where every published snapshot is a view under its table's name
+    (``features.lead_features``), so readers query them as they would the warehouse."""
+    conn = duckdb.connect()
+    try:
+        for path in sorted(Path(directory).glob("*.parquet")) if Path(directory).is_dir() \
+                else []:
+            schema, name = path.stem.split(".", 1)
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            conn.execute(f'CREATE VIEW "{schema}"."{name}" AS '
+                         f"SELECT * FROM read_parquet('{_sql_text(path)}')")
+        yield conn
+    finally:
+        conn.close()
+
+
+def _sql_text(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def read_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:

@@ -146,6 +146,10 @@ def test_warehouse_writers_share_the_single_writer_pool():
     }
     missing = {k for k in WAREHOUSE_WRITERS if pools.get(k) != WAREHOUSE_POOL}
     assert not missing, f"not in pool {WAREHOUSE_POOL}: {sorted(missing)}"
+    # training, promotion and drift read published snapshots: they never hold the pool
+    readers = {k for k in pools if k.startswith("models/") or k.endswith("_drift")}
+    assert len(readers) == 12
+    assert {k: pools[k] for k in readers if pools[k]} == {}
 
 
 def test_automation_policy(graph):

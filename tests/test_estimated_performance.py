@@ -36,6 +36,7 @@ from leadscore_assets.monitoring.estimated import (
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.estimation import realised_metrics, summary_lines
 from leadscore_core.registry import CHAMPION, ModelRegistry
+from leadscore_core.warehouse import publish_snapshot, snapshot_dir
 from tests.support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
 MODEL = "snapshot_churn"
@@ -74,6 +75,8 @@ class Stack:
                 conn.execute("CREATE OR REPLACE TABLE features.customer_snapshot AS "
                              "SELECT * FROM frame")
             conn.unregister("frame")
+            # as the feature asset does: the model and drift read the published snapshot
+            publish_snapshot(conn, "features.customer_snapshot", snapshot_dir(self.warehouse))
 
     def estimate(self) -> dict:
         result = dg.materialize([self.asset], instance=self.instance, resources=self.resources)

@@ -41,6 +41,7 @@ from leadscore_assets.monitoring.checks import DRIFT_CHECK, drift_checks
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.predlog import PredictionLogWriter
 from leadscore_core.registry import CHAMPION, ModelRegistry
+from leadscore_core.warehouse import publish_snapshot, snapshot_dir
 from tests.support.predlog import land_prediction_log, sealed_files
 
 MODEL = "snapshot_churn"
@@ -97,6 +98,8 @@ def write_table(warehouse: Path, table: str, frame: pd.DataFrame, append: bool =
         else:
             conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
         conn.unregister("frame")
+        if schema == "features":  # as the feature assets do: models and drift read this
+            publish_snapshot(conn, table, snapshot_dir(warehouse))
 
 
 class Stack:

@@ -21,6 +21,7 @@ from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import customer_scores
 from leadscore_assets.scores.changes import CUSTOMER_CHANGES_EXPORT, customer_changes
 from leadscore_core.changes import moves_into, score_changes
+from leadscore_core.warehouse import publish_snapshot, snapshot_dir
 from tests.support.accounts import accounts
 
 WEBHOOK_PORT = 18710
@@ -127,6 +128,7 @@ def test_a_rescoring_publishes_the_changes_and_pushes_the_moves_into_high_risk(t
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("CREATE SCHEMA features")
         conn.execute("CREATE TABLE features.customer_snapshot AS SELECT * FROM customers")
+        publish_snapshot(conn, "features.customer_snapshot", snapshot_dir(warehouse))
     fast = {"num_leaves": [7], "min_data_in_leaf": [20], "max_rounds": 100,
             "early_stopping_rounds": 20, "cv_folds": 3, "learning_rate": 0.1}
     assert dg.materialize([snapshot_churn_model, champion_asset("snapshot_churn")],

@@ -28,7 +28,12 @@ from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon_days, lead_window_days
 from leadscore_core.profiles import Profile, load_profiles, snake
 from leadscore_core.settings import get_settings
-from leadscore_core.warehouse import read_table, write_table
+from leadscore_core.warehouse import (
+    publish_snapshot,
+    read_table,
+    snapshot_dir,
+    write_table,
+)
 
 GROUP = "features"
 KINDS = {"duckdb"}
@@ -146,6 +151,18 @@ class ActivityFeaturesConfig(dg.Config):
         return churn_horizon_days(get_settings(), self.horizon_days)
 
 
+# Published with the activity features: the ingestion times of the invoice lines.
+INVOICE_ARRIVALS = "features.invoice_arrivals"
+
+
+def write_feature_table(conn: duckdb.DuckDBPyConnection, warehouse: DuckDBResource,
+                        table: str, frame: pd.DataFrame) -> None:
+    """Replace the table, then publish its snapshot: models and drift reports read the
+    snapshot (``resources.published_snapshots``), so they never wait for the writer pool."""
+    write_table(conn, table, frame)
+    publish_snapshot(conn, table, snapshot_dir(warehouse.database))
+
+
 # -- assets --------------------------------------------------------------------------------------
 
 
@@ -168,7 +185,7 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
             raise dg.Failure("clean.leads does not exist yet: materialise clean/leads first")
         payments = read_table(conn, "clean.payments")
         frame = lead_features(leads, payments, window_days=config.days())
-        write_table(conn, "features.lead_features", frame)
+        write_feature_table(conn, warehouse, "features.lead_features", frame)
     sources = frame["label_source"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -197,7 +214,7 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
         if payments is None:
             payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
         frame = plan_label(leads, payments, window_days=config.days())
-        write_table(conn, "features.plan_labels", frame)
+        write_feature_table(conn, warehouse, "features.plan_labels", frame)
     counts = frame["plan"].value_counts()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -247,8 +264,11 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
         training = activity_training_set(invoices, cutoffs, horizon_days=config.horizon())
         end = pd.to_datetime(invoices["invoice_date"]).max().normalize() + DAY
         latest = activity_features(invoices, end, horizon_days=config.horizon())
-        write_table(conn, "features.customer_activity", training)
-        write_table(conn, "features.customer_activity_latest", latest)
+        write_feature_table(conn, warehouse, "features.customer_activity", training)
+        write_feature_table(conn, warehouse, "features.customer_activity_latest", latest)
+        # when invoice lines last landed: the activity drift report's "anything new?"
+        publish_snapshot(conn, INVOICE_ARRIVALS, snapshot_dir(warehouse.database),
+                         "SELECT DISTINCT _ingested_at FROM clean.invoices")
     per_cutoff = training.groupby("cutoff").agg(
         customers=("customer_id", "size"),
         churned=("churned", lambda s: int(s.fillna(False).astype(bool).sum())))
@@ -279,7 +299,7 @@ def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
             raise dg.Failure("clean.customers does not exist yet: materialise clean/customers")
         payments = read_table(conn, "clean.payments")
         frame = snapshot_features(customers, payments)
-        write_table(conn, "features.customer_snapshot", frame)
+        write_feature_table(conn, warehouse, "features.customer_snapshot", frame)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
         "matched_to_payments": int(frame["payments_matched"].sum()),

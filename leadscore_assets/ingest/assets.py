@@ -20,7 +20,7 @@ from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.readers import Export, UnreadableFile, read_export
 from leadscore_assets.resources import WAREHOUSE_POOL
 from leadscore_core.settings import INGEST_SOURCES
-from leadscore_core.warehouse import ensure_raw_table
+from leadscore_core.warehouse import ensure_raw_table, publish_snapshot, snapshot_dir
 
 PREVIEW_ROWS = 5
 PROFILED_SOURCES = ("leads", "customers")
@@ -47,6 +47,10 @@ DESCRIPTIONS = {
 }
 KINDS = {"leads": "csv", "payments": "json", "invoices": "csv", "customers": "csv",
          "predictions": "json"}
+
+
+# Raw tables that readers without the writer pool (drift reports) read as published snapshots.
+PUBLISHED_RAW = ("predictions",)
 
 
 def write_raw(conn: duckdb.DuckDBPyConnection, source: str, export: Export, *, partition: str,
@@ -107,6 +111,9 @@ def land_partition(context: dg.AssetExecutionContext, source: str, landing: Land
         ) from exc
     with warehouse.get_connection() as conn:
         replaced = write_raw(conn, source, export, partition=key, file_name=name, sha256=sha)
+        if source in PUBLISHED_RAW:
+            # drift reports read the served predictions from this copy, not the warehouse
+            publish_snapshot(conn, f"raw.{source}", snapshot_dir(warehouse.database))
     landing.ledger().record(source, sha, key, name, export.rows)
     context.log.info(f"{source}: landed {export.rows:,} rows from {name}"
                      + (f" (replaced {replaced:,})" if replaced else ""))

@@ -44,7 +44,7 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.quality import ACTIVITY_OVERRIDES
 from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.registry import (
     HOLDOUT_ARTIFACT,
@@ -411,10 +411,9 @@ def _not_inputs(extra: dict[str, str]) -> frozenset[str]:
 
 # -- assets ----------------------------------------------------------------------------------
 
-_COMMON: dict[str, Any] = dict(group_name=GROUP, kinds=KINDS, output_required=False,
-                               # reads the warehouse: DuckDB's file lock keeps other processes
-                               # out while a writer holds it, so readers queue in the pool too
-                               pool=WAREHOUSE_POOL)
+# No writer pool: a model reads the Parquet snapshots the feature assets publish, never the
+# warehouse, so files keep landing while it trains.
+_COMMON: dict[str, Any] = dict(group_name=GROUP, kinds=KINDS, output_required=False)
 
 
 @dg.asset(key=["models", "lead_conversion"], deps=[dg.AssetKey(["features", "lead_features"])],
@@ -425,7 +424,7 @@ def lead_conversion_model(context: dg.AssetExecutionContext, config: LeadConvers
                           mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will this lead convert? Binary LightGBM on the lead's profile features and arrival time,
     held out on the latest leads; registered as ``leadscore-lead-conversion``."""
-    with warehouse.get_connection() as conn:
+    with published_snapshots(warehouse) as conn:
         data = lead_training_set(conn, settings)
     yield from train_and_register(context, "lead_conversion", data, config, model_registry, mlflow)
 
@@ -437,7 +436,7 @@ def plan_model(context: dg.AssetExecutionContext, config: PlanConfig,
                mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Which plan will a converted lead buy? Multi-class over the plan catalogue; registered as
     ``leadscore-plan``."""
-    with warehouse.get_connection() as conn:
+    with published_snapshots(warehouse) as conn:
         data = plan_training_set(conn, settings)
     yield from train_and_register(context, "plan", data, config, model_registry, mlflow)
 
@@ -450,7 +449,7 @@ def activity_churn_model(context: dg.AssetExecutionContext, config: ActivityChur
                mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will a customer stop buying within the horizon? Trained on several cutoffs, held out on
     the latest; registered as ``leadscore-activity-churn``."""
-    with warehouse.get_connection() as conn:
+    with published_snapshots(warehouse) as conn:
         data = activity_training_set(conn)
     yield from train_and_register(context, "activity_churn", data, config, model_registry, mlflow)
 
@@ -463,7 +462,7 @@ def snapshot_churn_model(context: dg.AssetExecutionContext, config: SnapshotChur
                mlflow: MlflowTracking) -> Iterator[dg.MaterializeResult]:
     """Will a customer with this account snapshot leave? Registered as
     ``leadscore-snapshot-churn``."""
-    with warehouse.get_connection() as conn:
+    with published_snapshots(warehouse) as conn:
         data = snapshot_training_set(conn, settings)
     yield from train_and_register(context, "snapshot_churn", data, config, model_registry, mlflow)
 

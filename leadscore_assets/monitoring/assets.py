@@ -15,6 +15,7 @@ prediction id, by the time it was served (``served_predictions``).
 
 
 import json
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import markdown_table
+from leadscore_assets.features.assets import INVOICE_ARRIVALS, markdown_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
@@ -38,7 +39,7 @@ from leadscore_assets.monitoring.performance import (
 )
 from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource, published_snapshots
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.profiles import normalise_category
 from leadscore_core.published import publish_file, realised_performance_path
@@ -51,7 +52,11 @@ from leadscore_core.registry import (
 )
 from leadscore_core.settings import get_settings
 from leadscore_core.vocabulary import flags
-from leadscore_core.warehouse import ensure_schemas, read_table, table_exists
+from leadscore_core.warehouse import (
+    ensure_schemas,
+    read_table,
+    table_exists,
+)
 
 GROUP = "monitoring"
 PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
@@ -111,7 +116,7 @@ MONITORED: dict[str, MonitoredModel] = {
     "activity_churn": MonitoredModel("activity_churn", "features.customer_activity",
                                      "churned", "features.customer_activity_latest", False,
                                      ("customer_activity", "customer_activity_latest"),
-                                     arrivals_table="clean.invoices"),
+                                     arrivals_table=INVOICE_ARRIVALS),
     "snapshot_churn": MonitoredModel("snapshot_churn", "features.customer_snapshot",
                                      "churned", "features.customer_snapshot", True,
                                      ("customer_snapshot",)),
@@ -264,7 +269,8 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
     features = [f for f in kinds if f in reference.columns]
 
-    with warehouse.get_connection() as conn:
+    # the published snapshots, not the warehouse: a drift report never waits for the writer
+    with published_snapshots(warehouse) as conn:
         from_features = feature_window(conn, spec, trained_at, [*features, label])
         from_api = api_window(conn, MODELS[model], trained_at, kinds)
         labelled_now = labelled_rows(conn, spec)
@@ -330,11 +336,10 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     table = result.table().drop(columns=["new_categories"]).assign(
         new_categories=[", ".join(f.new_categories) for f in result.features],
         model=MODELS[model], champion_version=str(champion.version), evaluated_at=_now())
-    with warehouse.get_connection() as conn:
-        ensure_schemas(conn)
-        conn.register("_drift", table)
-        conn.execute(f"CREATE OR REPLACE TABLE monitoring.{model}_drift AS SELECT * FROM _drift")
-        conn.unregister("_drift")
+    table_path = s.root / "monitoring" / f"{model}_drift.parquet"
+    partial = table_path.with_name(f".{table_path.name}.partial")
+    table.to_parquet(partial, index=False)
+    os.replace(partial, table_path)  # a reader sees the old table or the new one
 
     verdict = verdict_text(result)
     context.log.info(f"{model}: {verdict}")
@@ -369,8 +374,8 @@ def drift_asset(model: str) -> dg.AssetsDefinition:
         deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
-        kinds={"scipy", "duckdb", "html"},
-        pool=WAREHOUSE_POOL,
+        kinds={"scipy", "parquet", "html"},
+        # no writer pool: it reads the published snapshots and writes files of its own
         automation_condition=DRIFT_AUTOMATION,
         description=(
             f"Drift of {MODELS[model]}'s inputs, predictions and labels: the champion's "

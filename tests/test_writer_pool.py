@@ -1,0 +1,110 @@
+"""The single-writer pool is held only while writing: a file lands while a model trains.
+
+Real Dagster runs on a real (SQLite) instance whose ``duckdb_writer`` pool allows one step at
+a time, as ``dagster.yaml`` configures it. A training run is started in one thread and held
+in progress just before it registers its version (the registry resource waits for the test);
+meanwhile a lead export is landed in another thread. The landing writes the warehouse and
+takes the pool; it can finish only if the training does not hold the pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.features.assets import feature_assets
+from leadscore_assets.ingest.assets import land_file
+from leadscore_assets.ingest.landing import LandingZone
+from leadscore_assets.models.assets import lead_conversion_model
+from leadscore_assets.models.checks import ModelRegistryResource
+from leadscore_assets.resources import WAREHOUSE_POOL
+from leadscore_core.settings import Settings
+from tests.support.pipeline import FAST, Stack
+
+GUARD_SECONDS = 300  # only against a deadlock: no figure here is a timing
+
+reached_registry = threading.Event()
+may_register = threading.Event()
+
+
+class HeldRegistry(ModelRegistryResource):
+    """The real registry, reached by a training only when the test lets it: until then the
+    training run stays in progress, with everything it would hold held."""
+
+    def registry(self):
+        reached_registry.set()
+        if not may_register.wait(GUARD_SECONDS):
+            raise RuntimeError("the test never let the training register")
+        return super().registry()
+
+
+LEADS = ("submitted_at,email,name,business_type,business_size,utm_source,utm_medium,"
+         "utm_campaign\n"
+         "2026-01-03T10:00:00Z,new1@example.com,Ann,clinic,small,google,cpc,spring\n"
+         "2026-01-03T11:00:00Z,new2@example.com,Bob,retail,micro,partner,email,autumn\n")
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    with dg.instance_for_test(overrides={
+            "concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}}) as instance:
+        yield instance
+
+
+def test_a_file_lands_while_a_model_trains(tmp_path: Path, instance: dg.DagsterInstance):
+    stack = Stack(tmp_path)
+    resources = stack.resources()
+    features = dg.materialize(feature_assets, instance=instance, resources=resources)
+    assert features.success
+    assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
+
+    reached_registry.clear()
+    may_register.clear()
+    training: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def train() -> None:
+        training["result"] = dg.materialize(
+            [lead_conversion_model], instance=instance, raise_on_error=False,
+            resources={**resources, "model_registry": HeldRegistry(
+                tracking_uri=stack.tracking_uri)},
+            run_config={"ops": {"models__lead_conversion": {"config": FAST}}})
+
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        assert reached_registry.wait(GUARD_SECONDS), "the training never got going"
+        [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+
+        settings = Settings(data_dir=stack.data)
+        inbox = settings.inbox("leads")
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "late_leads.csv").write_text(LEADS)
+        landing: dict[str, dg.ExecuteInProcessResult] = {}
+
+        def land() -> None:
+            landing["result"] = land_file(
+                "leads", "late_leads.csv", landing=LandingZone.from_settings(settings),
+                warehouse=DuckDBResource(database=str(stack.warehouse)), instance=instance)
+
+        lander = threading.Thread(target=land)
+        lander.start()
+        lander.join(GUARD_SECONDS)
+        landed_while_training = not lander.is_alive() and trainer.is_alive()
+        still_training = instance.get_run_by_id(run.run_id).status
+    finally:
+        may_register.set()
+        trainer.join(GUARD_SECONDS)
+    lander.join(GUARD_SECONDS)
+
+    assert landed_while_training, "the landing waited for the training to finish"
+    assert still_training == dg.DagsterRunStatus.STARTED
+    assert landing["result"].success
+    assert training["result"].success
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        emails = {r[0] for r in conn.execute("SELECT email FROM raw.leads").fetchall()}
+    assert {"new1@example.com", "new2@example.com"} <= emails
