@@ -88,6 +88,14 @@ def signed(body: bytes) -> dict[str, str]:
     return {"content-type": "application/json", "stripe-signature": f"t={t},v1={mac}"}
 
 
+def figures(latencies: list[float], elapsed: float, errors: Counter, acked: list) -> dict:
+    """Requests/s and latency percentiles (ms) of one load phase, with its errors and acks."""
+    lat = np.asarray(latencies) * 1000
+    return {"requests": len(lat), "rps": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
+            "errors": dict(errors), "acked": acked}
+
+
 async def paced(url: str, bodies: list[tuple[str, bytes]], rate: float, concurrency: int,
                 sign: bool) -> dict:
     """``len(bodies)`` requests at ``rate`` per second from ``concurrency`` connections;
@@ -127,10 +135,7 @@ async def paced(url: str, bodies: list[tuple[str, bytes]], rate: float, concurre
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    lat = np.asarray(latencies) * 1000
-    return {"requests": len(lat), "rps": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
-            "errors": dict(errors), "acked": acked}
+    return figures(latencies, elapsed, errors, acked)
 
 
 def landed_event_ids(data_dir: Path) -> Counter:
@@ -261,9 +266,7 @@ async def load_signed(url: str, bodies: list[tuple[str, bytes]], concurrency: in
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    lat = np.asarray(latencies) * 1000
-    return {"requests": len(lat), "rps": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "errors": dict(errors), "acked": acked}
+    return figures(latencies, elapsed, errors, acked)
 
 
 if __name__ == "__main__":
