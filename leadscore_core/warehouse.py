@@ -193,6 +193,13 @@ def snapshot_dir(database: str | Path) -> Path:
     return Path(database).resolve().parent / SNAPSHOTS
 
 
+def snapshot_path(directory: Path, table: str) -> Path:
+    """Where ``table``'s published copy lives: ``<directory>/<schema>.<name>.parquet`` (the
+    readers beyond Dagster, such as the API's pages, find it here)."""
+    schema, name = table.split(".")
+    return Path(directory) / f"{schema}.{name}.parquet"
+
+
 def publish_snapshot(conn: duckdb.DuckDBPyConnection, table: str, directory: Path,
                      query: str | None = None) -> Path:
     """Write ``table`` (or what ``query`` selects, published under that name) to
@@ -200,7 +207,7 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, table: str, directory: Pat
     one, never half of one."""
     schema, name = table.split(".")
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{schema}.{name}.parquet"
+    target = snapshot_path(directory, table)
     partial = directory / f".{schema}.{name}.{os.getpid()}.{uuid.uuid4().hex}.partial"
     select = query or f"SELECT * FROM {table}"
     try:
