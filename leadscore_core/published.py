@@ -23,6 +23,9 @@ from typing import Any, Generic, TypeVar
 OPEN_LEADS_FILE = "open_leads.parquet"
 # In the monitoring folder: realised performance per served version (JSON list of rows).
 REALISED_PERFORMANCE_FILE = "realised_performance.json"
+# In the monitoring folder: realised ROC-AUC per model and calendar window of prediction time,
+# with the confidence-based estimate beside it (JSON list of rows).
+REALISED_OVER_TIME_FILE = "realised_over_time.json"
 
 T = TypeVar("T")
 
@@ -33,6 +36,10 @@ def open_leads_path(serving_snapshot: Path) -> Path:
 
 def realised_performance_path(monitoring_dir: Path) -> Path:
     return Path(monitoring_dir) / REALISED_PERFORMANCE_FILE
+
+
+def realised_over_time_path(monitoring_dir: Path) -> Path:
+    return Path(monitoring_dir) / REALISED_OVER_TIME_FILE
 
 
 def publish_file(write, path: Path) -> Path:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -50,6 +51,7 @@ from api.ui.data import (
     read_open_leads,
     rows_as_csv,
     select_leads,
+    spellings,
     when,
 )
 from leadscore_core.estimation import realised_rows, summary_rows
@@ -58,6 +60,7 @@ from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
 from leadscore_core.registry import MODELS, PRIMARY_METRIC
+from leadscore_core.serving import normalise_category_value
 from leadscore_core.settings import Settings
 from leadscore_core.tiers import CHURN_MODELS, RISK_LEVELS, PublishedTiers, customer_risk
 from leadscore_core.warehouse import snapshot_dir, snapshot_path
@@ -266,13 +269,19 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
             kind = spec.kind if spec else _kind(ctx.lead_struct, name)
             item: dict[str, Any] = {"name": name, "label": label(name), "kind": kind}
             if kind == "categorical":
-                seen = set(spec.categories or []) if spec else set()
+                # one option per category the model reads: as the leads spell it, else as
+                # the model knows it
+                options = {}
                 if observed is not None and name in observed:
+                    options = {normalise_category_value(v): v
+                               for v in spellings(observed[name])}
                     counts = observed[name].dropna().astype(str).value_counts()
-                    seen |= set(counts.index)
                     # the form starts from a typical lead: each field's most common value
                     item["typical"] = counts.index[0] if len(counts) else None
-                item["options"] = sorted(seen, key=str.lower)
+                for category in (spec.categories or []) if spec else []:
+                    options.setdefault(normalise_category_value(category), category)
+                item["options"] = sorted((v for k, v in options.items() if k is not None),
+                                         key=str.lower)
             elif kind == "numeric" and observed is not None and name in observed:
                 values = observed[name].dropna()
                 if len(values):
@@ -567,12 +576,8 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
                         "reason": v.tags.get("leadscore.gate_reason", ""),
                         "score": v.metrics.get(metric),
                         "baseline": v.metrics.get(f"baseline_{metric}")})
-    held_out = {v.version: v.metrics.get(metric) for v in versions}
-    if served is not None and held_out.get(served.version) is None:
-        held_out[served.version] = served.metrics.get(metric)
     realised = overview.realised_rows(registered) + overview.realised_rows(key)
-    points = [(f"v{r['version']}", _finite(r.get("roc_auc")), held_out.get(str(r["version"])))
-              for r in sorted(realised, key=lambda r: int(r["version"]))]
+    windows = overview.windows(key, registered)
     drift = overview.drift(key)
     estimate = overview.estimate(key)
     return {
@@ -583,12 +588,24 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         "score": held.get(metric), "baseline": held.get(f"baseline_{metric}"),
         "metrics": {k: v for k, v in held.items() if k in SHOWN_METRICS
                     and isinstance(v, int | float)} if held else {},
-        "history": history, "realised": realised, "plot": performance_svg(points),
+        "history": history, "realised": realised, "windows": windows,
+        "plot": performance_svg(windows, _finite(held.get(metric))),
+        "window_name": _window_name(windows),
         "drift": drift, "report": overview.drift_report(key) is not None,
         "estimate": estimate,
         "estimate_rows": summary_rows(estimate) if estimate else [],
         "estimate_realised": realised_rows(estimate) if estimate else [],
     }
+
+
+def _window_name(windows: list[dict[str, Any]]) -> str:
+    """``week`` or ``month``: what one window of the realised-performance plot spans."""
+    if not windows:
+        return "window"
+    first = windows[0]
+    days = (datetime.fromisoformat(first["window_end"])
+            - datetime.fromisoformat(first["window_start"])).days
+    return "week" if days < 7 else "month"
 
 
 def _finite(value: Any) -> float | None:
