@@ -362,6 +362,100 @@ def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
         assert one["reasons_against"] == answer["reasons_against"]
 
 
+# new leads as a web form exports them, spelled as people type them
+FORM_CSV = (
+    "submitted_at,email,name,company,business_type,business_size,utm_source,utm_medium,"
+    "utm_campaign\n"
+    "2026-01-10 09:15:00,ana@clinic.example,Ana Li,Li Clinic,Clinic,Small,Partner,Email,"
+    "Spring\n"
+    "2026-01-10 17:40:00,BOB@shop.example,Bob Ray,Ray Retail,  RETAIL ,Micro,Google,CPC,\n"
+    "2026-01-11 06:07:00,cy@agency.example,Cy Ode,Ode Agency,Agency,Large,Newsletter,"
+    "email,Autumn\n")
+
+
+def test_a_lead_landed_from_a_csv_and_posted_gets_the_same_probability_and_reasons(
+        full_run, tmp_path):
+    """The batch path (a CSV landed, cleaned, scored into lead_scores.csv and the pages'
+    open leads) and POST /v1/leads/score answer one lead alike, word for word: the same
+    encoder reads both, and both word a category as it was sent."""
+    import csv
+    import io
+    import os
+
+    from dagster_duckdb import DuckDBResource
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+    from api.config import LEAD_CONVERSION, ApiSettings
+    from leadscore_assets.clean.assets import CLEAN_ASSETS
+    from leadscore_assets.features.assets import lead_features_asset
+    from leadscore_assets.ingest.assets import land_file
+    from leadscore_assets.ingest.landing import LandingZone
+    from leadscore_core.published import open_leads_path
+    from leadscore_core.serving import arrival_features
+    from leadscore_core.settings import Settings
+
+    stack = full_run[0].copy(tmp_path / "csv")
+    landing = LandingZone(root=str(stack.data), settle_seconds=0)
+    landing.inbox("leads").mkdir(parents=True, exist_ok=True)
+    form = landing.inbox("leads") / "form.csv"
+    form.write_text(FORM_CSV)
+    os.utime(form, (1_600_000_000, 1_600_000_000))
+    warehouse = DuckDBResource(database=str(stack.warehouse))
+    assert land_file("leads", "form.csv", landing=landing, warehouse=warehouse).success
+    result = dg.materialize(
+        [CLEAN_ASSETS["leads"], lead_features_asset, lead_scores],
+        resources={**stack.resources(),
+                   "alerts": AlertChannel(log_path=str(tmp_path / "alerts.jsonl"))},
+        raise_on_error=False)
+    assert result.success
+    export = {r["lead_id"]: r for r in csv.DictReader(io.StringIO(
+        (stack.data / "exports" / LEAD_EXPORT).read_text(encoding="utf-8")))}
+    assert set(export) == {"ana@clinic.example", "bob@shop.example", "cy@agency.example"}
+
+    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    with TestClient(app) as client:
+        for _ in range(300):
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        served = set(client.get("/v1/models").json()[0]["features"])
+        for row in csv.DictReader(io.StringIO(FORM_CSV)):
+            lead_id = row["email"].strip().lower()
+            body = {k: v for k, v in row.items() if v and k not in ("submitted_at", "email")}
+            body.update({k: v for k, v in arrival_features(row["submitted_at"]).items()
+                         if k in served})
+            answer = client.post("/v1/leads/score", json=body).json()
+            batch = export[lead_id]
+            assert answer["probability"] == pytest.approx(float(batch["probability"]),
+                                                          abs=1e-6), lead_id
+            assert str(answer["score"]) == batch["score"]
+            for side in ("for", "against"):
+                sentences = [f"{r['text']}: " for r in answer[f"reasons_{side}"]]
+                exported = [batch[f"reason_{side}_{i}"] for i in (1, 2, 3)]
+                assert len(sentences) == len([e for e in exported if e]), (lead_id, side)
+                for i, (said, wrote) in enumerate(zip(sentences, exported, strict=False)):
+                    assert wrote.startswith(said), (lead_id, side, said, wrote)
+                    assert round(answer[f"reasons_{side}"][i]["contribution"], 6) == (
+                        pytest.approx(float(batch[f"reason_{side}_{i + 1}_contribution"])))
+        # a category reads as the form spelled it, white space folded, not as the model
+        # stores it
+        every = " | ".join(v for r in export.values() for k, v in r.items()
+                           if k.startswith("reason_") and not k.endswith("_contribution"))
+        spelled = ["Clinic", "Small", "Partner", "Email", "Spring", "RETAIL", "Micro",
+                   "Google", "CPC", "Agency", "Large", "Newsletter", "Autumn"]
+        assert any(f" is {word}:" in every for word in spelled), every
+        assert not any(f" is {word.lower()}:" in every for word in spelled if word != "email"
+                       ), every
+        # the pages' open leads carry the same spellings, so a lead page posts them
+        published = pd.read_parquet(open_leads_path(settings.serving_snapshot))
+        bob = published.set_index("lead_id").loc["bob@shop.example"]
+        assert (bob["business_type"], bob["utm_medium"]) == ("RETAIL", "CPC")
+        assert pd.isna(bob["utm_campaign"]) and bob["company"] == "Ray Retail"
+
+
 def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tmp_path):
     stack = full_run[0].copy(tmp_path)  # it changes the lead features: on a copy
     instance = dg.DagsterInstance.ephemeral()
