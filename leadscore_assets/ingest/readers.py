@@ -41,6 +41,7 @@ from leadscore_assets.ingest.csvfiles import (
 from leadscore_assets.ingest.formats import Declared, FormatError
 from leadscore_core.predlog import entry_problem
 from leadscore_core.profiles import Profile, UnknownHeader, as_text, detect_profile
+from leadscore_core.times import check_timezone
 from leadscore_core.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, raw_column_types
 
 __all__ = ["Export", "UnreadableFile", "raw_columns", "read_export", "STRIPE_CSV_COLUMNS"]
@@ -183,13 +184,23 @@ def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
             f"{path.name}: profile {profile.name!r} declares the delimiter {own.delimiter!r} "
             f"but the file is {csvt.describe()['delimiter']}-separated")
     declared = Declared(own.date_order or declared.date_order, own.decimal or declared.decimal,
-                        own.thousands or declared.thousands, csvt.delimiter)
+                        own.thousands or declared.thousands, csvt.delimiter,
+                        own.timezone or declared.timezone)
     table = csvt.table
     kinds = profile.resolve(header).kinds
     numbers = {c: c for c, kind in kinds.items() if kind == "numeric"}
     created = profile.created_at
     dates = {created.column: created.column} if created and not created.format else {}
     fmt = decide_formats(path.name, table, numbers, dates, declared)
+    if declared.timezone and created:
+        # kept with the file's decisions: cleaning reads its offset-less times in this zone
+        try:
+            zone = check_timezone(declared.timezone)
+        except ValueError as exc:
+            raise UnreadableFile(f"{path.name}: declared `timezone`: {exc}") from exc
+        decision = formats.loads(fmt)
+        decision.setdefault(created.column, {})["timezone"] = zone
+        fmt = formats.dumps(decision)
     n = table.num_rows
 
     def pick(column: str | None) -> pa.Array:
