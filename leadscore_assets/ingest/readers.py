@@ -34,7 +34,9 @@ from leadscore_assets.ingest import formats
 from leadscore_assets.ingest.csvfiles import (
     CsvTable,
     UnreadableFile,
+    decide_delimiter,
     load_content,
+    parse_header,
     read_csv,
     sniff_content,
 )
@@ -163,11 +165,16 @@ def _rows_as_json(table: pa.Table, header: list[str]) -> list[str]:
 
 def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
                    declared: Declared) -> Export:
-    json_lines = sniff_content(path).data.lstrip()[:1] == b"{"
+    head = sniff_content(path)
+    json_lines = head.data.lstrip()[:1] == b"{"
     if json_lines:  # one submission per line (the form webhooks' spool, form-service exports)
         csvt = _records_table(path, _json_lines(path, _utf8(path, load_content(path).data)))
     else:
-        csvt = read_csv(path, declared_delimiter=declared.delimiter)
+        # the header (ASCII in an export) names the profile, whose encoding reads the rest
+        known = _header_profile(path, head.data, profiles, source, declared)
+        csvt = read_csv(path, declared_delimiter=declared.delimiter,
+                        declared_encoding=(known.encoding if known else None)
+                        or declared.encoding)
     header = csvt.header
     try:
         profile = detect_profile(header, profiles, source)
@@ -224,6 +231,18 @@ def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
         "profile": profile.name, "columns": len(header), "formats": formats.loads(fmt)})
 
 
+def _header_profile(path: Path, head: bytes, profiles: dict[str, Profile], source: str,
+                    declared: Declared) -> Profile | None:
+    """The profile the file's header line matches, read before its encoding is known (None
+    when the header does not say: the file is then read with the source's declaration)."""
+    text = head.decode("utf-8", errors="replace")
+    try:
+        header = parse_header(path, text, decide_delimiter(path, text, declared.delimiter))
+        return detect_profile(header, profiles, source)
+    except (UnreadableFile, UnknownHeader):
+        return None
+
+
 def _utf8(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -259,7 +278,8 @@ INVOICE_DATES = {"invoice_date": "InvoiceDate"}
 
 
 def _read_invoices(path: Path, declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter, stream=True)
+    csvt = read_csv(path, declared_delimiter=declared.delimiter, stream=True,
+                    declared_encoding=declared.encoding)
     header = csvt.header
     missing = [c for c in INVOICE_COLUMNS if c not in header]
     if missing:
@@ -505,7 +525,8 @@ STRIPE_CSV_DATES = {"created": "Created date (UTC)"}
 
 
 def _stripe_csv(path: Path, declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter)
+    csvt = read_csv(path, declared_delimiter=declared.delimiter,
+                    declared_encoding=declared.encoding)
     header = csvt.header
     missing = [c for c in STRIPE_CSV_REQUIRED if c not in header]
     if missing:
