@@ -45,17 +45,23 @@ from leadscore_core.registry import (
     MODELS,
     REFERENCE_ARTIFACT,
 )
-
-# -- one full run, shared by the tests of this module ---------------------------------------
 from leadscore_core.tiers import customer_risk
 from tests.support.pipeline import MODEL_KEYS, Stack, fast, make_clean_tables
+
+# -- one full run, shared by the tests of this module ---------------------------------------
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory):
     stack = Stack(tmp_path_factory.mktemp("pipeline"))
-    result = stack.materialize(ops={key: fast() for key in MODEL_KEYS.values()})
+    # the plan model is tuned (briefly): its trials are checked in its MLflow run
+    ops = {key: fast() for key in MODEL_KEYS.values()}
+    ops[MODEL_KEYS["plan"]] = fast(tune=True, tuning_budget_seconds=TUNING_BUDGET)
+    result = stack.materialize(ops=ops)
     return stack, result
+
+
+TUNING_BUDGET = 2.0
 
 
 def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
@@ -396,3 +402,30 @@ def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tm
     assert alert["kind"] == "score_moves" and alert["counts"] == {"moves": len(into_a)}
     assert all(i["url"] == f"http://127.0.0.1:8000/ui/leads/{i['id']}"
                for i in alert["items"])
+
+
+def test_tuning_trials_are_in_the_model_run(full_run, tmp_path):
+    stack, result = full_run
+    recorded = result.asset_materializations_for_node(MODEL_KEYS["plan"])[0].metadata[
+        "tuning"].value
+    (version,) = stack.registry.versions("plan")
+    client = stack.registry.client
+    run = client.get_run(version.run_id)
+    assert run.data.tags["leadscore.tuning"] == recorded["chosen"]
+    assert run.data.tags["leadscore.tuning_stop"] == recorded["stop_reason"]
+    # the first trial starts as tuning does, inside any budget
+    assert run.data.metrics["tuning_trials"] == recorded["trials"] >= 1
+    assert run.data.metrics["tuning_budget_seconds"] == TUNING_BUDGET
+    history = client.get_metric_history(run.info.run_id, "tuning_trial_cv_score")
+    assert sorted(m.step for m in history) == list(range(recorded["trials"]))
+    path = client.download_artifacts(run.info.run_id, "tuning/trials.json", str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    trials = pd.DataFrame(table["data"], columns=table["columns"])
+    assert len(trials) == recorded["trials"]
+    assert {"trial", "step", "cv_score", "seconds", "num_leaves"} <= set(trials.columns)
+    # multi-class: the tuner minimises the cross-validated log loss
+    assert trials["cv_score"].min() == pytest.approx(recorded["best_cv_score"])
+    # the untuned models record no tuning
+    lead = client.get_run(stack.registry.versions("lead_conversion")[0].run_id)
+    assert "leadscore.tuning" not in lead.data.tags
+
