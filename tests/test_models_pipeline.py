@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.alerts import AlertChannel
-from leadscore_assets.features.assets import feature_assets
+from leadscore_assets.features.assets import feature_assets, lead_features_asset
 from leadscore_assets.models.assets import (
     ModelConfig,
     TrainingSet,
@@ -31,6 +31,7 @@ from leadscore_assets.models.training import TrainConfig
 from leadscore_assets.scores.assets import (
     CUSTOMER_EXPORT,
     LEAD_EXPORT,
+    customer_scores,
     export_csv,
     lead_scores,
     quartile_tiers,
@@ -38,6 +39,7 @@ from leadscore_assets.scores.assets import (
     score_assets,
 )
 from leadscore_assets.scores.changes import lead_changes
+from leadscore_core.profiles import SHIPPED_DIR
 from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -429,3 +431,25 @@ def test_tuning_trials_are_in_the_model_run(full_run, tmp_path):
     lead = client.get_run(stack.registry.versions("lead_conversion")[0].run_id)
     assert "leadscore.tuning" not in lead.data.tags
 
+
+def test_a_profile_declares_its_horizon_and_the_labels_and_scores_follow(full_run, tmp_path):
+    stack = full_run[0].copy(tmp_path)  # it relabels the lead features: on a copy
+    profiles = stack.data / "profiles"  # the settings' user profiles, overriding the shipped
+    profiles.mkdir()
+    for name, days in (("webform", 21), ("saas_accounts", 45)):
+        shipped = (SHIPPED_DIR / f"{name}.yaml").read_text()
+        (profiles / f"{name}.yaml").write_text(f"{shipped}\nhorizon_days: {days}\n")
+    result = dg.materialize([lead_features_asset, lead_scores, customer_scores],
+                            resources=stack.resources())
+    assert result.success
+    features = result.asset_materializations_for_node("features__lead_features")[0].metadata
+    assert features["window_days"].value == 21  # payments label the leads by the profile's
+    leads = pd.read_csv(stack.data / "exports" / LEAD_EXPORT)
+    assert set(leads["horizon"]) == {"converts (pays) within 21 days of the lead arriving"}
+    customers = pd.read_csv(stack.data / "exports" / CUSTOMER_EXPORT)
+    by_model = customers.groupby("risk_model")["horizon"].agg(set).to_dict()
+    # a snapshot risk states the customer profile's horizon, an activity risk the setting's
+    assert by_model == {
+        "snapshot_churn": {"churns (leaves, as the saas_accounts export's label says) within "
+                           "the next 45 days"},
+        "activity_churn": {"churns (buys and pays nothing) within the next 90 days"}}

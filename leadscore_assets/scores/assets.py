@@ -184,7 +184,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
         frame["model_version"] = version
-        frame["horizon"] = lead_horizon(settings.get())
+        frame["horizon"] = lead_horizon(settings.get(), profile)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
         published = open_leads_frame(conn, frame, open_leads, bundle,
@@ -261,7 +261,12 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
             frame[f"{model}_version"] = pd.Series(
                 np.where(probabilities[model].notna().to_numpy(), versions[model], None)
                 if known else None, dtype="string")
-        frame["horizon"] = churn_horizon(settings.get())
+        # each row states the horizon of the model its risk comes from: the activity horizon,
+        # or the customer profile's (the snapshot's own churn label)
+        horizons = {"activity_churn": churn_horizon(settings.get()),
+                    "snapshot_churn": churn_horizon(
+                        settings.get(), active_profile(settings, "customers", conn))}
+        frame["horizon"] = frame["risk_model"].map(horizons).astype("string")
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
