@@ -194,15 +194,21 @@ def snapshot_dir(database: str | Path) -> Path:
     return Path(database).resolve().parent / SNAPSHOTS
 
 
+def snapshot_path(directory: Path, table: str) -> Path:
+    """Where ``table``'s published copy lives: ``<directory>/<schema>.<name>.parquet`` (the
+    readers beyond Dagster, such as the API's pages, find it here)."""
+    schema, name = table.split(".")
+    return Path(directory) / f"{schema}.{name}.parquet"
+
+
 def publish_snapshot(conn: duckdb.DuckDBPyConnection, table: str, directory: Path,
                      query: str | None = None) -> Path:
     """Write ``table`` (or what ``query`` selects, published under that name) to
     ``<directory>/<schema>.<name>.parquet`` atomically: a reader sees the old copy or the new
     one, never half of one."""
-    schema, name = table.split(".")
     directory.mkdir(parents=True, exist_ok=True)
     return _copy_atomic(conn, query or f"SELECT * FROM {table}",
-                        directory / f"{schema}.{name}.parquet")
+                        snapshot_path(directory, table))
 
 
 # A table that only grows (the prediction log's raw rows, the history of the performance
