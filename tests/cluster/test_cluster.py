@@ -274,21 +274,28 @@ def _worker_versions(metrics_dir: Path) -> dict[str, set[str]]:
     return out
 
 
-def test_promotion_followed_by_every_api_worker(cluster, landed):
-    """The pipeline trains on the cluster and registers a version on the tracking server;
-    once every API worker serves the champion, a new version is made champion while requests
-    keep coming: every worker follows, no request fails."""
+def test_promotion_followed_by_every_api_worker(cluster, cluster_module, landed):
+    """The lead-conversion model is trained on the cluster (a run of it and what it reads,
+    launched as the UI does) and registered on the tracking server; once every API worker
+    serves the champion, a new version is made champion while requests keep coming: every
+    worker follows, no request fails."""
+    instance, _ = landed
+    from leadscore_assets.definitions import defs
+    from leadscore_assets.models.champion import champion_key
+
+    graph = defs.resolve_asset_graph()
+    selection = (dg.AssetSelection.assets(champion_key("lead_conversion")).upstream()
+                 - dg.AssetSelection.groups("ingest"))
+    run_id = cluster_module.launch(cluster, asset_paths=[
+        k.path for k in selection.resolve(graph)])
+    run = _wait(lambda: (r := instance.get_run_by_id(run_id)).status in TERMINAL and r,
+                "the training run", timeout=2400, every=10)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, _messages(instance, run_id)[-5:]
+
     name = registered_name("lead_conversion")
     client = MlflowClient(tracking_uri=cluster["LEADSCORE_MLFLOW_TRACKING_URI"])
-
-    def registered():
-        try:
-            return client.search_model_versions(f"name = '{name}'")
-        except Exception:  # not registered yet
-            return None
-
-    versions = _wait(registered, "a lead-conversion version trained on the cluster",
-                     timeout=2400, every=10)
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert versions, "the training run registered no version"
     try:
         first = client.get_model_version_by_alias(name, "champion")
     except Exception:  # the gate kept the first version out (too little sample data)
