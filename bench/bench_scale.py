@@ -16,12 +16,13 @@ The same sample exports (seed 7) go through each topology, each in a data folder
   for the measurement, so both topologies do the same work.
 
 Per stage (landing, clean, features, training, the champion gate, scores, monitoring): the
-seconds its steps took (summed over the stage's steps, from Dagster's step events) and the
-memory of the process that executed them (peak resident set while the stage ran, and the
-most one step added to what the process held when it started), sampled from /proc every
-0.2 s. Per topology: the wall time from the first file to the last landed, of the main job,
-and in all. The embedded figures are the baseline the cluster's are set against; the target
-is the same work in each, nothing failed (exit status 1 otherwise).
+seconds its steps took (summed over the stage's steps, from Dagster's step events), the CPU
+seconds the executing process used meanwhile (less sensitive than wall time to other load
+on the host), and its memory (peak resident set while the stage ran, and the most one step
+added to what the process held when it started), sampled from /proc every 0.2 s. Per
+topology: the wall time from the first file to the last landed, of the main job, and in
+all. The embedded figures are the baseline the cluster's are set against; the target is the
+same work in each with nothing failed (exit status 1 otherwise).
 """
 
 from __future__ import annotations
@@ -70,26 +71,30 @@ def stage_of(step_key: str) -> str:
 # -- memory: resident set of processes, sampled from /proc ---------------------------------
 
 
-def _proc_stat(pid: str) -> tuple[int, int] | None:
-    """(session id, resident KiB) of a process, None once it is gone."""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: str) -> tuple[int, int, float] | None:
+    """(session id, resident KiB, CPU seconds so far) of a process, None once it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    sid = int(stat.rsplit(")", 1)[1].split()[3])
+    fields = stat.rsplit(")", 1)[1].split()
     rss = next((int(line.split()[1]) for line in status.splitlines()
                 if line.startswith("VmRSS:")), 0)
-    return sid, rss
+    return int(fields[3]), rss, (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Sampler(threading.Thread):
-    """Resident set of every process in the given sessions, every SAMPLE_EVERY seconds."""
+    """Resident set and CPU time of every process in the given sessions, every SAMPLE_EVERY
+    seconds."""
 
     def __init__(self, sessions: set[int]):
         super().__init__(daemon=True)
         self.sessions = sessions
-        self.samples: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        self.samples: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -100,18 +105,20 @@ class Sampler(threading.Thread):
                     continue
                 stat = _proc_stat(pid)
                 if stat and stat[0] in self.sessions:
-                    self.samples[int(pid)].append((now, stat[1]))
+                    self.samples[int(pid)].append((now, stat[1], stat[2]))
             self.done.wait(SAMPLE_EVERY)
 
-    def window(self, pid: int, start: float, end: float) -> tuple[int, int] | None:
-        """(KiB at the start, peak KiB) of ``pid`` between the two times."""
+    def window(self, pid: int, start: float, end: float) -> tuple[int, int, float] | None:
+        """(KiB at the start, peak KiB, CPU seconds used) of ``pid`` between the two times."""
         series = self.samples.get(pid, [])
-        inside = [rss for t, rss in series if start <= t <= end]
-        before = [rss for t, rss in series if t <= start]
+        inside = [s for s in series if start <= s[0] <= end]
+        before = [s for s in series if s[0] <= start]
+        after = [s for s in series if s[0] >= end]
         if not inside and not before:
             return None
         first = before[-1] if before else inside[0]
-        return first, max(inside or [first])
+        last = after[0] if after else (inside or [first])[-1]
+        return first[1], max(s[1] for s in [first, *inside]), last[2] - first[2]
 
 
 # -- what Dagster recorded ----------------------------------------------------------------
@@ -120,6 +127,7 @@ class Sampler(threading.Thread):
 @dataclass
 class StageFigures:
     seconds: float = 0.0
+    cpu: float = 0.0
     steps: int = 0
     peak_kib: int = 0
     added_kib: int = 0
@@ -169,6 +177,7 @@ def collect(instance: dg.DagsterInstance, runs: list[dg.DagsterRun], sampler: Sa
             if memory:
                 figures.peak_kib = max(figures.peak_kib, memory[1])
                 figures.added_kib = max(figures.added_kib, memory[1] - memory[0])
+                figures.cpu += memory[2]
 
 
 # -- the topologies -----------------------------------------------------------------------
@@ -303,25 +312,25 @@ def run_cluster(files: list[Path], work: Path, ports: str | None) -> Result:
 
 
 def table(results: list[Result]) -> str:
+    """Seconds, CPU seconds and memory per stage, one column group per topology."""
     def mib(kib: int) -> str:
         return f"{kib / 1024:,.0f}" if kib else "-"
 
-    names = [r.topology for r in results]
-    head = (f"{'stage':<12}" + "".join(f"{n + ' s':>14}" for n in names)
-            + "".join(f"{n + ' peak/+MiB':>22}" for n in names))
-    lines = [head, "-" * len(head)]
+    head = f"{'':<12}" + "".join(f"{r.topology:^36}" for r in results)
+    sub = f"{'stage':<12}" + f"{'s':>8}{'CPU s':>8}{'peak MiB':>10}{'+MiB':>10}" * len(results)
+    lines = [head, sub, "-" * len(sub)]
     for stage in STAGES:
         row = f"{stage:<12}"
-        row += "".join(f"{r.stages[stage].seconds:>14.1f}" for r in results)
         for r in results:
-            memory = f"{mib(r.stages[stage].peak_kib)} / {mib(r.stages[stage].added_kib)}"
-            row += f"{memory:>22}"
+            f = r.stages[stage]
+            row += f"{f.seconds:>8.1f}{f.cpu:>8.1f}{mib(f.peak_kib):>10}{mib(f.added_kib):>10}"
         lines.append(row)
-    lines.append("-" * len(head))
+    lines.append("-" * len(sub))
     for what in ("landing", "main job", "total", "cluster up"):
         if any(what in r.wall for r in results):
-            lines.append(f"{what + ' (wall)':<12}" + "".join(
-                f"{r.wall[what]:>14.1f}" if what in r.wall else f"{'-':>14}" for r in results))
+            lines.append(f"{what + ' (wall)':<18}" + "".join(
+                f"{r.wall[what]:>8.1f}{'':28}" if what in r.wall else f"{'-':>8}{'':28}"
+                for r in results).rstrip())
     if len(results) == 2 and results[0].wall.get("total"):
         ratio = results[1].wall["total"] / results[0].wall["total"]
         lines.append(f"cluster / embedded, total wall: {ratio:.2f}x (baseline: embedded)")

@@ -46,6 +46,9 @@ ENV_FILE = HERE / "cluster.env"
 START_TIMEOUT = 420.0
 WORKER_HEALTHCHECK_SECONDS = 120
 HTTP_TIMEOUT = 60.0
+# the webserver's and the daemon's code servers import the code location at start: minutes
+# on a busy host (dagster.yaml's code_servers.local_startup_timeout says as much)
+LOCATION_TIMEOUT = 900.0
 # What a Celery worker imports at start (``-i``), before its pool process forks
 PRELOAD = "leadscore_assets.definitions"
 
@@ -370,6 +373,7 @@ def up(env: dict[str, str]) -> None:
         start(env, name, cmds[name])
     wait_until(lambda: _http_ok(f"http://{host}:{env['LEADSCORE_DAGSTER_UI_PORT']}/server_info"),
                "Dagster webserver", env, ["webserver"])
+    location_loaded(env)
     wait_until(lambda: celery_workers_ready(env) >= len(workers), "Celery workers", env,
                workers)
     wait_until(lambda: _http_ok(f"http://{host}:{env['LEADSCORE_API_PORT']}/health"),
@@ -478,9 +482,46 @@ def graphql(env: dict[str, str], query: str, variables: dict) -> dict:
     return body["data"]
 
 
+_LOCATIONS = """
+query Locations {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries { name loadStatus locationOrLoadError { __typename } }
+    }
+  }
+}"""
+
+
+_RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) { __typename }
+}"""
+
+
+def location_loaded(env: dict[str, str], timeout: float = LOCATION_TIMEOUT) -> None:
+    """Wait until the webserver has the code location loaded (asking it to load it again
+    after a failed start). A sensor or a job is not found while it loads, which happens when
+    its code server is replaced (a busy host's missed heartbeats can cause that)."""
+    name = LOCATION["repositoryLocationName"]
+    deadline = time.monotonic() + timeout
+    while True:
+        data = graphql(env, _LOCATIONS, {})["workspaceOrError"]
+        entry = {e["name"]: e for e in data.get("locationEntries", [])}.get(name)
+        kind = ((entry or {}).get("locationOrLoadError") or {}).get("__typename")
+        if entry and entry["loadStatus"] == "LOADED":
+            if kind == "RepositoryLocation":
+                return
+            graphql(env, _RELOAD, {"name": name})  # it failed to start: try again
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"code location not loaded after {timeout:.0f} s: {entry}")
+        time.sleep(2)
+
+
 def launch(env: dict[str, str], job: str = "__ASSET_JOB", asset_paths: list | None = None,
            tags: dict[str, str] | None = None) -> str:
     """Launch a run of ``job`` (or of the assets named) as the UI does; its id."""
+    location_loaded(env)
     selector = {**LOCATION, "jobName": job}
     if asset_paths is not None:
         selector["assetSelection"] = [{"path": p} for p in asset_paths]
@@ -496,6 +537,7 @@ def launch(env: dict[str, str], job: str = "__ASSET_JOB", asset_paths: list | No
 def set_sensors(env: dict[str, str], names, running: bool) -> None:
     """Start or stop sensors, as an operator would in the UI."""
     for name in names:
+        location_loaded(env)
         selector = {**LOCATION, "sensorName": name}
         if running:
             result = graphql(env, _START_SENSOR, {"selector": selector})["startSensor"]
