@@ -46,6 +46,7 @@ ENV_FILE = HERE / "cluster.env"
 START_TIMEOUT = 420.0
 WORKER_HEALTHCHECK_SECONDS = 120
 HTTP_TIMEOUT = 60.0
+AUTH_CACHE_SECONDS = 60
 # the webserver's and the daemon's code servers import the code location at start: minutes
 # on a busy host (dagster.yaml's code_servers.local_startup_timeout says as much)
 LOCATION_TIMEOUT = 900.0
@@ -215,6 +216,10 @@ def write_auth_config(env: dict[str, str]) -> None:
         f"admin_username = {env['MLFLOW_TRACKING_USERNAME']}\n"
         f"admin_password = {env['MLFLOW_TRACKING_PASSWORD']}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # a verified credential is remembered for a minute (per server worker): without it
+        # every request pays a scrypt hash, seconds each on a busy host, and a training run
+        # makes hundreds of requests; a changed password reaches every worker within it
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n"
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
