@@ -256,6 +256,11 @@ def _wait(predicate, what: str, timeout: float):
 
 def run_cluster(files: list[Path], work: Path, ports: str | None) -> Result:
     cluster = _cluster_module()
+    with cluster.interrupted_by_sigterm():  # a killed benchmark still stops its cluster
+        return _run_cluster(cluster, files, work, ports)
+
+
+def _run_cluster(cluster, files: list[Path], work: Path, ports: str | None) -> Result:
     result = Result("cluster")
     tag = f"leadscore_bench_{uuid.uuid4().hex[:8]}"
     data = work / "data"

@@ -407,6 +407,21 @@ def stop(env: dict[str, str], name: str, grace: float = 20.0) -> None:
     (_run_dir(env) / "pids" / f"{name}.pid").unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def interrupted_by_sigterm():
+    """While the block runs, SIGTERM (a CI timeout, ``kill``) interrupts the main thread as
+    Ctrl-C would, so the caller's cleanup (``down``) still runs; the handler is put back
+    after. Also for a process started in the background, where SIGINT is ignored."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def down(env: dict[str, str], drop: bool = False) -> None:
     # the API and the daemon first (nothing new is launched), the tracking server last
     names = ["api", "daemon", "webserver",

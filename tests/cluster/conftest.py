@@ -64,12 +64,13 @@ def cluster(cluster_root, cluster_module):
     env = cluster_module.isolated_env(tag, data, {**ports, "LEADSCORE_API_POLL_SECONDS": "2"})
     saved = dict(os.environ)
     os.environ.update(env)
-    try:
-        cluster_module.up(env)
-        yield env
-    finally:
+    with cluster_module.interrupted_by_sigterm():  # a killed session still stops it
         try:
-            cluster_module.down(env, drop=True)
+            cluster_module.up(env)
+            yield env
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            try:
+                cluster_module.down(env, drop=True)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
