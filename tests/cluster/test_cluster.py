@@ -267,9 +267,10 @@ def _worker_versions(metrics_dir: Path) -> dict[str, set[str]]:
         versions = set()
         for metric in MultiProcessCollector._read_metrics([str(file)]).values():
             for sample in metric.samples:
-                if (sample.labels.get("endpoint", "").endswith("/leads/score")
-                        and sample.labels.get("status") == "200"):
-                    versions.add(sample.labels["version"])
+                labels = dict(sample.labels)  # before accumulation: (name, value) pairs
+                if (labels.get("endpoint", "").endswith("/leads/score")
+                        and labels.get("status") == "200" and "version" in labels):
+                    versions.add(labels["version"])
         out[pid] = versions
     return out
 
