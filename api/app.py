@@ -70,6 +70,7 @@ from api.scoring import (
     score_leads,
     wants_suggestion,
 )
+from api.shadow import ShadowScorer
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
 from api.ui.pages import UiContext, docs_assets, template_config, ui_router
 from api.webhooks.config import WebhookSettings
@@ -196,7 +197,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         models: ServedModels = app.state.models
-        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds)
+        shadowing = api.shadow and api.prediction_log
+        watcher = ModelWatcher(registry, models, api.alias, api.poll_seconds, shadow=shadowing)
         for served in preloaded.values():
             models.put(served)
         await anyio.to_thread.run_sync(receiver.start)
@@ -207,6 +209,12 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             writer = PredictionLogWriter(settings.predictions_dir,
                                          inbox=settings.inbox("predictions"))
         app.state.prediction_log = writer
+        # the challenger's answers join the champion's on their way to the log
+        shadow = (ShadowScorer(models, writer, tier_bounds=tiers.bounds_for, risk=risk)
+                  if writer is not None and shadowing else None)
+        app.state.shadow = shadow
+        to_log = shadow.hand_over if shadow is not None else (
+            writer.log_requests if writer is not None else None)
         # Requests only append to ``pending``; this task hands it to the writer in bursts, so
         # the writer thread wakes a few times a second rather than once per request (each
         # wake-up takes the GIL from the event loop).
@@ -214,11 +222,11 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         app.state.pending_log = pending if writer is not None else None
 
         def hand_over() -> None:
-            if writer is None or not pending:
+            if to_log is None or not pending:
                 return
             burst = pending[:]
             del pending[:len(burst)]
-            writer.log_requests(burst)
+            to_log(burst)
 
         async def drain() -> None:
             while True:
@@ -252,6 +260,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             await anyio.to_thread.run_sync(receiver.stop)
             if writer is not None:
                 hand_over()
+                if shadow is not None:
+                    await anyio.to_thread.run_sync(shadow.close)
                 await anyio.to_thread.run_sync(writer.close)
             gc.unfreeze()
 
@@ -462,7 +472,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                 name=name, status="serving", version=served.version, alias=api.alias,
                 task=served.task, trained_at=_text(served.trained_at),
                 loaded_at=served.loaded_at, metrics=_plain(served.metrics),
-                features=[s.name for s in served.specs]))
+                features=[s.name for s in served.specs],
+                challenger=(c.version if (c := models.challenger(name)) else None)))
         return out
 
     # -- operations ----------------------------------------------------------------------------
@@ -501,7 +512,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     pages, page_middleware = ui_router(UiContext(
         settings=settings, api=api, models=state_models, registry=registry,
         lead_profile=lead_profile, lead_struct=Lead, plan_struct=PlanLead, tiers=tiers,
-        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays))
+        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays,
+        customer_displays=customer_displays))
     docs = docs_assets()
 
     app = Litestar(
@@ -509,7 +521,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         template_config=template_config(),
         lifespan=[lifespan],
         state=State({"models": state_models, "prediction_log": None,
-                     "pending_log": None}),
+                     "pending_log": None, "shadow": None}),
         dependencies={"models": Provide(provide_models, sync_to_thread=False)},
         exception_handlers={
             ValidationException: _validation_error,

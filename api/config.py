@@ -32,6 +32,10 @@ class ApiSettings(BaseSettings):
     poll_seconds: float = Field(5.0, gt=0, description="How often the alias is checked")
     max_batch: int = Field(10_000, ge=1, description="Most leads in one request (413 above)")
     prediction_log: bool = Field(True, description="Append every prediction to the log")
+    shadow: bool = Field(
+        True, description="While a model has a challenger, also score it on live requests off "
+                          "the response path and log its answer beside the champion's (needs "
+                          "the prediction log)")
     direct_path: bool = Field(
         True, description="Answer well-formed prediction requests without the framework's "
                           "handler pipeline (same decoding, scoring and response; off: every "

@@ -40,6 +40,9 @@ class ModelRegistry(Protocol):
     def load(self, name: str, version: str) -> ModelBundle:
         """The bundle of one registered version."""
 
+    # Optional: ``challenger_version(name) -> str | None``, the version to score in the
+    # champion's shadow (a registry without it has no challengers).
+
 
 class MlflowRegistry:
     """The project's MLflow registry (``leadscore_core.registry``), read-only."""
@@ -54,6 +57,11 @@ class MlflowRegistry:
 
     def version_for_alias(self, name: str, alias: str) -> str | None:
         found = self.registry.by_alias(name, alias)
+        return None if found is None else str(found.version)
+
+    def challenger_version(self, name: str) -> str | None:
+        """The challenger to shadow-score, by the registry's one rule (``is_challenger``)."""
+        found = self.registry.challenger(name)
         return None if found is None else str(found.version)
 
     def load(self, name: str, version: str) -> ModelBundle:
@@ -148,6 +156,7 @@ class ServedModels:
     def __init__(self, names: Iterable[str]):
         self.names = tuple(names)
         self._models: dict[str, ServedModel] = {}
+        self._challengers: dict[str, ServedModel] = {}  # scored in the shadow, never served
         self.errors: dict[str, str] = {}
 
     def get(self, name: str) -> ServedModel | None:
@@ -160,6 +169,16 @@ class ServedModels:
 
     def all(self) -> dict[str, ServedModel]:
         return self._models
+
+    def challenger(self, name: str) -> ServedModel | None:
+        return self._challengers.get(name)
+
+    def put_challenger(self, model: ServedModel) -> None:
+        self._challengers = {**self._challengers, model.name: model}
+
+    def drop_challenger(self, name: str) -> None:
+        if name in self._challengers:
+            self._challengers = {k: v for k, v in self._challengers.items() if k != name}
 
     @property
     def missing(self) -> list[str]:
@@ -174,35 +193,61 @@ class ModelWatcher:
     """Keeps ``ServedModels`` on the version the alias names, checking every ``interval``."""
 
     def __init__(self, registry: ModelRegistry, models: ServedModels, alias: str,
-                 interval: float):
+                 interval: float, *, shadow: bool = False):
+        """``shadow``: also keep each model's challenger loaded (``challenger_version``)."""
         self.registry = registry
         self.models = models
         self.alias = alias
         self.interval = interval
+        self.shadow = shadow and hasattr(registry, "challenger_version")
 
     async def refresh_once(self) -> list[str]:
         """Check every model's alias; load and swap in what moved. Returns what changed."""
         changed = []
         for name in self.models.names:
-            try:
-                version = await anyio.to_thread.run_sync(
-                    self.registry.version_for_alias, name, self.alias)
-                current = self.models.get(name)
-                if version is None:
-                    if current is None:
-                        self.models.errors[name] = f"no version has the alias {self.alias!r}"
-                    continue
-                if current is not None and current.version == version:
-                    continue
-                served = await anyio.to_thread.run_sync(self._load, name, version)
-                self.models.put(served)
+            if await self._follow_alias(name):
                 changed.append(name)
-                log.info("serving %s (was %s)", served.label,
-                         current.label if current else "nothing")
-            except Exception as exc:  # a broken registry or bundle must not stop the others
-                self.models.errors[name] = f"{type(exc).__name__}: {exc}"
-                log.warning("could not load %s@%s: %s", name, self.alias, exc)
+            if self.shadow:
+                await self._follow_challenger(name)
         return changed
+
+    async def _follow_alias(self, name: str) -> bool:
+        try:
+            version = await anyio.to_thread.run_sync(
+                self.registry.version_for_alias, name, self.alias)
+            current = self.models.get(name)
+            if version is None:
+                if current is None:
+                    self.models.errors[name] = f"no version has the alias {self.alias!r}"
+                return False
+            if current is not None and current.version == version:
+                return False
+            served = await anyio.to_thread.run_sync(self._load, name, version)
+            self.models.put(served)
+            log.info("serving %s (was %s)", served.label,
+                     current.label if current else "nothing")
+            return True
+        except Exception as exc:  # a broken registry or bundle must not stop the others
+            self.models.errors[name] = f"{type(exc).__name__}: {exc}"
+            log.warning("could not load %s@%s: %s", name, self.alias, exc)
+            return False
+
+    async def _follow_challenger(self, name: str) -> None:
+        try:
+            version = await anyio.to_thread.run_sync(self.registry.challenger_version, name)
+            served, current = self.models.get(name), self.models.challenger(name)
+            if version is None or served is None or version == served.version:
+                if current is not None:
+                    self.models.drop_challenger(name)
+                    log.info("no shadow scoring of %s any more", current.label)
+                return
+            if current is not None and current.version == version:
+                return
+            challenger = await anyio.to_thread.run_sync(self._load, name, version)
+            self.models.put_challenger(challenger)
+            log.info("scoring %s in the shadow of %s", challenger.label, served.label)
+        except Exception as exc:  # shadow scoring is never worth failing the champion for
+            log.warning("could not load the challenger of %s: %s", name, exc)
 
     def _load(self, name: str, version: str) -> ServedModel:
         return ServedModel(name, version, self.registry.load(name, version))

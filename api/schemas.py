@@ -195,6 +195,7 @@ class ModelInfo(Struct):
     metrics: dict[str, Any] = {}
     features: list[str] = []
     error: str | None = None
+    challenger: str | None = None  # the version scored in the shadow of this one, if any
 
 
 class Readiness(Struct):

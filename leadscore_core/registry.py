@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from leadscore_core.serving import ModelBundle
+    from leadscore_core.shadow import LiveEvidence
 
 # Short model name (asset key suffix) -> registered model name.
 MODELS: dict[str, str] = {
@@ -63,6 +64,19 @@ TAG_CANDIDATE_REASON = "leadscore.candidate_reason"
 TAG_GATE = "leadscore.gate"
 TAG_PROFILE = "leadscore.profile"  # the source profile the training rows were typed with
 TAG_GATE_REASON = "leadscore.gate_reason"
+GATE_PROMOTED, GATE_REJECTED, GATE_WAITING = "promoted", "rejected", "waiting"
+
+
+def is_challenger(candidate: ModelVersion | None, champion: ModelVersion | None) -> bool:
+    """The one rule for "a challenger exists": the alias ``challenger`` names a version newer
+    than the champion that the gate has not promoted (waiting for live evidence, rejected, or
+    not judged yet). The API scores such a version in the shadow of the champion; a version
+    that was promoted once and rolled back from is not a challenger any more."""
+    if candidate is None or champion is None:
+        return False
+    if int(candidate.version) <= int(champion.version):
+        return False
+    return (candidate.tags or {}).get(TAG_GATE) != GATE_PROMOTED
 
 
 def registered_name(model: str) -> str:
@@ -105,11 +119,24 @@ def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERI
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """Promote only when the challenger beats the champion by ``margin`` and clears a floor."""
+    """Promote only when the challenger beats the champion by ``margin`` and clears a floor;
+    with ``require_live``, also only on enough live evidence from shadow scoring.
+
+    Live evidence (``leadscore_core.shadow.LiveEvidence``, off by default): at least
+    ``live_min_requests`` predictions scored by both, of which at most
+    ``live_max_disagreement`` would change tier (risk level, plan); with ``live_min_lift``
+    set, also at least ``live_min_outcomes`` of them with a known outcome and the
+    challenger's realised metric at least ``live_min_lift`` above the champion's on them.
+    """
 
     margin: float = 0.002
     floor_binary: float = 0.60  # ROC-AUC
     floor_multiclass: float = 0.30  # macro-F1
+    require_live: bool = False
+    live_min_requests: int = 500
+    live_max_disagreement: float = 0.30
+    live_min_lift: float | None = None
+    live_min_outcomes: int = 100
 
     def floor(self, task: str) -> float:
         return self.floor_binary if task == "binary" else self.floor_multiclass
@@ -124,6 +151,9 @@ class GateDecision:
     champion: float | None
     margin: float
     floor: float
+    # not promoted only for want of live evidence (yet): the challenger stays in the shadow
+    waiting: bool = False
+    live: str = ""  # the live evidence in words, when there is any
 
     @property
     def improvement(self) -> float | None:
@@ -131,13 +161,16 @@ class GateDecision:
 
 
 def decide(task: str, challenger: float, champion: float | None,
-           policy: GatePolicy) -> GateDecision:
-    """The gate's rule, on scores measured on the same held-out rows."""
+           policy: GatePolicy, live: LiveEvidence | None = None) -> GateDecision:
+    """The gate's rule, on scores measured on the same held-out rows, and (when the policy
+    requires it) on the live evidence of shadow scoring."""
     metric = PRIMARY_METRIC[task]
     floor = policy.floor(task)
+    said = live.describe() if live is not None else ""
 
-    def verdict(promote: bool, reason: str) -> GateDecision:
-        return GateDecision(promote, reason, metric, challenger, champion, policy.margin, floor)
+    def verdict(promote: bool, reason: str, waiting: bool = False) -> GateDecision:
+        return GateDecision(promote, reason, metric, challenger, champion, policy.margin,
+                            floor, waiting, said)
 
     if not np.isfinite(challenger) or challenger < floor:
         return verdict(False, f"challenger {metric} {challenger:.4f} is below the floor "
@@ -145,32 +178,52 @@ def decide(task: str, challenger: float, champion: float | None,
     if champion is None:
         return verdict(True, f"no champion yet; challenger {metric} {challenger:.4f} clears the "
                              f"floor {floor:.4f}")
-    if challenger >= champion + policy.margin:
-        return verdict(True, f"challenger {metric} {challenger:.4f} beats champion "
-                             f"{champion:.4f} by {challenger - champion:+.4f} "
-                             f"(margin {policy.margin})")
-    return verdict(False, f"challenger {metric} {challenger:.4f} does not beat champion "
-                          f"{champion:.4f} by the margin {policy.margin} "
-                          f"({challenger - champion:+.4f})")
+    if challenger < champion + policy.margin:
+        return verdict(False, f"challenger {metric} {challenger:.4f} does not beat champion "
+                              f"{champion:.4f} by the margin {policy.margin} "
+                              f"({challenger - champion:+.4f})")
+    held_out = (f"challenger {metric} {challenger:.4f} beats champion {champion:.4f} by "
+                f"{challenger - champion:+.4f} (margin {policy.margin})")
+    if not policy.require_live:
+        return verdict(True, held_out)
+    requests = live.requests if live is not None else 0
+    if requests < policy.live_min_requests:
+        return verdict(False, f"{held_out}; waiting for live evidence: {requests} of "
+                              f"{policy.live_min_requests} shadow-scored requests", True)
+    if live.disagreement > policy.live_max_disagreement:
+        return verdict(False, f"{held_out}; but live tier changes {live.disagreement:.1%} "
+                              f"exceed {policy.live_max_disagreement:.1%} ({said})")
+    if policy.live_min_lift is not None:
+        if live.lift is None or live.judged < policy.live_min_outcomes:
+            return verdict(False, f"{held_out}; waiting for outcomes: {live.judged} of "
+                                  f"{policy.live_min_outcomes} shadow-scored requests have "
+                                  "one", True)
+        if live.lift < policy.live_min_lift:
+            return verdict(False, f"{held_out}; but the realised lift {live.lift:+.4f} is "
+                                  f"below {policy.live_min_lift:+.4f} ({said})")
+    return verdict(True, f"{held_out}; live evidence holds ({said})")
 
 
 def outcome(decision: GateDecision, challenger_version: str,
             champion_version: str | None) -> str:
     """The verdict in one line, naming the versions: ``promoted v4: ...``, ``kept v3: ...``."""
     d, metric = decision, decision.metric
+    live = f"; live: {d.live}" if d.live else ""
     if decision.promote:
         if champion_version is None:
             return (f"promoted v{challenger_version}: the first champion, {metric} "
                     f"{d.challenger:.4f} clears the floor {d.floor:.4f}")
         return (f"promoted v{challenger_version}: {metric} {d.challenger:.4f} >= "
-                f"{d.champion:.4f} + margin {d.margin:g} (was v{champion_version})")
+                f"{d.champion:.4f} + margin {d.margin:g} (was v{champion_version}){live}")
     below_floor = not np.isfinite(d.challenger) or d.challenger < d.floor
     kept = f"kept v{champion_version}" if champion_version else "no champion"
     if below_floor:
         return (f"{kept}: challenger v{challenger_version} {metric} {d.challenger:.4f} is "
                 f"below the floor {d.floor:.4f}")
+    if d.champion is not None and d.challenger >= d.champion + d.margin:  # held by live
+        return f"{kept} (challenger v{challenger_version}): {d.reason}"
     return (f"{kept}: {metric} {d.challenger:.4f} < {d.champion:.4f} + margin {d.margin:g} "
-            f"(challenger v{challenger_version})")
+            f"(challenger v{challenger_version}){live}")
 
 
 def score_on(bundle: ModelBundle, holdout: pd.DataFrame, label: str, task: str) -> float:
@@ -256,6 +309,13 @@ class ModelRegistry:
             history.append(champion)
         return history
 
+    def challenger(self, model: str) -> ModelVersion | None:
+        """The challenger version (``is_challenger``), or None when there is none."""
+        candidate = self.by_alias(model, CHALLENGER)
+        if candidate is None:
+            return None
+        return candidate if is_challenger(candidate, self.by_alias(model, CHAMPION)) else None
+
     def set_challenger(self, model: str, version: str | int) -> None:
         self.client.set_registered_model_alias(registered_name(model), CHALLENGER, str(version))
 
@@ -268,10 +328,12 @@ class ModelRegistry:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         self.client.set_model_version_tag(name, version, "leadscore.promoted_at", now)
         if decision is not None:
-            self._tag_decision(name, version, "promoted", decision)
+            self._tag_decision(name, version, GATE_PROMOTED, decision)
 
     def reject(self, model: str, version: str | int, decision: GateDecision) -> None:
-        self._tag_decision(registered_name(model), str(version), "rejected", decision)
+        """Record a verdict that keeps the champion: rejected, or waiting for live evidence."""
+        self._tag_decision(registered_name(model), str(version),
+                           GATE_WAITING if decision.waiting else GATE_REJECTED, decision)
 
     def rollback(self, model: str) -> tuple[str, str]:
         """Move ``champion`` back to the previous champion; returns (from, to) versions."""

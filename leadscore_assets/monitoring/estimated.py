@@ -17,6 +17,10 @@ Where outcomes have arrived for served predictions, the estimate is made on thos
 predictions and set next to the realised figure: ``monitoring.estimate_vs_realised`` gains
 one row per model version and metric at every evaluation, so the estimate's own error is
 tracked over time. ``monitoring.estimated_performance`` keeps every window's estimates.
+
+Neither holds the writer pool: the window and the served predictions are read from the
+published snapshots, and both histories are published beside them as folders of parts, one
+part per evaluation (``snapshot_reader`` shows each as its table).
 """
 
 
@@ -32,28 +36,24 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table
-from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import (
-    DRIFT_AUTOMATION,
-    GROUP,
-    MONITORED,
-    PREDICTIONS_KEY,
-    _naive_utc,
+    WindowConfig,
     _same_types,
-    api_window,
-    feature_window,
+    champion_monitor,
+    current_window,
     judged_predictions,
+    served_champion,
 )
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_assets.scores.assets import quartile_tiers, risk_levels
 from leadscore_core.estimation import Estimate, estimate, realised_metrics
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.published import publish_file
-from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
+from leadscore_core.registry import HOLDOUT_ARTIFACT, MODELS
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
-from leadscore_core.warehouse import ensure_schemas, table_exists
+from leadscore_core.warehouse import publish_part, snapshot_dir
 
 ESTIMATED = ("lead_conversion", "activity_churn", "snapshot_churn")  # the binary models
 TOP_TIER = {"lead_conversion": "tier A", "activity_churn": "High risk",
@@ -66,9 +66,7 @@ def estimated_key(model: str) -> dg.AssetKey:
     return dg.AssetKey(["monitoring", f"{model}_estimated_performance"])
 
 
-class EstimationConfig(dg.Config):
-    min_rows: int = 100
-    """Fewer rows in the window than this: no estimate (its interval would say nothing)."""
+class EstimationConfig(WindowConfig):
     max_rows: int = 50_000
     """Larger windows are sampled down to this many rows (fixed seed)."""
     draws: int = 400
@@ -99,18 +97,15 @@ def _rows(estimates: dict[str, Estimate], **extra: object) -> list[dict[str, obj
              "rows": e.rows} for e in estimates.values()]
 
 
-def _append(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def _append(warehouse: DuckDBResource, table: str, model: str, evaluated_at: datetime,
+            frame: pd.DataFrame) -> None:
+    """One evaluation's rows as a part of the table's published history."""
     if frame.empty:
         return
-    ensure_schemas(conn)
-    conn.register("_estimates", frame)
-    try:
-        if table_exists(conn, table):
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _estimates")
-        else:
-            conn.execute(f"CREATE TABLE {table} AS SELECT * FROM _estimates")
-    finally:
-        conn.unregister("_estimates")
+    with duckdb.connect() as conn:
+        conn.register("_estimates", frame)
+        publish_part(conn, table, snapshot_dir(warehouse.database),
+                     f"{evaluated_at:%Y%m%dT%H%M%S%f}-{model}", "SELECT * FROM _estimates")
 
 
 def estimate_vs_realised(model: str, judged: pd.DataFrame, config: EstimationConfig,
@@ -174,19 +169,14 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     The metadata carries what the retraining sensor reads: ``status`` (evaluated |
     too_few_rows | no_champion), ``champion_version`` and ``estimated_drop``.
     """
-    spec = MONITORED[model]
-    registry = model_registry.registry()
-    champion = registry.by_alias(model, CHAMPION)
-    if champion is None:
+    served = served_champion(model_registry, model)
+    if served is None:
         return dg.MaterializeResult(metadata={
             "status": "no_champion", "estimated_drop": False,
             "verdict": f"{MODELS[model]} has no champion yet: nothing to estimate"})
     s = settings.get()
-    bundle = registry.load_bundle(model, champion.version)
-    kinds = {f.name: f.kind for f in bundle.encoder.specs}
-    trained_at = _naive_utc(bundle.metadata.get("trained_at")
-                            or datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC))
-    label = champion.tags.get(TAG_LABEL, spec.label)
+    registry, champion, bundle = served.registry, served.version, served.bundle
+    kinds, trained_at, label = served.kinds, served.trained_at, served.label
     features = list(kinds)
 
     holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
@@ -196,17 +186,10 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     reference_realised = (realised_metrics(p_ref, holdout[label].astype(bool).to_numpy(),
                                            top_ref) if label in holdout else {})
 
-    with warehouse.get_connection() as conn:
-        parts = [feature_window(conn, spec, trained_at, features),
-                 api_window(conn, MODELS[model], trained_at, kinds)]
+    with published_snapshots(warehouse) as conn:
+        _, _, window = current_window(conn, model, served, features, features,
+                                      config.max_rows)
         judged = judged_predictions(conn, churn_horizon_days(s, config.horizon_days))
-    window = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
-        len(p) for p in parts) else pd.DataFrame(columns=features)
-    for name in features:
-        if name not in window:
-            window[name] = pd.NA
-    if len(window) > config.max_rows:
-        window = window.sample(config.max_rows, random_state=0)
     versus = estimate_vs_realised(model, judged, config, s)
     now = datetime.now(UTC).replace(tzinfo=None)
 
@@ -226,8 +209,7 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     if len(window) < config.min_rows:
         verdict = (f"{len(window)} row(s) in the window since version {champion.version} was "
                    f"trained (fewer than {config.min_rows}): no estimate yet")
-        with warehouse.get_connection() as conn:
-            _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+        _append(warehouse, ERROR_TABLE, model, now, versus.assign(evaluated_at=now))
         return dg.MaterializeResult(metadata={**meta, "status": "too_few_rows",
                                               "estimated_drop": False, "verdict": verdict})
 
@@ -243,9 +225,8 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     table = pd.DataFrame(
         _rows(current, evaluated_on="window") + _rows(reference, evaluated_on="held-out")
     ).assign(model=model, version=str(champion.version), evaluated_at=now)
-    with warehouse.get_connection() as conn:
-        _append(conn, WINDOW_TABLE, table)
-        _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+    _append(warehouse, WINDOW_TABLE, model, now, table)
+    _append(warehouse, ERROR_TABLE, model, now, versus.assign(evaluated_at=now))
     summary = write_summary(s, model, {
         "model": MODELS[model], "champion_version": str(champion.version),
         "evaluated_at": now.isoformat(timespec="seconds"), "window_rows": len(window),
@@ -269,22 +250,16 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
 
 
 def estimated_asset(model: str) -> dg.AssetsDefinition:
-    spec = MONITORED[model]
-
     @dg.asset(
         key=estimated_key(model),
-        deps=[champion_key(model), PREDICTIONS_KEY,
-              *[dg.AssetKey(["features", d]) for d in spec.deps]],
-        group_name=GROUP,
-        kinds={"numpy", "duckdb"},
-        pool=WAREHOUSE_POOL,
-        automation_condition=DRIFT_AUTOMATION,  # on the drift reports' rhythm
+        kinds={"numpy", "parquet"},
         description=(
             f"{MODELS[model]}'s ROC-AUC, precision in its top tier ({TOP_TIER[model]}) and "
             "calibration on the current window, estimated from the champion's calibrated "
             "probabilities before the outcomes arrive, with intervals; set next to the "
             "realised figures as outcomes arrive."
         ),
+        **champion_monitor(model),  # on the drift reports' rhythm
     )
     def _estimated(context: dg.AssetExecutionContext, config: EstimationConfig,
                    warehouse: DuckDBResource, settings: SettingsResource,

@@ -1,0 +1,170 @@
+"""Live evidence on a challenger: what shadow scoring saw beside the champion.
+
+The API scores the registry's challenger on live requests off the response path and logs its
+answer inside each prediction-log entry's outputs, under ``challenger``::
+
+    "outputs": {"probability": 0.41, "score": 41, "tier": "B",
+                "challenger": {"version": "5", "probability": 0.57, "score": 57, "tier": "A"}}
+
+From the landed log, per model, champion version and challenger version:
+
+- *agreement*: of the predictions both answered, the share whose tier (risk level, plan)
+  would change if the challenger answered instead (``disagreement``);
+- *realised lift*, once outcomes arrive: the challenger's realised ROC-AUC minus the
+  champion's, on the same predictions.
+
+``monitoring/shadow_evidence`` writes these to ``data/monitoring/shadow_evidence.json``;
+the gate (``registry.decide``), ``leadscore models`` and the models page read it. No Dagster
+imports: the API and the CLI use this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SHADOW_KEY = "challenger"  # the challenger's answer inside a log entry's outputs
+ANSWER_KEYS = ("tier", "risk", "plan")  # what a person acts on, per kind of model
+EVIDENCE_FILE = "shadow_evidence.json"
+
+
+def changed(champion: Mapping[str, Any], challenger: Mapping[str, Any]) -> bool:
+    """Whether the challenger's answer would change the tier, risk level or plan."""
+    return any(champion.get(k) != challenger.get(k) for k in ANSWER_KEYS if k in champion)
+
+
+@dataclass(frozen=True)
+class LiveEvidence:
+    """Shadow scoring of one challenger version beside one champion version."""
+
+    model: str  # short name (``lead_conversion``)
+    champion_version: str
+    challenger_version: str
+    requests: int  # predictions both versions answered
+    changed: int  # of which the tier (risk level, plan) would change
+    judged: int = 0  # of which the outcome is known
+    champion_realised: float | None = None  # realised ROC-AUC on the judged ones
+    challenger_realised: float | None = None
+    evaluated_at: str = ""
+
+    @property
+    def disagreement(self) -> float:
+        return self.changed / self.requests if self.requests else 0.0
+
+    @property
+    def agreement(self) -> float:
+        return 1.0 - self.disagreement
+
+    @property
+    def lift(self) -> float | None:
+        if self.champion_realised is None or self.challenger_realised is None:
+            return None
+        return self.challenger_realised - self.champion_realised
+
+    def describe(self) -> str:
+        text = (f"{self.requests} shadow-scored requests, {self.disagreement:.1%} would change "
+                f"tier")
+        if self.lift is not None:
+            text += (f", realised ROC-AUC {self.challenger_realised:.4f} vs "
+                     f"{self.champion_realised:.4f} (lift {self.lift:+.4f}) on "
+                     f"{self.judged} outcomes")
+        elif self.requests:
+            text += f", {self.judged} with a known outcome (no lift yet)"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "disagreement": self.disagreement, "lift": self.lift}
+
+
+def shadow_answers(predictions: pd.DataFrame, short_name: Mapping[str, str]) -> pd.DataFrame:
+    """Served prediction rows (``model, version, outputs``; outputs a dict or JSON text) ->
+    one row per prediction the challenger also answered:
+    ``model, version, challenger_version, changed``."""
+    rows = []
+    for model, version, outputs in zip(predictions["model"], predictions["version"],
+                                       predictions["outputs"], strict=True):
+        outputs = json_object(outputs)
+        shadow = outputs.get(SHADOW_KEY)
+        if not isinstance(shadow, dict) or shadow.get("version") is None:
+            continue
+        rows.append((short_name.get(model, model), str(version), str(shadow["version"]),
+                     changed(outputs, shadow)))
+    return pd.DataFrame(rows, columns=["model", "version", "challenger_version", "changed"])
+
+
+def live_evidence(shadowed: pd.DataFrame, judged: pd.DataFrame, evaluated_at: str = ""
+                  ) -> list[LiveEvidence]:
+    """Evidence per (model, champion version, challenger version).
+
+    ``shadowed``: from :func:`shadow_answers`. ``judged``: served predictions with a known
+    ``outcome`` and ``challenger_version`` / ``challenger_probability`` columns (rows without
+    a challenger answer are ignored)."""
+    out = []
+    has_judged = {"challenger_version", "challenger_probability", "outcome"} <= set(judged)
+    for (model, version, challenger), group in shadowed.groupby(
+            ["model", "version", "challenger_version"], sort=True):
+        champion_auc = challenger_auc = None
+        n_judged = 0
+        if has_judged:
+            same = judged[(judged["model"] == model) & (judged["version"].astype(str) == version)
+                          & (judged["challenger_version"].astype("string") == challenger)]
+            same = same[same["challenger_probability"].notna()]
+            n_judged = len(same)
+            y = same["outcome"].astype(bool).to_numpy()
+            if n_judged and len(np.unique(y)) == 2:
+                from sklearn.metrics import roc_auc_score
+
+                champion_auc = float(roc_auc_score(y, same["probability"].astype(float)))
+                challenger_auc = float(roc_auc_score(
+                    y, same["challenger_probability"].astype(float)))
+        out.append(LiveEvidence(model, version, challenger, len(group),
+                                int(group["changed"].sum()), n_judged, champion_auc,
+                                challenger_auc, evaluated_at))
+    return out
+
+
+def shadow_evidence_path(monitoring_dir: Path) -> Path:
+    return Path(monitoring_dir) / EVIDENCE_FILE
+
+
+def evidence_json(evidence: Iterable[LiveEvidence]) -> str:
+    return json.dumps([e.as_dict() for e in evidence], indent=1)
+
+
+def read_evidence(path: Path) -> list[LiveEvidence]:
+    """The published evidence ([] when none was published yet)."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return []
+    fields = LiveEvidence.__dataclass_fields__
+    return [LiveEvidence(**{k: v for k, v in row.items() if k in fields}) for row in rows]
+
+
+def evidence_for(evidence: Iterable[LiveEvidence], model: str, champion_version: str | None,
+                 challenger_version: str | None) -> LiveEvidence | None:
+    """The evidence on exactly this pair of versions, if any."""
+    for e in evidence:
+        if (e.model == model and e.champion_version == str(champion_version)
+                and e.challenger_version == str(challenger_version)):
+            return e
+    return None
+
+
+def json_object(value: object) -> dict:
+    """A log field as a dict: decoded when it is JSON text, {} when it is not an object."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
