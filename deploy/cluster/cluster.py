@@ -554,6 +554,27 @@ def launch(env: dict[str, str], job: str = "__ASSET_JOB", asset_paths: list | No
     return data["run"]["runId"]
 
 
+_REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def reexecute(env: dict[str, str], run_id: str, strategy: str = "ALL_STEPS") -> str:
+    """Re-execute a run as the UI's "Re-execute" does; the new run's id."""
+    location_loaded(env)
+    data = graphql(env, _REEXECUTE, {"params": {"parentRunId": run_id,
+                                                "strategy": strategy}})
+    result = data["launchRunReexecution"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"re-execution of {run_id} failed: {result}")
+    return result["run"]["runId"]
+
+
 def set_sensors(env: dict[str, str], names, running: bool) -> None:
     """Start or stop sensors, as an operator would in the UI."""
     for name in names:

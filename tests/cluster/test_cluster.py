@@ -153,16 +153,6 @@ def test_reconciliation_identity_after_clean(cluster, cluster_module, landed):
                                                                      quarantined, removed)
 
 
-REEXECUTE = """
-mutation Reexecute($params: ReexecutionParams!) {
-  launchRunReexecution(reexecutionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
-
-
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     """The process executing the run: the one that reported "Started process for run"."""
     for entry in instance.all_logs(run_id):
@@ -205,10 +195,7 @@ def test_killed_worker_fails_the_run_and_rerun_lands_once(cluster, cluster_modul
     with cluster_module.sensors_stopped(cluster):
         _wait(lambda: _idle(instance), "the cluster to finish its runs", timeout=2400, every=5)
         run = _kill_landing_run(cluster, instance, settings, path, inbox)
-        result = cluster_module.graphql(cluster, REEXECUTE, {"params": {
-            "parentRunId": run.run_id, "strategy": "ALL_STEPS"}})["launchRunReexecution"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        rerun_id = result["run"]["runId"]
+        rerun_id = cluster_module.reexecute(cluster, run.run_id)
         rerun = _wait(lambda: (r := instance.get_run_by_id(rerun_id)).status in TERMINAL and r,
                       "the re-run", timeout=600)
     assert rerun.status == dg.DagsterRunStatus.SUCCESS, _messages(instance, rerun_id)[-5:]
