@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Formats declared per source where the evidence in a file may not decide "
                     "them, e.g. {\"invoices\": {\"date_order\": \"dmy\", \"decimal\": \",\"}} "
-                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter)")
+                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter, "
+                    "timezone (an IANA zone for times written without a UTC offset), "
+                    "encoding)")
     plan_catalogue_path: Path | None = Field(
         None, description="YAML plan catalogue; default: the shipped catalogue"
     )

@@ -319,3 +319,24 @@ def test_models_page_shows_the_label_free_estimate_next_to_realised(ui, store): 
 def test_customer_page_states_the_churn_horizon(ui):
     detail = text_of(ui.get("/ui/customers/17000").text)
     assert "chance it churns (buys and pays nothing) within the next 90 days" in detail
+
+
+def test_models_page_says_which_profile_each_version_was_trained_on(store, store_copy):  # noqa: F811
+    from mlflow import MlflowClient
+
+    from leadscore_core.registry import MODELS, TAG_PROFILE
+
+    lead = MODELS["lead_conversion"]
+    version = store["versions"][lead]
+    client = MlflowClient(store_copy, registry_uri=store_copy)
+    client.set_model_version_tag(lead, version, TAG_PROFILE, "xeducation")
+    app = create_app(make_settings({**store, "uri": store_copy}),
+                     api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as ui:
+        wait_ready(ui)
+        page = ui.get("/ui/models").text
+    assert re.search(r'data-testid="profile-lead_conversion">xeducation<', page)
+    # a version registered before profiles were recorded says so, never a guess
+    assert re.search(r'data-testid="profile-plan">not recorded<', page)
+    history = text_of(page.split('id="m-lead_conversion"')[1].split("</section>")[0])
+    assert f"v{version} (champion)" in history and "xeducation" in history

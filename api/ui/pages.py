@@ -57,7 +57,7 @@ from leadscore_core.horizons import churn_horizon, lead_window_days
 from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
-from leadscore_core.registry import MODELS, PRIMARY_METRIC
+from leadscore_core.registry import MODELS, PRIMARY_METRIC, TAG_PROFILE
 from leadscore_core.settings import Settings
 from leadscore_core.tiers import CHURN_MODELS, RISK_LEVELS, PublishedTiers, customer_risk
 from leadscore_core.warehouse import snapshot_dir, snapshot_path
@@ -563,6 +563,7 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         if not outcome and "champion" not in v.aliases:
             continue
         history.append({"version": v.version, "created": when(v.created),
+                        "profile": v.tags.get(TAG_PROFILE, ""),
                         "outcome": outcome or "champion", "aliases": v.aliases,
                         "reason": v.tags.get("leadscore.gate_reason", ""),
                         "score": v.metrics.get(metric),
@@ -580,6 +581,8 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         "served": served, "version": served.version if served else None,
         "error": None if served else ctx.models.errors.get(registered, "loading"),
         "trained_at": when(served.trained_at) if served else "unknown",
+        # the source profile the champion's training rows were typed with
+        "profile": (champion.tags.get(TAG_PROFILE) if champion else None) or "not recorded",
         "score": held.get(metric), "baseline": held.get(f"baseline_{metric}"),
         "metrics": {k: v for k, v in held.items() if k in SHOWN_METRICS
                     and isinstance(v, int | float)} if held else {},

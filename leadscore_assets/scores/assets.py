@@ -242,19 +242,50 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
     })
 
 
-@dg.asset(
-    key=["scores", "customers"],
-    deps=[champion_key("activity_churn"), champion_key("snapshot_churn"),
-          dg.AssetKey(["features", "customer_activity_latest"]),
-          dg.AssetKey(["features", "customer_snapshot"])],
-    group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
+@dg.op(
+    name="score_customers",
+    # each input is a fan-in: the step runs when either churn model's champion (and either
+    # model's features) is new in the run, and is skipped only when neither is, so a
+    # business with only customer snapshots (or only invoices) gets its scores
+    ins={"champions": dg.In(dg.Nothing), "features": dg.In(dg.Nothing)},
+    out=dg.Out(dg.Nothing),
+    pool=WAREHOUSE_POOL,
 )
-def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
-                    settings: SettingsResource,
-                    model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+def score_customers(context: dg.OpExecutionContext, config: CustomerRiskConfig,
+                    warehouse: DuckDBResource, settings: SettingsResource,
+                    model_registry: ModelRegistryResource) -> None:
+    """Score every customer with the churn champions there are (see ``customer_scores``)."""
+    context.add_output_metadata(_score_customers(config, warehouse, settings, model_registry))
+
+
+@dg.graph_asset(
+    key=["scores", "customers"],
+    ins={
+        "activity_champion": dg.AssetIn(champion_key("activity_churn"),
+                                        dagster_type=dg.Nothing),
+        "snapshot_champion": dg.AssetIn(champion_key("snapshot_churn"),
+                                        dagster_type=dg.Nothing),
+        "activity_features": dg.AssetIn(["features", "customer_activity_latest"],
+                                        dagster_type=dg.Nothing),
+        "snapshot_features": dg.AssetIn(["features", "customer_snapshot"],
+                                        dagster_type=dg.Nothing),
+    },
+    group_name=GROUP, kinds={"duckdb", "csv"},
+)
+def customer_scores(activity_champion, snapshot_champion, activity_features,
+                    snapshot_features):
     """One row per customer: each churn model's probability in its own column (purchase
     activity from invoices, the account snapshot), each by its champion, and one risk level
-    (High, Medium, Low) by ``customer_risk``'s rule: the highest of the probabilities."""
+    (High, Medium, Low) by ``customer_risk``'s rule: the highest of the probabilities. Runs
+    when either model has a new champion: a business with one of the two sources is scored
+    by its one model."""
+    return score_customers(champions=[activity_champion, snapshot_champion],
+                           features=[activity_features, snapshot_features])
+
+
+def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
+                     settings: SettingsResource,
+                     model_registry: ModelRegistryResource) -> dict[str, object]:
     registry = model_registry.registry()
     high, medium = config.thresholds(settings.get())
     columns, versions = {}, {}
@@ -281,14 +312,14 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
         publish_snapshot(conn, "scores.customers", snapshot_dir(warehouse.database))
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
     levels = frame.groupby(["risk_model", "risk_level"]).size().rename("customers").reset_index()
-    return dg.MaterializeResult(metadata={
+    return {
         "dagster/row_count": len(frame),
         "model_versions": dg.MetadataValue.json(versions),
         "risk_rule": "the highest of the churn models' probabilities",
         "risk_levels": dg.MetadataValue.md(markdown_table(levels)),
         "thresholds": f"High >= {high}, Medium >= {medium}",
         "export": dg.MetadataValue.path(str(path)),
-    })
+    }
 
 
 @dg.asset(
