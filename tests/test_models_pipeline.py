@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.alerts import AlertChannel
-from leadscore_assets.features.assets import feature_assets
+from leadscore_assets.features.assets import feature_assets, lead_features_asset
 from leadscore_assets.models.assets import (
     ModelConfig,
     TrainingSet,
@@ -31,6 +31,7 @@ from leadscore_assets.models.training import TrainConfig
 from leadscore_assets.scores.assets import (
     CUSTOMER_EXPORT,
     LEAD_EXPORT,
+    customer_scores,
     export_csv,
     lead_scores,
     quartile_tiers,
@@ -38,6 +39,7 @@ from leadscore_assets.scores.assets import (
     score_assets,
 )
 from leadscore_assets.scores.changes import lead_changes
+from leadscore_core.profiles import SHIPPED_DIR
 from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -45,17 +47,23 @@ from leadscore_core.registry import (
     MODELS,
     REFERENCE_ARTIFACT,
 )
-
-# -- one full run, shared by the tests of this module ---------------------------------------
 from leadscore_core.tiers import customer_risk
 from tests.support.pipeline import MODEL_KEYS, Stack, fast, make_clean_tables
+
+# -- one full run, shared by the tests of this module ---------------------------------------
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory):
     stack = Stack(tmp_path_factory.mktemp("pipeline"))
-    result = stack.materialize(ops={key: fast() for key in MODEL_KEYS.values()})
+    # the plan model is tuned (briefly): its trials are checked in its MLflow run
+    ops = {key: fast() for key in MODEL_KEYS.values()}
+    ops[MODEL_KEYS["plan"]] = fast(tune=True, tuning_budget_seconds=TUNING_BUDGET)
+    result = stack.materialize(ops=ops)
     return stack, result
+
+
+TUNING_BUDGET = 2.0
 
 
 def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
@@ -498,3 +506,52 @@ def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tm
     assert alert["kind"] == "score_moves" and alert["counts"] == {"moves": len(into_a)}
     assert all(i["url"] == f"http://127.0.0.1:8000/ui/leads/{i['id']}"
                for i in alert["items"])
+
+
+def test_tuning_trials_are_in_the_model_run(full_run, tmp_path):
+    stack, result = full_run
+    recorded = result.asset_materializations_for_node(MODEL_KEYS["plan"])[0].metadata[
+        "tuning"].value
+    (version,) = stack.registry.versions("plan")
+    client = stack.registry.client
+    run = client.get_run(version.run_id)
+    assert run.data.tags["leadscore.tuning"] == recorded["chosen"]
+    assert run.data.tags["leadscore.tuning_stop"] == recorded["stop_reason"]
+    # the first trial starts as tuning does, inside any budget
+    assert run.data.metrics["tuning_trials"] == recorded["trials"] >= 1
+    assert run.data.metrics["tuning_budget_seconds"] == TUNING_BUDGET
+    history = client.get_metric_history(run.info.run_id, "tuning_trial_cv_score")
+    assert sorted(m.step for m in history) == list(range(recorded["trials"]))
+    path = client.download_artifacts(run.info.run_id, "tuning/trials.json", str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    trials = pd.DataFrame(table["data"], columns=table["columns"])
+    assert len(trials) == recorded["trials"]
+    assert {"trial", "step", "cv_score", "seconds", "num_leaves"} <= set(trials.columns)
+    # multi-class: the tuner minimises the cross-validated log loss
+    assert trials["cv_score"].min() == pytest.approx(recorded["best_cv_score"])
+    # the untuned models record no tuning
+    lead = client.get_run(stack.registry.versions("lead_conversion")[0].run_id)
+    assert "leadscore.tuning" not in lead.data.tags
+
+
+def test_a_profile_declares_its_horizon_and_the_labels_and_scores_follow(full_run, tmp_path):
+    stack = full_run[0].copy(tmp_path)  # it relabels the lead features: on a copy
+    profiles = stack.data / "profiles"  # the settings' user profiles, overriding the shipped
+    profiles.mkdir()
+    for name, days in (("webform", 21), ("saas_accounts", 45)):
+        shipped = (SHIPPED_DIR / f"{name}.yaml").read_text()
+        (profiles / f"{name}.yaml").write_text(f"{shipped}\nhorizon_days: {days}\n")
+    result = dg.materialize([lead_features_asset, lead_scores, customer_scores],
+                            resources=stack.resources())
+    assert result.success
+    features = result.asset_materializations_for_node("features__lead_features")[0].metadata
+    assert features["window_days"].value == 21  # payments label the leads by the profile's
+    leads = pd.read_csv(stack.data / "exports" / LEAD_EXPORT)
+    assert set(leads["horizon"]) == {"converts (pays) within 21 days of the lead arriving"}
+    customers = pd.read_csv(stack.data / "exports" / CUSTOMER_EXPORT)
+    by_model = customers.groupby("risk_model")["horizon"].agg(set).to_dict()
+    # a snapshot risk states the customer profile's horizon, an activity risk the setting's
+    assert by_model == {
+        "snapshot_churn": {"churns (leaves, as the saas_accounts export's label says) within "
+                           "the next 45 days"},
+        "activity_churn": {"churns (buys and pays nothing) within the next 90 days"}}

@@ -136,6 +136,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
     the app-level middleware they need (the session cookie, scoped to ``/ui`` by its path)."""
     settings = ctx.settings
     lead_categorical = [snake(c) for c in ctx.lead_profile.features.categorical]
+    lead_days = lead_window_days(settings, profile=ctx.lead_profile)  # the horizon stated
     open_leads_file = PublishedFile(
         open_leads_path(settings.serving_snapshot),
         lambda p: read_open_leads(p, lead_categorical, settings.exports_dir / LEAD_EXPORT))
@@ -227,7 +228,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         scored = score_one(row)
         fields = [(label(f), _shown(row.get(f), f, ctx)) for f in lead_fields if f in row]
         return page("lead.html", request, nav="leads", lead=row, scored=scored,
-                    fields=fields, horizon=lead_window_days(ctx.settings))
+                    fields=fields, horizon=lead_days)
 
     def score_one(values: Mapping[str, Any]) -> dict[str, Any]:
         """What the API answers for these fields: score, reasons and plans."""
@@ -298,7 +299,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         fields = form_fields()
         values = {f["name"]: f.get("typical") for f in fields}
         return page("score.html", request, nav="score", fields=fields, values=values,
-                    scored=score_one(values), horizon=lead_window_days(ctx.settings))
+                    scored=score_one(values), horizon=lead_days)
 
     @post("/score", name="ui-score-update", include_in_schema=False, status_code=200)
     async def score_update(request: Request, data: Annotated[
@@ -308,7 +309,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         scored = score_one(values) if not problems else {"error": "; ".join(problems)}
         name = "_score_result.html" if is_fragment(request) else "score.html"
         return page(name, request, nav="score", scored=scored, fields=fields, values=values,
-                    horizon=lead_window_days(ctx.settings))
+                    horizon=lead_days)
 
     # -- customers --------------------------------------------------------------------------
 

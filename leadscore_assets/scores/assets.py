@@ -15,6 +15,7 @@ warehouse, which has one writer.
 """
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,10 +133,11 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
 
 
 def customer_rows(columns: dict[str, pd.Series], versions: dict[str, str], high: float,
-                  medium: float, horizon: str) -> pd.DataFrame:
+                  medium: float, horizon: str | Mapping[str, str]) -> pd.DataFrame:
     """One row per customer from each churn model's probabilities (a Series by customer id
     per model in ``columns``): each model's probability and version in its own columns, and
-    one risk level by ``customer_risk``'s rule."""
+    one risk level by ``customer_risk``'s rule. ``horizon``: the one every row states, or
+    per model (each row states that of its ``risk_model``)."""
     probabilities = pd.DataFrame(columns).sort_index()
     probabilities.index.name = "customer_id"
     probability, levels, risk_models = customer_risk(
@@ -151,7 +153,8 @@ def customer_rows(columns: dict[str, pd.Series], versions: dict[str, str], high:
         frame[f"{model}_version"] = pd.Series(
             np.where(probabilities[model].notna().to_numpy(), versions[model], None)
             if known else None, dtype="string")
-    frame["horizon"] = horizon
+    frame["horizon"] = (frame["risk_model"].map(horizon).astype("string")
+                        if isinstance(horizon, Mapping) else horizon)
     return frame
 
 
@@ -246,7 +249,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
         frame["model_version"] = version
-        frame["horizon"] = lead_horizon(settings.get())
+        frame["horizon"] = lead_horizon(settings.get(), profile)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
         published = open_leads_frame(frame, open_leads, bundle,
@@ -338,7 +341,12 @@ def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
         if not columns:
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
-        frame = customer_rows(columns, versions, high, medium, churn_horizon(settings.get()))
+        # each row states the horizon of the model its risk comes from: the activity horizon,
+        # or the customer profile's (what the snapshot's own churn label means)
+        horizons = {"activity_churn": churn_horizon(settings.get()),
+                    "snapshot_churn": churn_horizon(
+                        settings.get(), active_profile(settings, "customers", conn))}
+        frame = customer_rows(columns, versions, high, medium, horizons)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
         # the customer pages rank these rows (the API never opens the warehouse)
