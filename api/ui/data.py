@@ -293,8 +293,10 @@ def performance_svg(windows: list[dict[str, Any]], held_out: float | None = None
     if len(line) > 1:  # beneath the points
         parts.append(f'<polyline points="{" ".join(line)}" class="realised-line"/>')
     parts += points
-    for label, day in _date_ticks(first, last):
-        parts.append(f'<text x="{x(day):.1f}" y="{height - 12}" text-anchor="middle" '
+    ticks = _date_ticks(first, last)
+    for i, (label, day) in enumerate(ticks):  # the end labels stay inside the plot
+        anchor = "start" if i == 0 else "end" if i == len(ticks) - 1 else "middle"
+        parts.append(f'<text x="{x(day):.1f}" y="{height - 12}" text-anchor="{anchor}" '
                      f'class="tick">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
