@@ -512,7 +512,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     pages, page_middleware = ui_router(UiContext(
         settings=settings, api=api, models=state_models, registry=registry,
         lead_profile=lead_profile, lead_struct=Lead, plan_struct=PlanLead, tiers=tiers,
-        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays))
+        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays,
+        customer_displays=customer_displays))
     docs = docs_assets()
 
     app = Litestar(

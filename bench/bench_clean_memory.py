@@ -4,7 +4,10 @@ Builds a raw table of four copies of ``../shared/data/online_retail_uci.csv.gz``
 its own file, so every copy's lines are cleaned, and duplicates across copies removed) in a
 temporary DuckDB file, then in a fresh process reads ``raw.invoices`` the way
 ``clean/invoices`` does, cleans it and publishes the three tables, and prints the process's
-peak resident memory (``ru_maxrss``) next to the raw table's size and the target.
+peak resident memory (``ru_maxrss``) next to the raw table's size and the target, and a
+content digest of the published clean table and quarantine (MD5 of their rows as text, in
+table order) with the removal counts: two versions of the cleaning that print the same
+digests published the same rows.
 
     uv run python bench/bench_clean_memory.py [--copies 4]
 """
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -33,8 +37,10 @@ def build(database: Path, copies: int) -> int:
     export = read_export("invoices", DATA_FILE, {})
     with duckdb.connect(str(database)) as conn:
         for copy in range(copies):
+            # a fixed landing time per copy: the same build gives the same digests
             write_raw(conn, "invoices", export, partition=f"copy{copy}",
-                      file_name=f"copy{copy}.csv", sha256=f"{copy:064d}")
+                      file_name=f"copy{copy}.csv", sha256=f"{copy:064d}",
+                      ingested_at=datetime(2026, 1, 1, 0, copy))
         return conn.execute("SELECT count(*) FROM raw.invoices").fetchone()[0]
 
 
@@ -51,9 +57,20 @@ def clean(database: Path) -> None:
         result, columns, _ = clean_source("invoices", raw, Settings())
         raw = landed_files(raw)
         publish(conn, "invoices", result, columns)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
-    print(f"{result.rows_in:,} {len(result.clean):,} {len(result.quarantine):,} "
-          f"{time.perf_counter() - started:.1f} {peak:.3f}")
+        rows_in, kept, quarantined = result.rows_in, len(result.clean), len(result.quarantine)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
+        seconds = time.perf_counter() - started
+        del raw, result
+        # after the peak is read: digesting the published tables is not part of cleaning
+        digests = [conn.execute(f"SELECT count(*), md5(coalesce(string_agg(t::VARCHAR, "
+                                f"chr(10) ORDER BY rowid), '')) FROM {table} t").fetchone()
+                   for table in ("clean.invoices", "quarantine.invoices")]
+        removed = conn.execute("SELECT rule, rows FROM quarantine.removed_rows "
+                               "WHERE source = 'invoices' ORDER BY rule").fetchall()
+    print(f"digest clean {digests[0][0]:,} rows md5 {digests[0][1]}")
+    print(f"digest quarantine {digests[1][0]:,} rows md5 {digests[1][1]}")
+    print(f"digest removed {dict(removed)}")
+    print(f"{rows_in:,} {kept:,} {quarantined:,} {seconds:.1f} {peak:.3f}")
 
 
 def main() -> int:
@@ -71,11 +88,15 @@ def main() -> int:
         database = Path(tmp) / "warehouse.duckdb"
         lines = build(database, args.copies)
         out = subprocess.run([sys.executable, __file__, "--clean-only", str(database)],
-                             check=True, capture_output=True, text=True).stdout.split()
-    rows_in, kept, quarantined, seconds, peak = out[-5:]
+                             check=True, capture_output=True, text=True).stdout
+    lines_out = out.splitlines()
+    digests = [line for line in lines_out if line.startswith("digest ")]
+    rows_in, kept, quarantined, seconds, peak = lines_out[-1].split()
     print(f"{args.copies}x Online Retail: {lines:,} raw lines in raw.invoices")
     print(f"  cleaned: {rows_in} in, {kept} clean, {quarantined} quarantined in {seconds} s")
     print(f"  peak memory (ru_maxrss) {float(peak):.2f} GB  (target < {TARGET_GB} GB)")
+    for line in digests:
+        print(f"  {line}")
     return 0 if float(peak) < TARGET_GB else 1
 
 

@@ -33,6 +33,9 @@ log = logging.getLogger("leadscore.api")
 LEAD_TIERS_FILE = "lead_tiers.json"
 TIERS = ("A", "B", "C", "D")
 RISK_LEVELS = ("High", "Medium", "Low")
+# The churn models a customer can be scored by (``MODELS`` keys), in the order their columns
+# appear and ``customer_risk`` breaks ties: purchase activity, then the account snapshot.
+CHURN_MODELS = ("activity_churn", "snapshot_churn")
 
 
 def quartile_boundaries(scores: np.ndarray | Sequence[float]) -> list[float]:

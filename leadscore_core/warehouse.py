@@ -14,6 +14,7 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -193,16 +194,72 @@ def snapshot_dir(database: str | Path) -> Path:
     return Path(database).resolve().parent / SNAPSHOTS
 
 
+def snapshot_path(directory: Path, table: str) -> Path:
+    """Where ``table``'s published copy lives: ``<directory>/<schema>.<name>.parquet`` (the
+    readers beyond Dagster, such as the API's pages, find it here)."""
+    schema, name = table.split(".")
+    return Path(directory) / f"{schema}.{name}.parquet"
+
+
 def publish_snapshot(conn: duckdb.DuckDBPyConnection, table: str, directory: Path,
                      query: str | None = None) -> Path:
     """Write ``table`` (or what ``query`` selects, published under that name) to
     ``<directory>/<schema>.<name>.parquet`` atomically: a reader sees the old copy or the new
     one, never half of one."""
-    schema, name = table.split(".")
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{schema}.{name}.parquet"
-    partial = directory / f".{schema}.{name}.{os.getpid()}.{uuid.uuid4().hex}.partial"
-    select = query or f"SELECT * FROM {table}"
+    return _copy_atomic(conn, query or f"SELECT * FROM {table}",
+                        snapshot_path(directory, table))
+
+
+# A table that only grows (the prediction log's raw rows, the history of the performance
+# estimates) is published as a folder of parts, ``<directory>/<schema>.<name>/<part>.parquet``:
+# each write adds (or replaces) one part instead of rewriting the whole table, and a reader
+# reads every part of the folder.
+
+
+def part_dir(directory: Path, table: str) -> Path:
+    schema, name = table.split(".")
+    return Path(directory) / f"{schema}.{name}"
+
+
+def publish_part(conn: duckdb.DuckDBPyConnection, table: str, directory: Path, part: str,
+                 query: str) -> Path:
+    """Write what ``query`` selects as the part ``part`` of ``table``'s folder (atomically:
+    a reader sees the part whole or not at all; a part of that name is replaced)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", part) or part.startswith("."):
+        raise ValueError(f"part name {part!r}: letters, digits, '_', '-' and '.' only")
+    folder = part_dir(directory, table)
+    folder.mkdir(parents=True, exist_ok=True)
+    return _copy_atomic(conn, query, folder / f"{part}.parquet")
+
+
+def partition_part(partition: str) -> str:
+    """The part name of a raw table's partition (its key can hold any character)."""
+    return hashlib.sha256(partition.encode()).hexdigest()[:24]
+
+
+def publish_partitions(conn: duckdb.DuckDBPyConnection, table: str, directory: Path,
+                       partition: str) -> list[Path]:
+    """Publish ``partition``'s rows of a raw table as its part, and bring the folder in line
+    with the table: a part is written for any partition that has none (a landing that stopped
+    between its commit and its part, a table published whole before), a part of a partition
+    the table no longer holds is removed, and so is a whole-table copy of it."""
+    folder = part_dir(directory, table)
+    have = {p.stem for p in folder.glob("*.parquet")} if folder.is_dir() else set()
+    partitions = {partition_part(k): k for (k,) in conn.execute(
+        f"SELECT DISTINCT _partition FROM {table}").fetchall()}
+    todo = {n: k for n, k in partitions.items() if n not in have or k == partition}
+    written = [publish_part(conn, table, directory, name,
+                            f"SELECT * FROM {table} WHERE _partition = '{_sql_text(key)}'")
+               for name, key in sorted(todo.items())]
+    for name in have - set(partitions):
+        (folder / f"{name}.parquet").unlink(missing_ok=True)
+    (Path(directory) / f"{folder.name}.parquet").unlink(missing_ok=True)
+    return written
+
+
+def _copy_atomic(conn: duckdb.DuckDBPyConnection, select: str, target: Path) -> Path:
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex}.partial")
     try:
         conn.execute(f"COPY ({select}) TO '{_sql_text(partial)}' (FORMAT parquet)")
         os.replace(partial, target)
@@ -212,18 +269,30 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, table: str, directory: Pat
     return target
 
 
+def published_sources(directory: Path) -> dict[str, str]:
+    """Table name -> what ``read_parquet`` reads for it: the whole-table copies and the
+    folders of parts (a folder wins over a copy of the same name; an empty one is absent)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    found = {p.stem: _sql_text(p) for p in directory.glob("*.parquet")}
+    for folder in directory.iterdir():
+        if folder.is_dir() and "." in folder.name and any(folder.glob("*.parquet")):
+            found[folder.name] = _sql_text(folder / "*.parquet")
+    return dict(sorted(found.items()))
+
+
 @contextmanager
 def snapshot_reader(directory: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB where every published snapshot is a view under its table's name
     (``features.lead_features``), so readers query them as they would the warehouse."""
     conn = duckdb.connect()
     try:
-        for path in sorted(Path(directory).glob("*.parquet")) if Path(directory).is_dir() \
-                else []:
-            schema, name = path.stem.split(".", 1)
+        for table, source in published_sources(directory).items():
+            schema, name = table.split(".", 1)
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             conn.execute(f'CREATE VIEW "{schema}"."{name}" AS '
-                         f"SELECT * FROM read_parquet('{_sql_text(path)}')")
+                         f"SELECT * FROM read_parquet('{source}', union_by_name = true)")
         yield conn
     finally:
         conn.close()

@@ -60,7 +60,7 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
     "monitoring/snapshot_churn_drift": ("monitoring", {
         "features/customer_snapshot", "models/snapshot_churn/champion", "raw/predictions"}),
     "monitoring/realised_performance": ("monitoring", {
-        "clean/invoices", "clean/payments", "features/customer_snapshot",
+        "features/customer_activity_latest", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
     "monitoring/shadow_evidence": ("monitoring", {
         "clean/invoices", "clean/payments", "features/customer_snapshot",

@@ -36,7 +36,7 @@ from leadscore_assets.monitoring.estimated import (
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.estimation import realised_metrics, summary_lines
 from leadscore_core.registry import CHAMPION, ModelRegistry
-from leadscore_core.warehouse import publish_snapshot, snapshot_dir
+from leadscore_core.warehouse import publish_snapshot, snapshot_dir, snapshot_reader
 from tests.support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
 
 MODEL = "snapshot_churn"
@@ -136,7 +136,8 @@ def step_2_estimate_holds_the_realised_figure_on_a_window_whose_truth_is_known(s
         assert low <= real[metric] <= high, (metric, low, real[metric], high)
         assert low <= drawn[metric] <= high, (metric, low, drawn[metric], high)
         assert low <= meta[f"{metric}/value"] <= high
-    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+    # published beside the feature snapshots (one part per evaluation), not in the warehouse
+    with snapshot_reader(snapshot_dir(stack.warehouse)) as conn:
         rows = conn.execute(f"SELECT evaluated_on, metric, \"rows\" FROM {WINDOW_TABLE} "
                             "ORDER BY evaluated_on, metric").fetchall()
     assert ("window", "roc_auc", 2_000) in rows and len(rows) == 8

@@ -189,6 +189,14 @@ def test_serving_snapshot_published_for_the_api(full_run):
     snapshot = pd.read_parquet(path)
     assert snapshot["customer_id"].is_unique and "recency_days" in snapshot
     assert not list(path.parent.glob(".*.tmp"))  # nothing half-written left beside it
+    # the customer pages rank the batch's rows, both models' customers, from its snapshot
+    published = pd.read_parquet(stack.data / "snapshots" / "scores.customers.parquet")
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        table = conn.execute("SELECT * FROM scores.customers").df()
+    pd.testing.assert_frame_equal(published.sort_values("customer_id", ignore_index=True),
+                                  table.sort_values("customer_id", ignore_index=True),
+                                  check_dtype=False)
+    assert published["snapshot_churn_probability"].notna().any()
 
 
 def test_lead_labels_come_from_payments_and_open_windows_stay_open(full_run):

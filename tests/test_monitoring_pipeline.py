@@ -19,6 +19,8 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import AlertChannel
+from leadscore_assets.features.assets import PURCHASES, PURCHASES_SQL
+from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.ingest.sensors import INBOX_SENSORS
 from leadscore_assets.models.assets import snapshot_churn_model
@@ -38,10 +40,17 @@ from leadscore_assets.monitoring.automation import (
     retraining_sensor,
 )
 from leadscore_assets.monitoring.checks import DRIFT_CHECK, drift_checks
+from leadscore_assets.monitoring.estimated import estimated_assets, estimated_key
 from leadscore_assets.resources import SettingsResource
 from leadscore_core.predlog import PredictionLogWriter
 from leadscore_core.registry import CHAMPION, ModelRegistry
-from leadscore_core.warehouse import publish_snapshot, snapshot_dir
+from leadscore_core.warehouse import (
+    part_dir,
+    publish_snapshot,
+    snapshot_dir,
+    snapshot_reader,
+    table_exists,
+)
 from tests.support.predlog import land_prediction_log, sealed_files
 
 MODEL = "snapshot_churn"
@@ -188,6 +197,29 @@ def step_1_nothing_arrived_since_training_gives_no_verdict(stack):
     assert stack.retraining_tick().run_requests == []
 
 
+def step_1b_old_rows_landed_again_under_a_new_name_are_not_new(stack):
+    # the champion's own training rows, landed again as another file a day later: the
+    # features table as the clean stage leaves it then (the re-landed copies superseding
+    # the first), every row with a new file name and landing time
+    again = customers(500, seed=1).assign(
+        _source_file="customers-export-again.csv",
+        _ingested_at=pd.Series([utc_now()] * 500, dtype="datetime64[us]"))
+    write_table(stack.warehouse, "features.customer_snapshot", again)
+    meta, check = stack.drift()
+    assert meta["current_rows_from_features"] == 0
+    assert meta["status"] == "too_few_rows"
+    assert meta["labelled_rows"] == meta["labelled_rows_at_training"] == 500
+    assert check.passed
+    assert _retrain_reasons(meta, RetrainPolicy()) == []
+    assert stack.retraining_tick().run_requests == []
+    # the same holds for the performance estimate, whose window is the drift window
+    estimate = next(a for a in estimated_assets if estimated_key(MODEL) in a.keys)
+    result = dg.materialize([estimate], instance=stack.instance, resources=stack.resources)
+    estimated = result.asset_materializations_for_node(estimate.op.name)[0].metadata
+    assert estimated["window_rows"].value == 0
+    assert estimated["status"].value == "too_few_rows"
+
+
 def step_2_same_distribution_window_is_not_flagged(stack):
     write_table(stack.warehouse, "features.customer_snapshot",
                 customers(1_500, seed=2, start=10_000, ingested=utc_now()),
@@ -206,9 +238,9 @@ def step_2_same_distribution_window_is_not_flagged(stack):
 
 
 def step_3_price_rise_is_detected_the_check_fails_and_retraining_is_requested(stack):
-    with duckdb.connect(str(stack.warehouse)) as conn:
-        conn.execute("DELETE FROM features.customer_snapshot WHERE _ingested_at > ?",
-                     [TRAINED_BEFORE.to_pydatetime()])
+    with duckdb.connect(str(stack.warehouse)) as conn:  # the window step 2 added goes
+        conn.execute("DELETE FROM features.customer_snapshot WHERE _ingested_at > ? "
+                     "AND _source_file = 'handmade.csv'", [TRAINED_BEFORE.to_pydatetime()])
     write_table(stack.warehouse, "features.customer_snapshot",
                 customers(1_500, seed=3, start=20_000, price_rise=1.3,
                           ingested=utc_now()), append=True)
@@ -323,10 +355,55 @@ def test_prediction_log_lands_through_its_inbox_and_re_landing_leaves_the_window
     assert state() == (6, 1, [150.0, 151.0, 152.0, 153.0, 154.0])
     with warehouse.get_connection() as conn:
         assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 12
+        partitions = conn.execute("SELECT count(DISTINCT _partition) FROM raw.predictions"
+                                  ).fetchone()[0]
+    # published for the monitoring assets as one Parquet part per landed file, which they
+    # read as the table
+    parts = sorted(part_dir(snapshot_dir(warehouse.database), "raw.predictions").glob("*.parquet"))
+    assert partitions == len(parts) == 3
+    with snapshot_reader(snapshot_dir(warehouse.database)) as conn:
+        assert len(served_predictions(conn)) == 6
+        assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 12
         # a window that starts after they were served holds none of them, however late
         # they landed
         assert api_window(conn, REGISTERED, pd.Timestamp.now(tz="UTC").tz_localize(None)
                           .to_pydatetime(), kinds).empty
+
+
+def test_a_landing_writes_its_own_part_and_restores_missing_ones(tmp_path):
+    data = tmp_path / "data"
+    inbox = data / "inbox" / "predictions"
+    inbox.mkdir(parents=True)
+    warehouse = DuckDBResource(database=str(data / "warehouse.duckdb"))
+    entry = ('{{"id": "p{0}", "time": "2026-01-0{0}T00:00:00+00:00", "model": "m", '
+             '"version": "1", "endpoint": "/x", "inputs": {{}}, "outputs": {{}}}}\n')
+    folder = part_dir(snapshot_dir(warehouse.database), "raw.predictions")
+
+    def land(day: int) -> None:
+        (inbox / f"predictions-{day}.jsonl").write_text(entry.format(day))
+        landing = LandingZone(root=str(data), settle_seconds=0)
+        assert land_file("predictions", f"predictions-{day}.jsonl", landing=landing,
+                         warehouse=warehouse).success
+
+    def published() -> list[str]:
+        with snapshot_reader(snapshot_dir(warehouse.database)) as conn:
+            return [r[0] for r in conn.execute(
+                "SELECT prediction_id FROM raw.predictions ORDER BY 1").fetchall()]
+
+    land(1)
+    land(2)
+    assert published() == ["p1", "p2"] and len(list(folder.glob("*.parquet"))) == 2
+    first, second = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    before = second.stat().st_mtime_ns
+    # a part lost (a landing stopped between its commit and its part), and a whole-table
+    # copy left from before parts: the next landing writes the lost part, leaves the others
+    first.unlink()
+    with duckdb.connect() as conn:
+        conn.execute(f"COPY (SELECT 1 AS x) TO '{folder.parent / 'raw.predictions.parquet'}'")
+    land(3)
+    assert published() == ["p1", "p2", "p3"]
+    assert second.stat().st_mtime_ns == before
+    assert not (folder.parent / "raw.predictions.parquet").exists()
 
 
 # -- realised performance ----------------------------------------------------------------------
@@ -375,6 +452,8 @@ def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
         "quantity": [3, 2, 1, 5], "is_return": [False, False, False, False],
     })
     write_table(warehouse, "clean.invoices", invoices)
+    with duckdb.connect(str(warehouse)) as conn:  # as the activity features publish them
+        publish_snapshot(conn, PURCHASES, snapshot_dir(warehouse), PURCHASES_SQL)
 
     resources = {"warehouse": DuckDBResource(database=str(warehouse)),
                  "settings": SettingsResource(data_dir=str(data))}
@@ -391,7 +470,10 @@ def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
     # 17850 bought nothing after 2011-01-01 (churned), 12345 bought on 2011-02-01, 13000 only
     # after its horizon ended (churned): positives 0.8 and 0.6 above the negative 0.3
     assert meta["roc_auc/activity_churn/v1"].value == pytest.approx(1.0)
+    # published beside the feature snapshots, never written to the warehouse
     with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert not table_exists(conn, "monitoring.realised_performance")
+    with snapshot_reader(snapshot_dir(warehouse)) as conn:
         rows = conn.execute("SELECT model, version, predictions, positives, observed_rate "
                             "FROM monitoring.realised_performance ORDER BY model").fetchall()
         calib = conn.execute("SELECT sum(predictions) FROM monitoring.realised_calibration "
@@ -429,6 +511,7 @@ def test_the_drift_loop_step_by_step(stack):
     """One scenario in order: each step starts from what the one before left (the champion,
     the rows that arrived, the sensor's cursor)."""
     step_1_nothing_arrived_since_training_gives_no_verdict(stack)
+    step_1b_old_rows_landed_again_under_a_new_name_are_not_new(stack)
     step_2_same_distribution_window_is_not_flagged(stack)
     step_3_price_rise_is_detected_the_check_fails_and_retraining_is_requested(stack)
     step_4_a_worse_retrained_model_is_not_promoted_and_the_reference_stays(stack)
@@ -466,7 +549,7 @@ def test_monitoring_stage_is_wired_into_the_code_location():
             "monitoring", ["features/customer_snapshot", "models/snapshot_churn/champion",
                            "raw/predictions"], hourly),
         "monitoring/realised_performance": (
-            "monitoring", ["clean/invoices", "clean/payments", "features/customer_snapshot",
+            "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
         "monitoring/shadow_evidence": (
             "monitoring", ["clean/invoices", "clean/payments", "features/customer_snapshot",

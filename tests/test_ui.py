@@ -118,7 +118,8 @@ def test_customers_are_ranked_by_churn_with_risk_and_suggested_action(ui):
     chances = [int(x) for x in re.findall(r'<td class="num">(\d+)%</td>', page)]
     assert chances and chances == sorted(chances, reverse=True)
     assert "Call within a week" in page and "Standard engagement" in page
-    first = re.search(r'href="/ui/customers/([^"]+)"', page).group(1)
+    # the first customer only the purchase activity knows: the page says what the API says
+    first = re.search(r'href="/ui/customers/(170[0-3]\d)"', page).group(1)
     detail = ui.get(f"/ui/customers/{first}").text
     api = ui.get(f"/v1/customers/{first}/churn").json()
     assert f"{api['risk']} risk" in detail
@@ -128,6 +129,55 @@ def test_customers_are_ranked_by_churn_with_risk_and_suggested_action(ui):
     jump = ui.get("/ui/customers", params={"q": "17003.0"}, follow_redirects=False)
     assert jump.status_code in (301, 302, 303, 307) and jump.headers["location"].endswith(
         "/ui/customers/17003")
+
+
+def account_fields(customer_id: str) -> dict:
+    """The account snapshot's fields of one customer, as a client would post them."""
+    from tests.support.api_models import customer_frame
+    from tests.support.ui import SNAPSHOT_IDS
+
+    row = customer_frame(len(SNAPSHOT_IDS), 31).iloc[SNAPSHOT_IDS.index(customer_id)]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def test_customers_of_the_account_snapshot_model_are_listed_and_shown(ui):
+    from tests.support.ui import SNAPSHOT_IDS
+
+    listed = text_of(ui.get("/ui/customers").text)
+    # 50 activity customers, 30 with an account snapshot only, 10 with both: one row each
+    assert "80 customers" in listed
+    found = ui.get("/ui/customers", params={"q": "acct0"}, headers=HX).text
+    ids = re.findall(r'href="/ui/customers/([^"]+)"', found)
+    assert sorted(ids) == sorted(i for i in SNAPSHOT_IDS if "ACCT0" in i)
+    assert "account snapshot" in text_of(found)
+    jump = ui.get("/ui/customers", params={"q": "7591-ACCT01"}, follow_redirects=False)
+    assert jump.headers["location"].endswith("/ui/customers/7591-ACCT01")
+
+    # the page answers what POST /v1/customers/churn answers for the account's fields
+    api = ui.post("/v1/customers/churn", json=account_fields("7591-ACCT01")).json()
+    detail = text_of(ui.get("/ui/customers/7591-ACCT01").text)
+    assert f"{round(100 * api['probability'])}% chance it churns" in detail
+    assert f"{api['risk']} risk from the account snapshot" in detail
+    for reason in api["reasons_for"] + api["reasons_against"]:
+        assert reason["text"] in detail
+    assert ui.get("/ui/customers/0000-NOBODY").status_code == 404
+
+
+def test_a_customer_both_models_know_gets_one_risk_level_from_the_higher_chance(ui, store):
+    settings = make_settings(store)
+    activity = ui.get("/v1/customers/17045/churn").json()
+    account = ui.post("/v1/customers/churn", json=account_fields("17045")).json()
+    higher = max(activity["probability"], account["probability"])
+    level = ("High" if higher >= settings.churn_high
+             else "Medium" if higher >= settings.churn_medium else "Low")
+    detail = text_of(ui.get("/ui/customers/17045").text)
+    assert f"{round(100 * higher)}% chance" in detail and f"{level} risk" in detail
+    for answer in (activity, account):
+        assert f"{round(100 * answer['probability'])}% {answer['risk']}" in detail
+    # the list holds the same one row, and names the other model's chance beside it
+    row = ui.get("/ui/customers", params={"q": "1704"}, headers=HX).text
+    assert re.search(rf'17045</a></td>\s*<td class="num">{round(100 * higher)}%</td>\s*'
+                     rf'<td><span class="risk risk-{level}">', row)
 
 
 def test_models_page_shows_champion_metrics_history_plot_and_drift_report(ui):

@@ -30,8 +30,10 @@ if not CHROMIUM.exists():
 
 
 def free_port() -> int:
-    """A free port, from the project's test range when one is free."""
-    for port in range(18400, 18500):
+    """A free port, from the test range (``LEADSCORE_TEST_PORTS``, default 18400-18499) when
+    one is free."""
+    first, _, last = os.environ.get("LEADSCORE_TEST_PORTS", "18400-18499").partition("-")
+    for port in range(int(first), int(last) + 1):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -59,7 +61,9 @@ class Server:
         self.process = subprocess.Popen(
             [leadscore, "serve", "--port", str(self.port)], env=environ, cwd=ROOT,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
+        # generous: on a loaded machine importing the API's libraries alone takes a while; a
+        # server that exits is noticed at once
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:

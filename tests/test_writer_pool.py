@@ -1,10 +1,12 @@
-"""The single-writer pool is held only while writing: a file lands while a model trains.
+"""The single-writer pool is held only while writing: a file lands while a model trains,
+and while a drift report, a performance estimate or the realised performance runs.
 
 Real Dagster runs on a real (SQLite) instance whose ``duckdb_writer`` pool allows one step at
-a time, as ``dagster.yaml`` configures it. A training run is started in one thread and held
-in progress just before it registers its version (the registry resource waits for the test);
-meanwhile a lead export is landed in another thread. The landing writes the warehouse and
-takes the pool; it can finish only if the training does not hold the pool.
+a time, as ``dagster.yaml`` configures it. A training (or monitoring) run is started in one
+thread and held in progress (the registry or settings resource waits for the test: a
+training just before it registers its version, a monitoring run as it starts or before it
+publishes); meanwhile a lead export is landed in another thread. The landing writes the
+warehouse and takes the pool; it can finish only if the other run does not hold the pool.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.models.assets import lead_conversion_model
 from leadscore_assets.models.checks import ModelRegistryResource
-from leadscore_assets.resources import WAREHOUSE_POOL
+from leadscore_assets.monitoring.assets import drift_key, monitoring_assets
+from leadscore_assets.monitoring.estimated import estimated_assets, estimated_key
+from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.settings import Settings
 from tests.support.pipeline import FAST, Stack
 
@@ -56,7 +60,43 @@ def instance(tmp_path: Path):
         yield instance
 
 
-def test_a_file_lands_while_a_model_trains(tmp_path: Path, instance: dg.DagsterInstance):
+class HeldSettings(SettingsResource):
+    """The real settings, reached by a realised-performance run (once it has read and judged
+    everything) only when the test lets it."""
+
+    def get(self):
+        reached_registry.set()
+        if not may_register.wait(GUARD_SECONDS):
+            raise RuntimeError("the test never let the run go on")
+        return super().get()
+
+
+def _held_training(stack: Stack, resources: dict) -> tuple[list, dict, dict]:
+    return ([lead_conversion_model],
+            {**resources, "model_registry": HeldRegistry(tracking_uri=stack.tracking_uri)},
+            {"ops": {"models__lead_conversion": {"config": FAST}}})
+
+
+def _held_monitoring(key: dg.AssetKey):
+    def held(stack: Stack, resources: dict) -> tuple[list, dict, dict]:
+        [asset] = [a for a in [*monitoring_assets, *estimated_assets] if key in a.keys]
+        return ([asset], {**resources, "settings": HeldSettings(data_dir=str(stack.data)),
+                          "model_registry": HeldRegistry(tracking_uri=stack.tracking_uri)}, {})
+    return held
+
+
+HELD_RUNS = {
+    "training": _held_training,
+    "drift": _held_monitoring(drift_key("lead_conversion")),
+    "estimated_performance": _held_monitoring(estimated_key("lead_conversion")),
+    "realised_performance": _held_monitoring(dg.AssetKey(["monitoring",
+                                                          "realised_performance"])),
+}
+
+
+@pytest.mark.parametrize("held", list(HELD_RUNS))
+def test_a_file_lands_while_a_model_trains_or_monitoring_runs(
+        held: str, tmp_path: Path, instance: dg.DagsterInstance):
     stack = Stack(tmp_path)
     resources = stack.resources()
     features = dg.materialize(feature_assets, instance=instance, resources=resources)
@@ -65,20 +105,19 @@ def test_a_file_lands_while_a_model_trains(tmp_path: Path, instance: dg.DagsterI
 
     reached_registry.clear()
     may_register.clear()
-    training: dict[str, dg.ExecuteInProcessResult] = {}
+    assets, held_resources, run_config = HELD_RUNS[held](stack, resources)
+    running: dict[str, dg.ExecuteInProcessResult] = {}
 
-    def train() -> None:
-        training["result"] = dg.materialize(
-            [lead_conversion_model], instance=instance, raise_on_error=False,
-            resources={**resources, "model_registry": HeldRegistry(
-                tracking_uri=stack.tracking_uri)},
-            run_config={"ops": {"models__lead_conversion": {"config": FAST}}})
+    def run() -> None:
+        running["result"] = dg.materialize(assets, instance=instance, raise_on_error=False,
+                                           resources=held_resources, run_config=run_config)
 
-    trainer = threading.Thread(target=train)
-    trainer.start()
+    runner = threading.Thread(target=run)
+    runner.start()
     try:
-        assert reached_registry.wait(GUARD_SECONDS), "the training never got going"
-        [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        assert reached_registry.wait(GUARD_SECONDS), "the run never got going"
+        [started] = instance.get_runs(
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
 
         settings = Settings(data_dir=stack.data)
         inbox = settings.inbox("leads")
@@ -94,17 +133,17 @@ def test_a_file_lands_while_a_model_trains(tmp_path: Path, instance: dg.DagsterI
         lander = threading.Thread(target=land)
         lander.start()
         lander.join(GUARD_SECONDS)
-        landed_while_training = not lander.is_alive() and trainer.is_alive()
-        still_training = instance.get_run_by_id(run.run_id).status
+        landed_while_running = not lander.is_alive() and runner.is_alive()
+        still_running = instance.get_run_by_id(started.run_id).status
     finally:
         may_register.set()
-        trainer.join(GUARD_SECONDS)
+        runner.join(GUARD_SECONDS)
     lander.join(GUARD_SECONDS)
 
-    assert landed_while_training, "the landing waited for the training to finish"
-    assert still_training == dg.DagsterRunStatus.STARTED
+    assert landed_while_running, f"the landing waited for the {held} run to finish"
+    assert still_running == dg.DagsterRunStatus.STARTED
     assert landing["result"].success
-    assert training["result"].success
+    assert running["result"].success
     with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
         emails = {r[0] for r in conn.execute("SELECT email FROM raw.leads").fetchall()}
     assert {"new1@example.com", "new2@example.com"} <= emails

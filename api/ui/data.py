@@ -1,19 +1,17 @@
 """What the pages show, read only from what the API may read: the registry and the files
-Dagster publishes (open leads, the customer activity snapshot, drift and realised-performance
-summaries). Never the warehouse.
+Dagster publishes (open leads, the customers' churn scores and features, drift and
+realised-performance summaries). Never the warehouse.
 
-Each published file is parsed once per version of the file (``PublishedFile``); what the
-pages compute from it with a model (every customer's churn probability) is kept per (file,
-model version), so a page is a filter and a slice, not a scoring run.
+Each published file is parsed once per version of the file (``PublishedFile``), so a page is
+a filter and a slice of what the batch scores ranked, not a scoring run.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.models import ServedModel
 from api.snapshot import customer_key
 from leadscore_core.published import (
     PublishedFile,
@@ -133,44 +130,15 @@ def rows_as_csv(rows: pd.DataFrame, columns: list[str]) -> str:
 # -- customers ------------------------------------------------------------------------------
 
 
-@dataclass
-class RankedCustomers:
-    version: str
-    frame: pd.DataFrame  # customer_id, probability, risk, as_of; highest probability first
-
-
-class CustomerRanking:
-    """Every customer of the activity snapshot scored by the served activity-churn model,
-    once per (snapshot file, model version)."""
-
-    def __init__(self, snapshot_path: Path, risk: Callable[[float], str]):
-        self.file = PublishedFile(snapshot_path, pd.read_parquet)
-        self.risk = risk
-        self._cache: tuple[int, str, RankedCustomers] | None = None
-        self._lock = threading.Lock()
-
-    def ranked(self, served: ServedModel) -> RankedCustomers | None:
-        frame = self.file.get()
-        if frame is None or "customer_id" not in frame.columns:
-            return None
-        cached = self._cache
-        if cached and cached[0] == id(frame) and cached[1] == served.version:
-            return cached[2]
-        with self._lock:
-            X = served.bundle.encoder.transform_frame(frame)
-            proba = np.asarray(served.bundle.predict_proba(X), dtype=np.float64) if len(X) \
-                else np.empty(0)
-            as_of = next((c for c in ("as_of", "cutoff", "snapshot_date") if c in frame), None)
-            ranked = pd.DataFrame({
-                "customer_id": [customer_key(v) for v in frame["customer_id"]],
-                "probability": proba,
-                "risk": [self.risk(float(p)) for p in proba],
-                "as_of": frame[as_of].astype(str) if as_of else None,
-            }).sort_values(["probability", "customer_id"], ascending=[False, True],
-                           ignore_index=True)
-            result = RankedCustomers(served.version, ranked)
-            self._cache = (id(frame), served.version, result)
-            return result
+def read_customer_scores(path: Path) -> pd.DataFrame:
+    """``scores.customers`` as published: one row per customer (each churn model's
+    probability, one risk level by ``leadscore_core.tiers.customer_risk``), the highest
+    churn probability first, ids as people type them."""
+    frame = pd.read_parquet(path)
+    frame["customer_id"] = [customer_key(v) for v in frame["customer_id"]]
+    frame = frame[frame["customer_id"].notna()]
+    return frame.sort_values(["churn_probability", "customer_id"], ascending=[False, True],
+                             ignore_index=True)
 
 
 # -- models ---------------------------------------------------------------------------------

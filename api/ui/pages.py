@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import msgspec
+import numpy as np
 from litestar import Request, Response, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -34,18 +35,18 @@ from litestar.response import File, Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, ApiSettings
+from api.config import LEAD_CONVERSION, PLAN, ApiSettings
 from api.models import ModelRegistry, ServedModels
 from api.scoring import churn_risks, recommend_plans, score_leads
-from api.snapshot import ServingSnapshot, SnapshotUnavailable
+from api.snapshot import ServingSnapshot, SnapshotUnavailable, customer_key
 from api.ui.data import (
     PAGE_SIZE,
-    CustomerRanking,
     LeadQuery,
     ModelOverview,
     OpenLeads,
     page_of,
     performance_svg,
+    read_customer_scores,
     read_open_leads,
     rows_as_csv,
     select_leads,
@@ -58,13 +59,16 @@ from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
 from leadscore_core.registry import MODELS, PRIMARY_METRIC
 from leadscore_core.settings import Settings
-from leadscore_core.tiers import PublishedTiers
+from leadscore_core.tiers import CHURN_MODELS, RISK_LEVELS, PublishedTiers, customer_risk
+from leadscore_core.warehouse import snapshot_dir, snapshot_path
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 LEAD_EXPORT = "lead_scores.csv"
-RISK_ORDER = ("High", "Medium", "Low")
+RISK_ORDER = RISK_LEVELS
+# what each churn model reads, for people
+CHURN_SOURCES = {"activity_churn": "purchase activity", "snapshot_churn": "account snapshot"}
 # held-out figures worth a line on the models page (the run logs counts and timings too)
 SHOWN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "lift_top_decile", "macro_f1",
                  "accuracy", "log_loss_multiclass")
@@ -86,6 +90,7 @@ class UiContext:
     risk: Callable[[float], str]
     prices: Mapping[str, Mapping[str, Any]]
     lead_displays: Mapping[str, FieldDisplay]
+    customer_displays: Mapping[str, FieldDisplay] | None = None
 
 
 def static_url(path: str) -> str:
@@ -131,7 +136,16 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
     open_leads_file = PublishedFile(
         open_leads_path(settings.serving_snapshot),
         lambda p: read_open_leads(p, lead_categorical, settings.exports_dir / LEAD_EXPORT))
-    customers = CustomerRanking(settings.serving_snapshot, ctx.risk)
+    published = snapshot_dir(settings.warehouse)
+    customer_scores = PublishedFile(snapshot_path(published, "scores.customers"),
+                                    read_customer_scores)
+    # what each churn model reads a known customer from: the activity features the API's
+    # lookup serves, and the account snapshots' features
+    customer_features = {
+        "activity_churn": ctx.snapshot,
+        "snapshot_churn": ServingSnapshot(snapshot_path(published,
+                                                        "features.customer_snapshot"))}
+    customer_displays = {"activity_churn": None, "snapshot_churn": ctx.customer_displays}
     overview = ModelOverview(ctx.registry, settings.root / "monitoring")
     actions = {"High": ctx.api.action_high, "Medium": ctx.api.action_medium,
                "Low": ctx.api.action_low}
@@ -289,75 +303,90 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
 
     # -- customers --------------------------------------------------------------------------
 
+    def churn_answers(customer_id: str, keys: tuple[str, ...] = CHURN_MODELS,
+                      ) -> dict[str, Any]:
+        """Each churn model's answer for a customer it has features for (key -> (answer,
+        features)), as ``/v1/customers/{id}/churn`` gives the activity model's."""
+        found: dict[str, Any] = {}
+        for key in keys:
+            served = ctx.models.get(MODELS[key])
+            try:
+                row = customer_features[key].lookup(customer_id)
+            except SnapshotUnavailable:
+                row = None
+            if served is None or row is None:
+                continue
+            features, as_of = row
+            out, _ = churn_risks(served, None, ctx.risk, horizon=churn_horizon(ctx.settings),
+                                 records=[dict(features)], ids=[customer_id], as_of=as_of,
+                                 displays=customer_displays[key])
+            found[key] = (out[0], features)
+        return found
+
     @get("/customers", name="ui-customers", include_in_schema=False)
     async def customers_page(request: Request) -> Template | Redirect:
         params = request.query_params
         wanted = params.get("q", "").strip()
-        served = ctx.models.get(ACTIVITY_CHURN)
-        ranked = customers.ranked(served) if served is not None else None
+        ranked = customer_scores.get()
         context: dict[str, Any] = {"risk": params.get("risk", ""), "q": wanted,
                                    "actions": actions, "levels": RISK_ORDER,
-                                   "ranked": ranked is not None}
+                                   "ranked": ranked is not None, "sources": CHURN_SOURCES}
         if ranked is not None:
-            frame = ranked.frame
+            frame = ranked
             if wanted:
-                exact = frame[frame["customer_id"] == wanted.removesuffix(".0")]
+                exact = frame[frame["customer_id"] == customer_key(wanted)]
                 if len(exact) == 1 and not is_fragment(request):
                     return Redirect(f"/ui/customers/{quote(exact['customer_id'].iloc[0])}")
-                frame = frame[frame["customer_id"].str.contains(wanted, regex=False)]
+                frame = frame[frame["customer_id"].str.lower().str.contains(
+                    wanted.lower(), regex=False)]
             if context["risk"]:
-                frame = frame[frame["risk"] == context["risk"]]
+                frame = frame[frame["risk_level"] == context["risk"]]
             try:
                 number = int(params.get("page", "1"))
             except ValueError:
                 number = 1
             rows, number, pages = page_of(frame, number)
-            for row, why in zip(rows, main_reasons(served, rows), strict=True):
-                row["why"] = why
-            counts = ranked.frame["risk"].value_counts().to_dict()
+            for row in rows:
+                answer = churn_answers(row["customer_id"], (row["risk_model"],)).get(
+                    row["risk_model"])
+                row["why"] = ([*answer[0].reasons_for[:1], *answer[0].reasons_against[:1]]
+                              if answer else [])
+            counts = ranked["risk_level"].value_counts().to_dict()
             context.update(rows=rows, page=number, pages=pages, total=len(frame),
                            counts={k: int(counts.get(k, 0)) for k in RISK_ORDER},
-                           version=ranked.version,
                            params=urlencode({k: v for k, v in (("q", wanted),
                                                                ("risk", context["risk"])) if v}))
         name = "_customers_table.html" if is_fragment(request) else "customers.html"
         return page(name, request, nav="customers", **context)
 
-    def main_reasons(served: Any, rows: list[dict[str, Any]]) -> list[list[Any]]:
-        """The top reason for and against of each listed customer (as the API gives them)."""
-        records, ids = [], []
-        for row in rows:
-            found = ctx.snapshot.lookup(row["customer_id"])
-            records.append(dict(found[0]) if found else {})
-            ids.append(row["customer_id"])
-        if not records:
-            return []
-        out, _ = churn_risks(served, None, ctx.risk, records=records, ids=ids)
-        return [[*o.reasons_for[:1], *o.reasons_against[:1]] for o in out]
-
     @get("/customers/{customer_id:str}", name="ui-customer", include_in_schema=False)
     async def customer_page(request: Request, customer_id: FromPath[str]) -> Template:
-        served = ctx.models.get(ACTIVITY_CHURN)
-        if served is None:
+        if not any(ctx.models.get(MODELS[k]) for k in CHURN_MODELS):
             return page("customer.html", request, nav="customers",
-                        error="the churn model is not loaded yet", customer_id=customer_id)
-        try:
-            found = ctx.snapshot.lookup(customer_id)
-        except SnapshotUnavailable as exc:
-            return page("customer.html", request, nav="customers", error=str(exc),
-                        customer_id=customer_id)
-        if found is None:
-            raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
-        features, as_of = found
-        out, _ = churn_risks(served, None, ctx.risk, horizon=churn_horizon(ctx.settings),
-                             records=[dict(features)],
-                             ids=[customer_id], as_of=as_of)
-        facts = [(field_display(s.original_name).label,
-                  format_value(features.get(s.name), field_display(s.original_name).unit)
-                  or "not given") for s in served.specs]
+                        error="no churn model is loaded yet", customer_id=customer_id)
+        answers = churn_answers(customer_id)
+        if not answers:
+            raise NotFoundException(f"customer {customer_id!r} is in no published customer "
+                                    f"snapshot")
+        keys = list(answers)
+        # one risk level, by the one rule the batch scores use
+        _, levels, deciding = customer_risk(
+            np.array([[answers[k][0].probability for k in keys]]), keys,
+            ctx.settings.churn_high, ctx.settings.churn_medium)
+        churn, features = answers[deciding[0]]
+        facts = []
+        for s in ctx.models.get(MODELS[deciding[0]]).specs:
+            shown = field_display(s.original_name, customer_displays[deciding[0]])
+            facts.append((shown.label, format_value(features.get(s.name), shown.unit)
+                          or "not given"))
+        models = [{"source": CHURN_SOURCES[k], "probability": answers[k][0].probability,
+                   "risk": answers[k][0].risk, "model": answers[k][0].model,
+                   "version": answers[k][0].version, "deciding": k == deciding[0]}
+                  for k in keys]
         return page("customer.html", request, nav="customers", customer_id=customer_id,
-                    churn=out[0], chart=_chart(out[0], up_is_good=False), facts=facts,
-                    action=actions.get(out[0].risk, ""))
+                    churn=churn, risk=levels[0], source=CHURN_SOURCES[deciding[0]],
+                    models=models, chart=_chart(churn, up_is_good=False), facts=facts,
+                    action=actions.get(levels[0], ""))
 
     # -- models -----------------------------------------------------------------------------
 

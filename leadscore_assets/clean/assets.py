@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.alerts import Alert, AlertChannel
@@ -56,7 +57,9 @@ def read_raw(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     """``raw.<source>`` as a frame. Invoices (millions of lines) come as Arrow-backed text,
     and their per-file columns as categories rebuilt from one small code per row: the
     per-file text (file name, hash, decided formats) never crosses over row by row, which is
-    what keeps cleaning a 2M-line export within a fraction of the memory."""
+    what keeps cleaning a 2M-line export within a fraction of the memory. The invoice fields
+    come as categories too (a few thousand distinct values each): encoded batch by batch
+    as they stream out of DuckDB, so no field is ever held as one string per line."""
     table = ensure_raw_table(conn, source)
     if source != "invoices":
         return read_table(conn, table)
@@ -68,7 +71,8 @@ def read_raw(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     ) + " END::INTEGER" if files else "0"
     others = [c for c in raw_column_types(source) if c not in PER_FILE_COLUMNS]
     listed = ", ".join(f'"{c}"' for c in others)
-    arrow = conn.sql(f"SELECT {listed}, {code} AS _file FROM {table}").to_arrow_table()
+    reader = conn.sql(f"SELECT {listed}, {code} AS _file FROM {table}").to_arrow_reader()
+    arrow = dictionary_encoded(reader, invoices.RAW_FIELDS)
     text = pd.StringDtype("pyarrow")
     frame = arrow.to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get,
                             self_destruct=True, split_blocks=True)
@@ -80,6 +84,21 @@ def read_raw(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
         frame[name] = pd.Categorical.from_codes(which[codes] if len(files) else codes,
                                                 categories=values)
     return frame
+
+
+def dictionary_encoded(reader: pa.RecordBatchReader, columns: list[str]) -> pa.Table:
+    """The batches of ``reader`` as one table, ``columns`` dictionary-encoded (one
+    dictionary per column across batches: pandas reads them as categories)."""
+    names = reader.schema.names
+    schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type))
+                        if f.name in columns else f for f in reader.schema])
+    # every array is a new one (the others copied): a batch's buffers come from the reader
+    # as one allocation, which any array still pointing into it would keep whole
+    batches = [pa.RecordBatch.from_arrays(
+        [pc.dictionary_encode(array) if name in columns else pa.concat_arrays([array])
+         for name, array in zip(names, batch.columns, strict=True)], schema=schema)
+        for batch in reader]
+    return pa.Table.from_batches(batches, schema=schema).unify_dictionaries()
 
 
 def clean_source(source: str, raw: pd.DataFrame, settings: Settings) -> tuple[

@@ -61,20 +61,82 @@ def normalise_customer_id(values: pd.Series) -> pd.Series:
     return s.mask(s == "")
 
 
-def parse_numbers_and_dates(text: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+class Coded:
+    """One text field as codes into its distinct values (``-1``: null).
+
+    A field of a few thousand distinct values over millions of lines (stock codes, dates,
+    countries) is read, trimmed and tested once per distinct value and the answer taken to
+    every line by its code: no step holds a string per line of every field (read_raw
+    delivers these fields as categories for that reason).
+    """
+
+    def __init__(self, values: pd.Series):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            distinct = pd.Series(values.cat.categories).astype(TEXT)
+        else:
+            codes, uniques = pd.factorize(values.astype(TEXT))
+            distinct = pd.Series(uniques, dtype=TEXT)
+        # categories that are one text once read as text (1 and '1') are one value
+        self.codes, self.values = _merged(codes, distinct)
+
+    def test(self, outcome: pd.Series, null: bool = False) -> np.ndarray:
+        """Per line, a boolean computed on the distinct values (``null``: for null lines)."""
+        flags = np.append(outcome.fillna(False).to_numpy(dtype=bool), null)
+        return flags[self.codes]  # code -1: the appended answer for null
+
+    def map(self, distinct: pd.Series) -> Coded:
+        """The field with each distinct value replaced by ``distinct`` (same positions)."""
+        out = Coded.__new__(Coded)
+        out.codes, out.values = _merged(self.codes, distinct.astype(TEXT))
+        return out
+
+    def text(self, rows: np.ndarray) -> pd.Series:
+        """The text of ``rows`` (positions), indexed by them."""
+        return pd.Series(self.values.array.take(self.codes[rows], allow_fill=True),
+                         index=rows, dtype=TEXT)
+
+
+def _merged(codes: np.ndarray, distinct: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """``codes`` into ``distinct`` re-pointed at the distinct values of ``distinct``."""
+    merged, uniques = pd.factorize(distinct)
+    if len(uniques) == len(distinct) and (merged == np.arange(len(merged))).all():
+        return codes, pd.Series(uniques, dtype=TEXT)  # nothing merged: the same codes
+    return np.append(merged, -1).astype(np.int32)[codes], pd.Series(uniques, dtype=TEXT)
+
+
+def duplicated_lines(fields: list[Coded]) -> np.ndarray:
+    """True for a line whose every field equals that of an earlier line (nulls equal).
+
+    The fields' codes are combined into one integer per line (renumbered densely when the
+    next field would overflow it), so the check holds one key per line, not every field.
+    """
+    key = np.zeros(len(fields[0].codes) if fields else 0, dtype=np.int64)
+    span = 1
+    for field in fields:
+        size = len(field.values) + 1
+        if span * size >= 2 ** 62:
+            key, distinct = pd.factorize(key)
+            span = len(distinct)
+        key = key * size + (field.codes.astype(np.int64) + 1)
+        span *= size
+    return pd.Series(key).duplicated(keep="first").to_numpy()
+
+
+def parse_numbers_and_dates(fields: dict[str, Coded], decided: Coded | None,
+                            index: pd.Index) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Quantity, unit price and invoice date read from text; NaN/NaT where unreadable.
 
     Each row is read with its file's decided formats (``_formats``: decimal mark, thousands
     separator, day-month order); a value those formats cannot read is NaN/NaT, never read
     another way. Rows landed before formats were recorded use ISO or ``M/D/YYYY`` dates.
-    DuckDB's ``TRY_CAST``/``TRY_STRPTIME`` do this in parallel over the Arrow buffers, several
-    times faster than ``pd.to_numeric`` and per-format ``pd.to_datetime`` on 500k lines.
+    Each distinct (value, formats) pair is read once, by DuckDB's ``TRY_CAST`` /
+    ``TRY_STRPTIME``, and the reading taken to every line with that pair.
     """
-    columns = ["quantity", "unit_price", "invoice_date"]
-    decided = "_formats" in text.columns
-    if decided:
-        columns.append("_formats")
-    kinds = sorted(text["_formats"].dropna().unique()) if decided else []
+    kinds = sorted(decided.values.dropna().unique()) if decided is not None else []
+    n = len(index)
+    file_codes = decided.codes if decided is not None else np.full(n, -1)
+    file_values = decided.values if decided is not None else pd.Series([], dtype=TEXT)
 
     def per_file(field: str, expr) -> str:
         cases = " ".join(f"WHEN _formats = '{f.replace(chr(39), chr(39) * 2)}' THEN "
@@ -88,53 +150,73 @@ def parse_numbers_and_dates(text: pd.DataFrame) -> tuple[pd.Series, pd.Series, p
     def date(fmt) -> str:
         return formats.date_sql("invoice_date", fmt, DATE_FORMATS)
 
-    with duckdb.connect() as conn:
-        conn.register("invoice_text", text[columns])
-        parsed = conn.sql(
-            f"SELECT {per_file('quantity', number('quantity'))} AS quantity, "
-            f"{per_file('unit_price', number('unit_price'))} AS unit_price, "
-            f"{per_file('invoice_date', date)} AS invoice_date FROM invoice_text").df()
-    parsed.index = text.index
-    return (parsed["quantity"].astype("float64"), parsed["unit_price"].astype("float64"),
-            parsed["invoice_date"].astype("datetime64[ns]"))
+    def read(field: str, sql: str) -> np.ndarray:
+        coded = fields[field]
+        pairs, inverse = _pairs(coded.codes, file_codes, len(file_values))
+        text = pd.DataFrame({
+            field: coded.values.array.take(pairs[0], allow_fill=True),
+            "_formats": file_values.array.take(pairs[1], allow_fill=True)})
+        with duckdb.connect() as conn:
+            conn.register("invoice_text", text)
+            parsed = conn.sql(f"SELECT {sql} AS {field} FROM invoice_text").df()[field]
+        return parsed.to_numpy()[inverse]
+
+    quantity = read("quantity", per_file("quantity", number("quantity")))
+    price = read("unit_price", per_file("unit_price", number("unit_price")))
+    when = read("invoice_date", per_file("invoice_date", date))
+    return (pd.Series(quantity, index=index).astype("float64"),
+            pd.Series(price, index=index).astype("float64"),
+            pd.Series(when, index=index).astype("datetime64[ns]"))
+
+
+def _pairs(first: np.ndarray, second: np.ndarray, second_size: int) -> tuple[
+        tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The distinct (first, second) code pairs, and each line's position among them."""
+    key = (first.astype(np.int64) + 1) * (second_size + 1) + (second.astype(np.int64) + 1)
+    inverse, distinct = pd.factorize(key)
+    return (distinct // (second_size + 1) - 1, distinct % (second_size + 1) - 1), inverse
 
 
 def clean_invoices(raw: pd.DataFrame) -> CleanResult:
     """Clean raw invoice lines (the columns of ``raw.invoices``, all text, plus lineage)."""
     df = lineage_order(raw)
     book = RuleBook(df, record_columns=RAW_FIELDS)
-    exact = df[RAW_FIELDS].astype(TEXT)
-
-    def stripped(field: str, rows: np.ndarray | None = None) -> pd.Series:
-        # trimmed text only where it is used: a copy of every field of every line would be
-        # the largest allocation of a multi-million-line clean
-        values = exact[field] if rows is None else exact[field].iloc[rows]
-        return values.str.strip()
+    exact = {name: Coded(df[name]) for name in RAW_FIELDS}
+    stripped = {name: exact[name].map(exact[name].values.str.strip())
+                for name in ("stock_code", "description", "country")}
 
     book.quarantine_malformed()
-    book.remove("exact_duplicate", exact.duplicated(keep="first"))
+    book.remove("exact_duplicate", duplicated_lines(list(exact.values())))
 
     quantity, price, date = parse_numbers_and_dates(
-        exact.assign(_formats=df["_formats"]) if "_formats" in df.columns else exact)
-    invoice = stripped("invoice_no").str.upper()
-    book.quarantine("missing_invoice_no", "invoice_no", blank(exact["invoice_no"]))
+        exact, Coded(df["_formats"]) if "_formats" in df.columns else None, df.index)
+    invoice = exact["invoice_no"].map(exact["invoice_no"].values.str.strip().str.upper())
+    book.quarantine("missing_invoice_no", "invoice_no",
+                    exact["invoice_no"].test(blank(exact["invoice_no"].values), null=True))
     book.quarantine("invalid_quantity", "quantity",
                     quantity.isna() | (quantity.round() != quantity))
     book.quarantine("invalid_unit_price", "unit_price", price.isna())
     book.quarantine("invalid_invoice_date", "invoice_date", date.isna())
-    book.quarantine("blank_description", "description", blank(exact["description"]))
+    book.quarantine("blank_description", "description",
+                    exact["description"].test(blank(exact["description"].values), null=True))
 
-    alive = pd.Series(book.alive, index=df.index)
-    all_negative = (price < 0)[alive].groupby(invoice[alive]).transform("all")
-    book.quarantine("refund_invoice", "unit_price",
-                    all_negative.reindex(df.index, fill_value=False))
-    book.quarantine("bad_debt_adjustment", "invoice_no", invoice.str.startswith("A"))
+    # every alive line of the invoice has a negative price (counted per invoice code)
+    alive = np.flatnonzero(book.alive & (invoice.codes >= 0))
+    groups = invoice.codes[alive]
+    lines = np.bincount(groups, minlength=len(invoice.values))
+    negative = np.bincount(groups, weights=(price.to_numpy()[alive] < 0),
+                           minlength=len(invoice.values))
+    all_negative = np.zeros(len(df), dtype=bool)
+    all_negative[alive] = (negative == lines)[groups]
+    book.quarantine("refund_invoice", "unit_price", all_negative)
+    book.quarantine("bad_debt_adjustment", "invoice_no",
+                    invoice.test(invoice.values.str.startswith("A")))
     book.quarantine("non_positive_unit_price", "unit_price", price <= 0)
 
-    # positions, not a boolean mask: taking rows is much cheaper on Arrow-backed columns
     keep = np.flatnonzero(book.alive)
-    customer = normalise_customer_id(exact["customer_id"].iloc[keep])
-    inv = invoice.iloc[keep]
+    customer = exact["customer_id"].map(normalise_customer_id(exact["customer_id"].values))
+    customer = customer.text(keep)
+    inv = invoice.text(keep)
     per_invoice = customer.groupby(inv).agg(["nunique", "first"])
     sole = per_invoice.loc[per_invoice["nunique"] == 1, "first"]
     fillable = customer.isna() & inv.isin(sole.index)
@@ -144,13 +226,13 @@ def clean_invoices(raw: pd.DataFrame) -> CleanResult:
     unit = price.iloc[keep].astype("float64")
     clean = pd.DataFrame({
         "invoice_no": inv,
-        "stock_code": stripped("stock_code", keep),
-        "description": stripped("description", keep),
+        "stock_code": stripped["stock_code"].text(keep),
+        "description": stripped["description"].text(keep),
         "quantity": qty,
         "invoice_date": date.iloc[keep],
         "unit_price": unit,
         "customer_id": customer,
-        "country": stripped("country", keep),
+        "country": stripped["country"].text(keep),
         "is_return": inv.str.startswith("C").astype(bool),
         "line_total": np.round(qty * unit, 6),
         **{c: df[c].iloc[keep] for c in LINEAGE},

@@ -87,8 +87,10 @@ class RuleBook:
             source = values if values is not None else self.raw.get(field_name)
             if source is None:
                 source = pd.Series(pd.NA, index=self.raw.index)
+            # the rows taken, then as text: a whole column as Python strings would be the
+            # largest allocation of a multi-million-line clean
             self._parts.append((np.flatnonzero(hit), rule, field_name,
-                                pd.Series(source).astype("string").iloc[hit],
+                                pd.Series(source).iloc[hit].astype("string"),
                                 None if records is None else records.iloc[hit]))
         return int(hit.sum())
 

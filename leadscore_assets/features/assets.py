@@ -151,8 +151,16 @@ class ActivityFeaturesConfig(dg.Config):
         return churn_horizon_days(get_settings(), self.horizon_days)
 
 
-# Published with the activity features: the ingestion times of the invoice lines.
-INVOICE_ARRIVALS = "features.invoice_arrivals"
+# Published beside the feature snapshots for what judges served predictions afterwards
+# (``monitoring/realised_performance``), so it never opens the warehouse either: with the
+# activity features, each customer's invoice days (and whether they bought that day); with
+# the snapshot features, the payments' email, time and status.
+PURCHASES = "features.purchases"
+PURCHASES_SQL = ("SELECT customer_id, invoice_date, bool_or(coalesce(quantity > 0, false) "
+                 "AND NOT coalesce(is_return, false)) AS bought FROM clean.invoices "
+                 "GROUP BY customer_id, invoice_date")
+PAYMENT_EVENTS = "features.payment_events"
+PAYMENT_EVENTS_SQL = "SELECT customer_email, created_at, status FROM clean.payments"
 
 
 def write_feature_table(conn: duckdb.DuckDBPyConnection, warehouse: DuckDBResource,
@@ -266,9 +274,7 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
         latest = activity_features(invoices, end, horizon_days=config.horizon())
         write_feature_table(conn, warehouse, "features.customer_activity", training)
         write_feature_table(conn, warehouse, "features.customer_activity_latest", latest)
-        # when invoice lines last landed: the activity drift report's "anything new?"
-        publish_snapshot(conn, INVOICE_ARRIVALS, snapshot_dir(warehouse.database),
-                         "SELECT DISTINCT _ingested_at FROM clean.invoices")
+        publish_snapshot(conn, PURCHASES, snapshot_dir(warehouse.database), PURCHASES_SQL)
     per_cutoff = training.groupby("cutoff").agg(
         customers=("customer_id", "size"),
         churned=("churned", lambda s: int(s.fillna(False).astype(bool).sum())))
@@ -300,6 +306,9 @@ def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
         payments = read_table(conn, "clean.payments")
         frame = snapshot_features(customers, payments)
         write_feature_table(conn, warehouse, "features.customer_snapshot", frame)
+        if payments is not None:
+            publish_snapshot(conn, PAYMENT_EVENTS, snapshot_dir(warehouse.database),
+                             PAYMENT_EVENTS_SQL)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
         "matched_to_payments": int(frame["payments_matched"].sum()),

@@ -20,7 +20,7 @@ from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.readers import Export, UnreadableFile, read_export
 from leadscore_assets.resources import WAREHOUSE_POOL
 from leadscore_core.settings import INGEST_SOURCES
-from leadscore_core.warehouse import ensure_raw_table, publish_snapshot, snapshot_dir
+from leadscore_core.warehouse import ensure_raw_table, publish_partitions, snapshot_dir
 
 PREVIEW_ROWS = 5
 PROFILED_SOURCES = ("leads", "customers")
@@ -49,7 +49,8 @@ KINDS = {"leads": "csv", "payments": "json", "invoices": "csv", "customers": "cs
          "predictions": "json"}
 
 
-# Raw tables that readers without the writer pool (drift reports) read as published snapshots.
+# Raw tables that readers without the writer pool (drift reports, performance) read as
+# published snapshots: one Parquet part per landed file, so a landing writes only its own.
 PUBLISHED_RAW = ("predictions",)
 
 
@@ -112,8 +113,8 @@ def land_partition(context: dg.AssetExecutionContext, source: str, landing: Land
     with warehouse.get_connection() as conn:
         replaced = write_raw(conn, source, export, partition=key, file_name=name, sha256=sha)
         if source in PUBLISHED_RAW:
-            # drift reports read the served predictions from this copy, not the warehouse
-            publish_snapshot(conn, f"raw.{source}", snapshot_dir(warehouse.database))
+            # monitoring reads the served predictions from these parts, not the warehouse
+            publish_partitions(conn, f"raw.{source}", snapshot_dir(warehouse.database), key)
     landing.ledger().record(source, sha, key, name, export.rows)
     context.log.info(f"{source}: landed {export.rows:,} rows from {name}"
                      + (f" (replaced {replaced:,})" if replaced else ""))

@@ -5,7 +5,8 @@ One asset per model. Each reads its feature table, trains with ``models.training
 and logs everything a person would want to look at later to MLflow: parameters, held-out
 metrics of the model and of the baseline, the data's row counts and hash, plots, the model as
 a ``LeadscorePyfunc`` with signature and input example, the held-out rows (so the champion
-gate can re-score another version on the same rows) and the drift reference.
+gate can re-score another version on the same rows), the drift reference and the keys of the
+rows it learned from (``features.seen``: the drift window is the rows it has not seen).
 
 MLflow runs: the ``mlflow`` resource (dagster-mlflow) opens one MLflow run per Dagster run;
 each model logs to its own nested child run, because one Dagster run usually trains several
@@ -38,6 +39,7 @@ from leadscore_assets.features.assets import (
     table_profile,
 )
 from leadscore_assets.features.leads import TIME_FEATURES, lead_feature_kinds
+from leadscore_assets.features.seen import TRAINING_ROWS_ARTIFACT, training_rows_frame
 from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_feature_kinds
 from leadscore_assets.models.candidates import Selection, label
 from leadscore_assets.models.checks import ModelRegistryResource
@@ -176,6 +178,8 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
         context.log.warning(f"{model}: not trained: {reason}")
         return
     frame = data.frame
+    # which rows this version has seen: the drift window is the rows it has not
+    seen = training_rows_frame(frame)
     started = time.perf_counter()
     trained = train_model(
         frame, name=model, task=data.task, label=data.label, features=data.features,
@@ -194,6 +198,8 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
                                 "data_hash": trained.data_hash}) as run, \
             tempfile.TemporaryDirectory() as tmp:
         _log_run(trained, Path(tmp), seconds, config)
+        seen.to_parquet(Path(tmp) / TRAINING_ROWS_ARTIFACT, index=False)
+        mlflow.log_artifact(str(Path(tmp) / TRAINING_ROWS_ARTIFACT))
         info = _log_model(trained, Path(tmp), frame, data)
         selection = trained.selection
         version = mlflow.register_model(

@@ -5,12 +5,15 @@ seals its files into ``data/inbox/predictions/``); what it served is read here o
 prediction id, by the time it was served (``served_predictions``).
 
 - ``monitoring/<model>_drift``: the current champion's reference (``reference.parquet`` of the
-  champion version's MLflow run) against the current window: feature rows that arrived since
-  the champion was trained, plus what the API was asked to score since then. Writes an HTML
-  report and a JSON summary under ``data/monitoring/`` and the per-feature table to
-  ``monitoring.<model>_drift``.
+  champion version's MLflow run) against the current window: feature rows the champion's
+  training did not see (by each row's identity and time, ``features.seen``), plus what the
+  API was asked to score since it was trained. Writes an HTML report, a JSON summary and the
+  per-feature table (``<model>_drift.parquet``) under ``data/monitoring/``.
 - ``monitoring/realised_performance``: served predictions joined to the outcomes that have
   arrived since, per model version.
+
+None of them holds the writer pool: they read the published snapshots
+(``resources.published_snapshots``) and write files of their own.
 """
 
 
@@ -25,8 +28,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.exceptions import MlflowException
 
-from leadscore_assets.features.assets import INVOICE_ARRIVALS, markdown_table
+from leadscore_assets.features.assets import PAYMENT_EVENTS, PURCHASES, markdown_table
+from leadscore_assets.features.seen import KEY_COLUMN, TRAINING_ROWS_ARTIFACT, unseen
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.drift import DriftOptions, compare_feature, detect_drift
@@ -39,7 +44,7 @@ from leadscore_assets.monitoring.performance import (
 )
 from leadscore_assets.monitoring.report import markdown_table as drift_markdown
 from leadscore_assets.monitoring.report import verdict_text, write_report
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource, published_snapshots
+from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.profiles import normalise_category
 from leadscore_core.published import publish_file, realised_performance_path
@@ -52,11 +57,7 @@ from leadscore_core.registry import (
 )
 from leadscore_core.settings import get_settings
 from leadscore_core.vocabulary import flags
-from leadscore_core.warehouse import (
-    ensure_schemas,
-    read_table,
-    table_exists,
-)
+from leadscore_core.warehouse import publish_snapshot, read_table, snapshot_dir, table_exists
 
 GROUP = "monitoring"
 PREDICTIONS_KEY = dg.AssetKey(["raw", "predictions"])
@@ -93,32 +94,33 @@ def served_predictions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
 
 @dataclass(frozen=True)
 class MonitoredModel:
-    """Where a model's rows live: labelled training rows and the rows it is asked about."""
+    """Where a model's rows live: labelled training rows and the rows it is asked about.
+
+    Where the two tables are one, the drift window is that table's rows the champion's
+    training did not see. Where they differ (activity: the training table stacks cutoffs,
+    the current table is every customer as of the latest invoice line), the current table is
+    the window once the training table holds a row the champion did not see: before that,
+    comparing it would only measure how the latest moment differs from the training cutoffs,
+    and retraining on the same invoice lines could not change that.
+    """
 
     name: str
     training_table: str  # labelled rows (new labels since training trigger a retrain)
     label: str
-    current_table: str  # rows that arrive after training (the drift window)
-    since_training: bool  # filter the current table on ``_ingested_at``
+    current_table: str  # the rows the model is asked about (the drift window)
     deps: tuple[str, ...]
-    arrivals_table: str | None = None  # else: the current table is new only if this got rows
 
 
 MONITORED: dict[str, MonitoredModel] = {
     "lead_conversion": MonitoredModel("lead_conversion", "features.lead_features", "converted",
-                                      "features.lead_features", True, ("lead_features",)),
+                                      "features.lead_features", ("lead_features",)),
     "plan": MonitoredModel("plan", "features.plan_labels", "plan", "features.plan_labels",
-                           True, ("plan_labels",)),
-    # Activity features describe every customer as of the latest invoice line, so the latest
-    # table is the window once invoice lines have landed since training. Comparing it before
-    # that would only measure how the latest moment differs from the training cutoffs, and
-    # retraining on the same lines could not change that.
+                           ("plan_labels",)),
     "activity_churn": MonitoredModel("activity_churn", "features.customer_activity",
-                                     "churned", "features.customer_activity_latest", False,
-                                     ("customer_activity", "customer_activity_latest"),
-                                     arrivals_table=INVOICE_ARRIVALS),
+                                     "churned", "features.customer_activity_latest",
+                                     ("customer_activity", "customer_activity_latest")),
     "snapshot_churn": MonitoredModel("snapshot_churn", "features.customer_snapshot",
-                                     "churned", "features.customer_snapshot", True,
+                                     "churned", "features.customer_snapshot",
                                      ("customer_snapshot",)),
 }
 
@@ -187,28 +189,40 @@ def type_like_features(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFra
     return out
 
 
-def feature_window(conn: duckdb.DuckDBPyConnection, spec: MonitoredModel, since: datetime,
+def seen_rows(registry, champion) -> np.ndarray | None:
+    """The keys of the rows the champion was trained on (``features.seen``), or None for a
+    version trained before its training logged them."""
+    try:
+        return registry.run_frame(champion.run_id, TRAINING_ROWS_ARTIFACT)[KEY_COLUMN
+                                                                          ].to_numpy()
+    except (OSError, MlflowException):
+        return None
+
+
+def feature_window(conn: duckdb.DuckDBPyConnection, spec: MonitoredModel,
+                   seen: np.ndarray | None, since: datetime,
                    columns: list[str]) -> pd.DataFrame:
-    if not table_exists(conn, spec.current_table):
+    """The feature rows that arrived since the champion was trained (see ``MonitoredModel``),
+    decided by each row's own identity and time, never by when its file landed.
+
+    ``seen`` is the champion's training rows (``seen_rows``). A champion that predates them
+    is judged by the rows' own created time against ``since``, its training time (the
+    activity window stays empty then: its rows carry no time of their own)."""
+    frame = read_table(conn, spec.current_table)
+    if frame is None:
         return pd.DataFrame(columns=columns)
-    available = {r[0] for r in conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-        spec.current_table.split(".")).fetchall()}
-    wanted = [c for c in columns if c in available]
-    select = ", ".join(f'"{c}"' for c in wanted)
-    if spec.since_training and "_ingested_at" in available:
-        return conn.execute(f"SELECT {select} FROM {spec.current_table} "
-                            "WHERE _ingested_at > ?", [since]).df()
-    if spec.arrivals_table and not _arrived_since(conn, spec.arrivals_table, since):
-        return pd.DataFrame(columns=wanted)
-    return conn.execute(f"SELECT {select} FROM {spec.current_table}").df()
-
-
-def _arrived_since(conn: duckdb.DuckDBPyConnection, table: str, since: datetime) -> bool:
-    if not table_exists(conn, table):
-        return False
-    latest = conn.execute(f"SELECT max(_ingested_at) FROM {table}").fetchone()[0]
-    return latest is not None and latest > since
+    wanted = [c for c in columns if c in frame.columns]
+    if seen is None:
+        if "created_at" not in frame or spec.current_table != spec.training_table:
+            return frame.iloc[0:0][wanted]
+        created = pd.to_datetime(frame["created_at"], errors="coerce")
+        return frame.loc[(created > since).to_numpy(), wanted].reset_index(drop=True)
+    if spec.current_table == spec.training_table:
+        return frame.loc[unseen(frame, seen), wanted].reset_index(drop=True)
+    training = read_table(conn, spec.training_table)
+    if training is None or not unseen(training, seen).any():
+        return frame.iloc[0:0][wanted]
+    return frame[wanted]
 
 
 def labelled_rows(conn: duckdb.DuckDBPyConnection, spec: MonitoredModel) -> int | None:
@@ -269,9 +283,10 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
     features = [f for f in kinds if f in reference.columns]
 
+    seen = seen_rows(registry, champion)
     # the published snapshots, not the warehouse: a drift report never waits for the writer
     with published_snapshots(warehouse) as conn:
-        from_features = feature_window(conn, spec, trained_at, [*features, label])
+        from_features = feature_window(conn, spec, seen, trained_at, [*features, label])
         from_api = api_window(conn, MODELS[model], trained_at, kinds)
         labelled_now = labelled_rows(conn, spec)
     run = registry.client.get_run(champion.run_id)
@@ -416,16 +431,16 @@ def judged_predictions(conn: duckdb.DuckDBPyConnection, horizon_days: int) -> pd
     lead_rows = served[served["model"] == "lead_conversion"]
     if leads is not None and len(lead_rows):
         parts.append(lead_outcomes(lead_rows, leads))
-    invoices = read_table(conn, "clean.invoices")
+    purchases = read_table(conn, PURCHASES)
     activity_rows = served[served["model"] == "activity_churn"]
-    if invoices is not None and len(activity_rows):
-        bought = invoices[(invoices["quantity"] > 0) & ~invoices["is_return"].fillna(False)]
+    if purchases is not None and len(activity_rows):
+        bought = purchases[purchases["bought"].fillna(False).astype(bool)]
         activity = pd.DataFrame({"subject": bought["customer_id"], "at": bought["invoice_date"]})
-        as_of = pd.to_datetime(invoices["invoice_date"]).max()
+        as_of = pd.to_datetime(purchases["invoice_date"]).max()
         parts.append(churn_outcomes(activity_rows, activity, horizon_days, as_of))
     snapshot_rows = served[served["model"] == "snapshot_churn"]
     customers = read_table(conn, "features.customer_snapshot")
-    payments = read_table(conn, "clean.payments")
+    payments = read_table(conn, PAYMENT_EVENTS)
     if customers is not None and payments is not None and len(snapshot_rows):
         emails = customers.dropna(subset=["email"])
         to_id = dict(zip(emails["email"].astype(str).str.lower(),
@@ -439,14 +454,20 @@ def judged_predictions(conn: duckdb.DuckDBPyConnection, horizon_days: int) -> pd
     return stack(parts)
 
 
+# What realised_performance publishes beside the feature snapshots (``snapshot_reader`` shows
+# them as these tables); the pages read the JSON copy of the summary.
+PERFORMANCE_TABLE = "monitoring.realised_performance"
+CALIBRATION_TABLE = "monitoring.realised_calibration"
+
+
 @dg.asset(
     key=["monitoring", "realised_performance"],
     deps=[PREDICTIONS_KEY, dg.AssetKey(["features", "lead_features"]),
-          dg.AssetKey(["features", "customer_snapshot"]), dg.AssetKey(["clean", "invoices"]),
-          dg.AssetKey(["clean", "payments"])],
+          dg.AssetKey(["features", "customer_snapshot"]),
+          dg.AssetKey(["features", "customer_activity_latest"])],
     group_name=GROUP,
-    kinds={"duckdb", "scikit-learn"},
-    pool=WAREHOUSE_POOL,
+    kinds={"parquet", "scikit-learn"},
+    # no writer pool: it reads the published snapshots and publishes its own
     # daily whatever changed: outcomes arrive with any of the deps, rarely with all of them
     automation_condition=(dg.AutomationCondition.cron_tick_passed("0 5 * * *")
                           & ~dg.AutomationCondition.in_progress()).with_label("daily at 05:00"),
@@ -456,17 +477,16 @@ def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerf
                          settings: SettingsResource) -> dg.MaterializeResult:
     """ROC-AUC, Brier score and calibration of what each served model version predicted,
     against the outcomes that arrived since (a scored lead paid within its window; a scored
-    customer bought again within the horizon). Tables ``monitoring.realised_performance`` and
-    ``monitoring.realised_calibration``."""
-    with warehouse.get_connection() as conn:
+    customer bought again within the horizon). Published as ``PERFORMANCE_TABLE`` and
+    ``CALIBRATION_TABLE`` snapshots."""
+    with published_snapshots(warehouse) as conn:
         judged = judged_predictions(conn, churn_horizon_days(get_settings(),
                                                              config.horizon_days))
         summary, calibration = performance_by_version(judged, config.calibration_bins)
-        ensure_schemas(conn)
-        for table, frame in (("realised_performance", summary),
-                             ("realised_calibration", calibration)):
+        for table, frame in ((PERFORMANCE_TABLE, summary), (CALIBRATION_TABLE, calibration)):
             conn.register("_perf", frame)
-            conn.execute(f"CREATE OR REPLACE TABLE monitoring.{table} AS SELECT * FROM _perf")
+            publish_snapshot(conn, table, snapshot_dir(warehouse.database),
+                             "SELECT * FROM _perf")
             conn.unregister("_perf")
     meta: dict[str, object] = {
         "judged_predictions": len(judged),

@@ -17,6 +17,10 @@ Where outcomes have arrived for served predictions, the estimate is made on thos
 predictions and set next to the realised figure: ``monitoring.estimate_vs_realised`` gains
 one row per model version and metric at every evaluation, so the estimate's own error is
 tracked over time. ``monitoring.estimated_performance`` keeps every window's estimates.
+
+Neither holds the writer pool: the window and the served predictions are read from the
+published snapshots, and both histories are published beside them as folders of parts, one
+part per evaluation (``snapshot_reader`` shows each as its table).
 """
 
 
@@ -44,8 +48,9 @@ from leadscore_assets.monitoring.assets import (
     api_window,
     feature_window,
     judged_predictions,
+    seen_rows,
 )
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_assets.scores.assets import quartile_tiers, risk_levels
 from leadscore_core.estimation import Estimate, estimate, realised_metrics
 from leadscore_core.horizons import churn_horizon_days
@@ -53,7 +58,7 @@ from leadscore_core.published import estimated_summary_path, publish_file
 from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
-from leadscore_core.warehouse import ensure_schemas, table_exists
+from leadscore_core.warehouse import publish_part, snapshot_dir
 
 ESTIMATED = ("lead_conversion", "activity_churn", "snapshot_churn")  # the binary models
 TOP_TIER = {"lead_conversion": "tier A", "activity_churn": "High risk",
@@ -99,18 +104,15 @@ def _rows(estimates: dict[str, Estimate], **extra: object) -> list[dict[str, obj
              "rows": e.rows} for e in estimates.values()]
 
 
-def _append(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def _append(warehouse: DuckDBResource, table: str, model: str, evaluated_at: datetime,
+            frame: pd.DataFrame) -> None:
+    """One evaluation's rows as a part of the table's published history."""
     if frame.empty:
         return
-    ensure_schemas(conn)
-    conn.register("_estimates", frame)
-    try:
-        if table_exists(conn, table):
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _estimates")
-        else:
-            conn.execute(f"CREATE TABLE {table} AS SELECT * FROM _estimates")
-    finally:
-        conn.unregister("_estimates")
+    with duckdb.connect() as conn:
+        conn.register("_estimates", frame)
+        publish_part(conn, table, snapshot_dir(warehouse.database),
+                     f"{evaluated_at:%Y%m%dT%H%M%S%f}-{model}", "SELECT * FROM _estimates")
 
 
 def estimate_vs_realised(model: str, judged: pd.DataFrame, config: EstimationConfig,
@@ -196,8 +198,9 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     reference_realised = (realised_metrics(p_ref, holdout[label].astype(bool).to_numpy(),
                                            top_ref) if label in holdout else {})
 
-    with warehouse.get_connection() as conn:
-        parts = [feature_window(conn, spec, trained_at, features),
+    seen = seen_rows(registry, champion)
+    with published_snapshots(warehouse) as conn:
+        parts = [feature_window(conn, spec, seen, trained_at, features),
                  api_window(conn, MODELS[model], trained_at, kinds)]
         judged = judged_predictions(conn, churn_horizon_days(s, config.horizon_days))
     window = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
@@ -226,8 +229,7 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     if len(window) < config.min_rows:
         verdict = (f"{len(window)} row(s) in the window since version {champion.version} was "
                    f"trained (fewer than {config.min_rows}): no estimate yet")
-        with warehouse.get_connection() as conn:
-            _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+        _append(warehouse, ERROR_TABLE, model, now, versus.assign(evaluated_at=now))
         return dg.MaterializeResult(metadata={**meta, "status": "too_few_rows",
                                               "estimated_drop": False, "verdict": verdict})
 
@@ -243,9 +245,8 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     table = pd.DataFrame(
         _rows(current, evaluated_on="window") + _rows(reference, evaluated_on="held-out")
     ).assign(model=model, version=str(champion.version), evaluated_at=now)
-    with warehouse.get_connection() as conn:
-        _append(conn, WINDOW_TABLE, table)
-        _append(conn, ERROR_TABLE, versus.assign(evaluated_at=now))
+    _append(warehouse, WINDOW_TABLE, model, now, table)
+    _append(warehouse, ERROR_TABLE, model, now, versus.assign(evaluated_at=now))
     summary = write_summary(s, model, {
         "model": MODELS[model], "champion_version": str(champion.version),
         "evaluated_at": now.isoformat(timespec="seconds"), "window_rows": len(window),
@@ -276,8 +277,8 @@ def estimated_asset(model: str) -> dg.AssetsDefinition:
         deps=[champion_key(model), PREDICTIONS_KEY,
               *[dg.AssetKey(["features", d]) for d in spec.deps]],
         group_name=GROUP,
-        kinds={"numpy", "duckdb"},
-        pool=WAREHOUSE_POOL,
+        kinds={"numpy", "parquet"},
+        # no writer pool: it reads the published snapshots and publishes its own
         automation_condition=DRIFT_AUTOMATION,  # on the drift reports' rhythm
         description=(
             f"{MODELS[model]}'s ROC-AUC, precision in its top tier ({TOP_TIER[model]}) and "

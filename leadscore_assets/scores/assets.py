@@ -2,7 +2,8 @@
 
 ``scores/leads`` ranks every lead without a decision yet (one row per lead);
 ``scores/customers`` gives every customer one row with each churn model's probability and one
-risk level. Both use the registry's ``champion`` versions (never the freshly trained
+risk level (published as a Parquet snapshot too, which the customer pages rank). Both use
+the registry's ``champion`` versions (never the freshly trained
 challenger) and depend on the champion assets, which materialise only when a challenger is
 promoted: a challenger that loses leaves the scores as they were. Each table is also
 exported as a CSV a CRM can import: plain header, ISO 8601 dates, UTF-8, written to a
@@ -34,6 +35,7 @@ from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_core.serving import Explanation, ModelBundle
 from leadscore_core.settings import Settings
 from leadscore_core.tiers import (
+    CHURN_MODELS,
     customer_risk,
     lead_tiers_document,
     lead_tiers_path,
@@ -41,7 +43,13 @@ from leadscore_core.tiers import (
     risk_rule,
     tiers_of,
 )
-from leadscore_core.warehouse import read_table, table_exists, write_table
+from leadscore_core.warehouse import (
+    publish_snapshot,
+    read_table,
+    snapshot_dir,
+    table_exists,
+    write_table,
+)
 
 GROUP = "scores"
 TOP_REASONS = 3
@@ -67,9 +75,6 @@ class CustomerRiskConfig(dg.Config):
 def risk_levels(probability: np.ndarray, high: float, medium: float) -> list[str]:
     risk = risk_rule(high, medium)
     return [risk(float(p)) for p in probability]
-
-
-CHURN_MODELS = ("activity_churn", "snapshot_churn")
 
 
 def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
@@ -120,6 +125,30 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
         raise dg.Failure(f"{MODELS[model]} has no champion version yet: the champion gate "
                          f"has not promoted any training")
     return registry.load_bundle(model, version.version), str(version.version)
+
+
+def customer_rows(columns: dict[str, pd.Series], versions: dict[str, str], high: float,
+                  medium: float, horizon: str) -> pd.DataFrame:
+    """One row per customer from each churn model's probabilities (a Series by customer id
+    per model in ``columns``): each model's probability and version in its own columns, and
+    one risk level by ``customer_risk``'s rule."""
+    probabilities = pd.DataFrame(columns).sort_index()
+    probabilities.index.name = "customer_id"
+    probability, levels, risk_models = customer_risk(
+        probabilities.to_numpy(dtype=np.float64), list(probabilities.columns), high, medium)
+    frame = pd.DataFrame({"customer_id": probabilities.index.astype("string")})
+    frame["risk_level"] = pd.Series(levels, dtype="string")
+    frame["churn_probability"] = probability
+    frame["risk_model"] = pd.Series(risk_models, dtype="string")
+    for model in CHURN_MODELS:
+        known = model in probabilities
+        frame[f"{model}_probability"] = (probabilities[model].to_numpy() if known
+                                         else np.nan)
+        frame[f"{model}_version"] = pd.Series(
+            np.where(probabilities[model].notna().to_numpy(), versions[model], None)
+            if known else None, dtype="string")
+    frame["horizon"] = horizon
+    return frame
 
 
 def open_leads_frame(conn, scored: pd.DataFrame, open_leads: pd.DataFrame,
@@ -245,25 +274,11 @@ def customer_scores(config: CustomerRiskConfig, warehouse: DuckDBResource,
         if not columns:
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
-        probabilities = pd.DataFrame(columns).sort_index()
-        probabilities.index.name = "customer_id"
-        probability, levels, risk_models = customer_risk(
-            probabilities.to_numpy(dtype=np.float64), list(probabilities.columns), high,
-            medium)
-        frame = pd.DataFrame({"customer_id": probabilities.index.astype("string")})
-        frame["risk_level"] = pd.Series(levels, dtype="string")
-        frame["churn_probability"] = probability
-        frame["risk_model"] = pd.Series(risk_models, dtype="string")
-        for model in CHURN_MODELS:
-            known = model in probabilities
-            frame[f"{model}_probability"] = (probabilities[model].to_numpy() if known
-                                             else np.nan)
-            frame[f"{model}_version"] = pd.Series(
-                np.where(probabilities[model].notna().to_numpy(), versions[model], None)
-                if known else None, dtype="string")
-        frame["horizon"] = churn_horizon(settings.get())
+        frame = customer_rows(columns, versions, high, medium, churn_horizon(settings.get()))
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
+        # the customer pages rank these rows (the API never opens the warehouse)
+        publish_snapshot(conn, "scores.customers", snapshot_dir(warehouse.database))
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
     levels = frame.groupby(["risk_model", "risk_level"]).size().rename("customers").reset_index()
     return dg.MaterializeResult(metadata={

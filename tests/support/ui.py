@@ -11,17 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.config import LEAD_CONVERSION
+from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, SNAPSHOT_CHURN
+from api.snapshot import customer_key
 from leadscore_assets.scores.assets import (
+    CUSTOMER_EXPORT,
     LEAD_EXPORT,
+    customer_rows,
     export_csv,
     quartile_tiers,
     reason_columns,
 )
+from leadscore_core.horizons import churn_horizon
 from leadscore_core.published import open_leads_path, publish_file, realised_performance_path
 from leadscore_core.reasons import bundle_link
 from leadscore_core.serving import ModelBundle
-from tests.support.api_models import lead_frame
+from leadscore_core.settings import Settings
+from leadscore_core.warehouse import snapshot_dir, snapshot_path
+from tests.support.api_models import customer_frame, lead_frame
 
 COMPANIES = ["Acme Dental", "Bright Cafe", "Core Gym", "Delta Bakery", "Echo Agency"]
 
@@ -67,9 +73,45 @@ def publish_monitoring(data_dir: Path) -> None:
          "mean_predicted": 0.35, "observed_rate": 0.33, "roc_auc": 0.74, "brier": 0.2}]))
 
 
+# account-snapshot customers (Telco-style ids), and activity customers who also have one
+SNAPSHOT_IDS = [f"{7590 + i}-ACCT{i:02d}" for i in range(30)] + [
+    str(17040 + i) for i in range(10)]
+
+
+def publish_customers(data_dir: Path, store: dict) -> pd.DataFrame:
+    """The account snapshots' features and ``scores/customers``' rows (both churn models,
+    one risk level each), published as the features and scores stages publish them."""
+    settings = Settings(data_dir=data_dir)
+    published = snapshot_dir(settings.warehouse)
+    accounts = customer_frame(len(SNAPSHOT_IDS), 31)
+    accounts.insert(0, "customer_id", SNAPSHOT_IDS)
+    accounts["email"] = [f"account{i}@example.com" for i in range(len(accounts))]
+    published.mkdir(parents=True, exist_ok=True)
+    publish_file(lambda tmp: accounts.to_parquet(tmp, index=False),
+                 snapshot_path(published, "features.customer_snapshot"))
+    activity = store["customers"]
+    columns = {}
+    for key, name, frame in (("activity_churn", ACTIVITY_CHURN, activity),
+                             ("snapshot_churn", SNAPSHOT_CHURN, accounts)):
+        probability = store["bundles"][name].predict_frame(frame)
+        ids = pd.Index([customer_key(v) for v in frame["customer_id"]])
+        columns[key] = pd.Series(np.round(probability, 6), index=ids)
+    versions = {"activity_churn": store["versions"][ACTIVITY_CHURN],
+                "snapshot_churn": store["versions"][SNAPSHOT_CHURN]}
+    rows = customer_rows(columns, versions, settings.churn_high, settings.churn_medium,
+                         churn_horizon(settings))
+    rows["scored_at"] = pd.Timestamp("2026-03-05 10:00")
+    export_csv(rows, data_dir / "exports" / CUSTOMER_EXPORT)
+    publish_file(lambda tmp: rows.to_parquet(tmp, index=False),
+                 snapshot_path(published, "scores.customers"))
+    return rows
+
+
 @pytest.fixture(scope="module")
 def published(store: dict) -> pd.DataFrame:
-    """The API tests' registry, plus the open leads and monitoring files published for it."""
+    """The API tests' registry, plus the open leads, the customers' scores and the monitoring
+    files published for it."""
     frame = publish_open_leads(store["data_dir"], store["bundles"][LEAD_CONVERSION])
+    publish_customers(store["data_dir"], store)
     publish_monitoring(store["data_dir"])
     return frame
