@@ -63,7 +63,7 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
         "features/customer_activity_latest", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
     "monitoring/shadow_evidence": ("monitoring", {
-        "clean/invoices", "clean/payments", "features/customer_snapshot",
+        "features/customer_activity_latest", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
     "monitoring/lead_conversion_estimated_performance": ("monitoring", {
         "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),

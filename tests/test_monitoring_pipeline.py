@@ -552,7 +552,7 @@ def test_monitoring_stage_is_wired_into_the_code_location():
             "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
         "monitoring/shadow_evidence": (
-            "monitoring", ["clean/invoices", "clean/payments", "features/customer_snapshot",
+            "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], hourly),
         "monitoring/lead_conversion_estimated_performance": (
             "monitoring", ["features/lead_features", "models/lead_conversion/champion",

@@ -27,6 +27,7 @@ from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
 from leadscore_core.shadow import LiveEvidence, evidence_json, read_evidence
 from leadscore_core.tiers import tiers_of
+from leadscore_core.warehouse import publish_snapshot, snapshot_dir, snapshot_reader
 from tests.support.api_models import (
     lead_frame,
     lead_model,
@@ -84,6 +85,8 @@ def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
                                  "label_source": "payment"})
         conn.register("outcomes", outcomes)
         conn.execute("CREATE TABLE features.lead_features AS SELECT * FROM outcomes")
+        # as the feature assets do: monitoring reads the published snapshot
+        publish_snapshot(conn, "features.lead_features", snapshot_dir(data / "warehouse.duckdb"))
     dg.materialize([shadow_evidence], resources=resources)
     [after] = read_evidence(shadow_evidence_path(data / "monitoring"))
     champion_auc = roc_auc_score(converted, [answered[i]["probability"] for i in judged])
@@ -91,7 +94,7 @@ def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
     assert after.challenger_realised == pytest.approx(1.0)
     assert after.champion_realised == pytest.approx(champion_auc)
     assert after.lift == pytest.approx(1.0 - champion_auc)
-    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as conn:
+    with snapshot_reader(snapshot_dir(data / "warehouse.duckdb")) as conn:
         assert conn.execute("SELECT requests, changed, judged FROM monitoring.shadow_evidence"
                             ).fetchall() == [(80, expected_changes, 60)]
 

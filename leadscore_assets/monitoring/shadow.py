@@ -4,7 +4,8 @@
 those the challenger also answered, and per model, champion version and challenger version
 counts them and the ones whose tier (risk level, plan) would change; where the outcome has
 arrived (``judged_predictions``), it sets the challenger's realised ROC-AUC beside the
-champion's on those same predictions. The figures go to ``monitoring.shadow_evidence`` and to
+champion's on those same predictions. It reads the published snapshots (no writer pool); the
+figures are published as the snapshot ``monitoring.shadow_evidence`` and as
 ``data/monitoring/shadow_evidence.json``, which the champion gate, ``leadscore models`` and
 the models page read.
 
@@ -27,12 +28,12 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import (
     DRIFT_AUTOMATION,
     GROUP,
-    PREDICTIONS_KEY,
     SHORT_NAME,
     judged_predictions,
+    realised_performance,
     served_predictions,
 )
-from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
+from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.published import publish_file, shadow_evidence_path
 from leadscore_core.registry import CHAMPION, GATE_WAITING, MODELS, TAG_GATE
@@ -44,7 +45,7 @@ from leadscore_core.shadow import (
     read_evidence,
     shadow_answers,
 )
-from leadscore_core.warehouse import ensure_schemas
+from leadscore_core.warehouse import publish_snapshot, snapshot_dir
 
 EVIDENCE_KEY = dg.AssetKey(["monitoring", "shadow_evidence"])
 TABLE = "monitoring.shadow_evidence"
@@ -65,12 +66,11 @@ def evidence_frame(evidence: list[LiveEvidence]) -> pd.DataFrame:
 
 @dg.asset(
     key=EVIDENCE_KEY,
-    deps=[PREDICTIONS_KEY, dg.AssetKey(["features", "lead_features"]),
-          dg.AssetKey(["features", "customer_snapshot"]), dg.AssetKey(["clean", "invoices"]),
-          dg.AssetKey(["clean", "payments"])],
+    # what realised performance reads: the log, and the tables the outcomes come from
+    deps=[dep.asset_key for spec in realised_performance.specs for dep in spec.deps],
     group_name=GROUP,
-    kinds={"duckdb", "scikit-learn"},
-    pool=WAREHOUSE_POOL,
+    kinds={"parquet", "scikit-learn"},
+    # no writer pool: it reads the published snapshots and publishes its own
     automation_condition=DRIFT_AUTOMATION,  # hourly, and as the prediction log lands
 )
 def shadow_evidence(context: dg.AssetExecutionContext, config: ShadowEvidenceConfig,
@@ -79,21 +79,20 @@ def shadow_evidence(context: dg.AssetExecutionContext, config: ShadowEvidenceCon
     """Live evidence on each challenger scored in the champion's shadow: how many served
     predictions it also answered, the share whose tier (risk level, plan) it would change,
     and, once outcomes arrive, its realised ROC-AUC against the champion's on the same
-    predictions (the lift). Table ``monitoring.shadow_evidence``; JSON for the gate, the
+    predictions (the lift). Snapshot ``monitoring.shadow_evidence``; JSON for the gate, the
     command line and the pages."""
     s = settings.get()
-    with warehouse.get_connection() as conn:
+    with published_snapshots(warehouse) as conn:
         predictions = served_predictions(conn)
         judged = judged_predictions(conn, churn_horizon_days(s, config.horizon_days))
-    shadowed = (shadow_answers(predictions, SHORT_NAME) if predictions is not None
-                else shadow_answers(pd.DataFrame(columns=["model", "version", "outputs"]), {}))
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    evidence = live_evidence(shadowed, judged, now)
-    frame = evidence_frame(evidence)
-    with warehouse.get_connection() as conn:
-        ensure_schemas(conn)
+        shadowed = (shadow_answers(predictions, SHORT_NAME) if predictions is not None else
+                    shadow_answers(pd.DataFrame(columns=["model", "version", "outputs"]), {}))
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        evidence = live_evidence(shadowed, judged, now)
+        frame = evidence_frame(evidence)
         conn.register("_evidence", frame)
-        conn.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM _evidence")
+        publish_snapshot(conn, TABLE, snapshot_dir(warehouse.database),
+                         "SELECT * FROM _evidence")
         conn.unregister("_evidence")
     published = shadow_evidence_path(s.root / "monitoring")
     text = evidence_json(evidence)
