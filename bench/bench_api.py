@@ -165,11 +165,12 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen, grace_seconds: float = 20) -> None:
+    """Stop a server started by ``start`` and its children: SIGTERM, then SIGKILL."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(20)
+            process.wait(grace_seconds)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
 

@@ -88,12 +88,38 @@ def signed(body: bytes) -> dict[str, str]:
     return {"content-type": "application/json", "stripe-signature": f"t={t},v1={mac}"}
 
 
-def figures(latencies: list[float], elapsed: float, errors: Counter, acked: list) -> dict:
-    """Requests/s and latency percentiles (ms) of one load phase, with its errors and acks."""
-    lat = np.asarray(latencies) * 1000
-    return {"requests": len(lat), "rps": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
-            "errors": dict(errors), "acked": acked}
+class Phase:
+    """What one load phase's connections saw: each request's latency, the acknowledged
+    keys, the errors by status."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.acked: list[str] = []
+        self.errors: Counter = Counter()
+
+    async def post(self, session, url: str, key: str, body: bytes, headers: dict,
+                   since: float) -> None:
+        """Send one request; its latency is counted from ``since``."""
+        import aiohttp
+
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                status = response.status
+        except aiohttp.ClientError as exc:
+            status = type(exc).__name__
+        self.latencies.append(time.perf_counter() - since)
+        if status == 200:
+            self.acked.append(key)
+        else:
+            self.errors[str(status)] += 1
+
+    def figures(self, elapsed: float) -> dict:
+        """Requests/s and latency percentiles (ms), with the errors and acks."""
+        lat = np.asarray(self.latencies) * 1000
+        return {"requests": len(lat), "rps": len(lat) / elapsed,
+                "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+                "max": float(lat.max()), "errors": dict(self.errors), "acked": self.acked}
 
 
 async def paced(url: str, bodies: list[tuple[str, bytes]], rate: float, concurrency: int,
@@ -102,9 +128,7 @@ async def paced(url: str, bodies: list[tuple[str, bytes]], rate: float, concurre
     latency from each request's scheduled time."""
     import aiohttp
 
-    latencies: list[float] = []
-    acked: list[str] = []
-    errors: Counter = Counter()
+    phase = Phase()
     next_index = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -121,21 +145,11 @@ async def paced(url: str, bodies: list[tuple[str, bytes]], rate: float, concurre
                     await asyncio.sleep(wait)
                 key, body = bodies[i]
                 headers = signed(body) if sign else {"content-type": "application/json"}
-                try:
-                    async with session.post(url, data=body, headers=headers) as response:
-                        await response.read()
-                        status = response.status
-                except aiohttp.ClientError as exc:
-                    status = type(exc).__name__
-                latencies.append(time.perf_counter() - max(due, started))
-                if status == 200:
-                    acked.append(key)
-                else:
-                    errors[str(status)] += 1
+                await phase.post(session, url, key, body, headers, max(due, started))
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return figures(latencies, elapsed, errors, acked)
+    return phase.figures(elapsed)
 
 
 def landed_event_ids(data_dir: Path) -> Counter:
@@ -244,7 +258,7 @@ async def load_signed(url: str, bodies: list[tuple[str, bytes]], concurrency: in
     answered, for ``seconds``."""
     import aiohttp
 
-    latencies, acked, errors = [], [], Counter()
+    phase = Phase()
     it = iter(bodies)
     deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
@@ -254,19 +268,11 @@ async def load_signed(url: str, bodies: list[tuple[str, bytes]], concurrency: in
             for key, body in it:
                 if time.monotonic() >= deadline:
                     return
-                t0 = time.perf_counter()
-                async with s.post(url, data=body, headers=signed(body)) as response:
-                    await response.read()
-                    status = response.status
-                latencies.append(time.perf_counter() - t0)
-                if status == 200:
-                    acked.append(key)
-                else:
-                    errors[str(status)] += 1
+                await phase.post(s, url, key, body, signed(body), time.perf_counter())
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return figures(latencies, elapsed, errors, acked)
+    return phase.figures(elapsed)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from babel.numbers import format_currency
 
@@ -80,9 +81,9 @@ DERIVED: dict[str, FieldDisplay] = {
 }
 
 
-@dataclass(frozen=True)
-class HumanReason:
-    """One reason as people read it, with the machine's figures kept beside it."""
+class HumanReason(NamedTuple):
+    """One reason as people read it, with the machine's figures kept beside it (a named
+    tuple: the API makes several per answer, and a tuple is the cheapest to make)."""
 
     text: str  # "Business type is Dental"
     points: float  # effect on the 0-100 score, signed
@@ -119,7 +120,20 @@ def field_display(feature: str, displays: Mapping[str, FieldDisplay] | None = No
     as the export spells it."""
     if displays and feature in displays:
         return displays[feature]
-    return DERIVED.get(feature, FieldDisplay(feature))
+    return DERIVED.get(feature) or _own_name(feature)
+
+
+@lru_cache(maxsize=4096)
+def _own_name(feature: str) -> FieldDisplay:
+    return FieldDisplay(feature)
+
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+@lru_cache(maxsize=256)
+def _is_currency(unit: str) -> bool:
+    return _CURRENCY.fullmatch(unit) is not None
 
 
 def format_value(value: Any, unit: str | None = None) -> str:
@@ -128,12 +142,12 @@ def format_value(value: Any, unit: str | None = None) -> str:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):  # noqa: UP038 - the tuple is the faster check
         number = float(value)
         if unit == "time_of_day":
             minutes = int(round(number * 60)) % (24 * 60)
             return f"{minutes // 60:02d}:{minutes % 60:02d}"
-        if unit and re.fullmatch(r"[A-Z]{3}", unit):
+        if unit and _is_currency(unit):
             return format_currency(number, unit, locale=LOCALE)
         if unit == "money":
             return f"{number:,.2f}"
@@ -167,7 +181,21 @@ def points_text(points: float) -> str:
 
 def reason_points(contribution: float, raw_score: float, link: Link) -> float:
     """What this contribution adds to the 0-100 score (see the module docstring)."""
-    return 100.0 * (link(raw_score) - link(raw_score - contribution))
+    return 100.0 * (_probability(link, raw_score) - link(raw_score - contribution))
+
+
+# The reasons of one answer share its raw score: its probability is worked out once.
+_last_probability: tuple[Link, float, float] | None = None
+
+
+def _probability(link: Link, raw_score: float) -> float:
+    global _last_probability
+    last = _last_probability
+    if last is not None and last[0] is link and last[1] == raw_score:
+        return last[2]
+    p = link(raw_score)
+    _last_probability = (link, raw_score, p)
+    return p
 
 
 def human_reason(feature: str, value: Any, contribution: float, *, raw_score: float,
@@ -179,7 +207,8 @@ def human_reason(feature: str, value: Any, contribution: float, *, raw_score: fl
     ``sent``: the value as the caller sent it (a request's own spelling of a category); the
     model's decoded value is normalised (lower case), so ``sent`` wins when given.
     """
-    shown = field_display(feature, displays)
+    shown = (displays[feature] if displays and feature in displays
+             else DERIVED.get(feature) or _own_name(feature))  # field_display, inlined
     points = reason_points(contribution, raw_score, link)
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if missing:

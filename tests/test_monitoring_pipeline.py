@@ -51,6 +51,7 @@ from leadscore_core.warehouse import (
     snapshot_reader,
     table_exists,
 )
+from tests.support.accounts import account_rows
 from tests.support.predlog import land_prediction_log, sealed_files
 
 MODEL = "snapshot_churn"
@@ -69,26 +70,7 @@ def customers(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINE
     idle = rng.uniform(0, 30, n)
     risk = -2.0 + 0.006 * fee - 0.25 * logins + 0.08 * idle
     churned = rng.random(n) < 1 / (1 + np.exp(-risk))
-    ids = [f"c{start + i}" for i in range(n)]
-    return pd.DataFrame({
-        "customer_id": ids, "profile": "saas_accounts",
-        "created_at": pd.Series([pd.Timestamp("2024-01-01")] * n, dtype="datetime64[us]"),
-        "email": [f"{i}@example.com" for i in ids], "churned": churned,
-        "business_type": rng.choice(["retail", "agency", "clinic"], n),
-        "business_size": rng.choice(["micro", "small", "medium"], n),
-        "plan": "MVP",
-        "tenure_months": rng.integers(1, 36, n).astype(float),
-        "monthly_fee": fee * price_rise,
-        "seats": rng.integers(1, 20, n).astype(float),
-        "logins_30d": logins,
-        "active_users_30d": rng.integers(1, 10, n).astype(float),
-        "support_tickets_90d": rng.poisson(1, n).astype(float),
-        "days_since_last_login": idle,
-        "auto_renew": rng.random(n) < 0.7,
-        "payments_matched": False,
-        "_source_file": "handmade.csv", "_row_number": np.arange(1, n + 1),
-        "_ingested_at": pd.Series([ingested] * n, dtype="datetime64[us]"),
-    })
+    return account_rows(rng, churned, logins, idle, start, ingested, fee=fee * price_rise)
 
 
 def utc_now() -> pd.Timestamp:

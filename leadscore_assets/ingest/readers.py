@@ -124,7 +124,9 @@ def decide_formats(file: str, table: pa.Table, numbers: Mapping[str, str],
 
     ``numbers`` and ``dates`` map the raw field name to the file's column name.
     """
-    good = table.filter(pa.compute.is_null(table.column("_malformed")))
+    good = table.select(list(dict.fromkeys([*numbers.values(), *dates.values(), "_malformed"])))
+    if good.column("_malformed").null_count < good.num_rows:
+        good = good.filter(pa.compute.is_null(good.column("_malformed")))
     decision: dict[str, Any] = {}
     decision.update(_rename(formats.decide_numbers(
         file, {column: good.column(column) for column in numbers.values()}, declared),

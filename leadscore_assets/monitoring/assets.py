@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from leadscore_assets.features.assets import PAYMENT_EVENTS, PURCHASES, markdown_table
@@ -54,7 +55,9 @@ from leadscore_core.registry import (
     MODELS,
     REFERENCE_ARTIFACT,
     TAG_LABEL,
+    ModelRegistry,
 )
+from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import get_settings
 from leadscore_core.vocabulary import flags
 from leadscore_core.warehouse import publish_snapshot, read_table, snapshot_dir, table_exists
@@ -129,7 +132,16 @@ def drift_key(model: str) -> dg.AssetKey:
     return dg.AssetKey(["monitoring", f"{model}_drift"])
 
 
-class DriftConfig(dg.Config):
+class WindowConfig(dg.Config):
+    """How large the window of rows that arrived since training must be, and may be."""
+
+    min_rows: int = 100
+    """Fewer rows in the window than this: no verdict (too few to tell a change from noise)."""
+    max_rows: int = 100_000
+    """Larger windows are sampled down to this many rows (fixed seed)."""
+
+
+class DriftConfig(WindowConfig):
     share_threshold: float = 0.5
     """ERROR: the dataset drifted when this share of features drifts (or a top feature)."""
     warn_share: float = 0.25
@@ -137,10 +149,6 @@ class DriftConfig(dg.Config):
     top_features: int = 3
     """Drift of any of the model's most important features marks the dataset drifted."""
     missing_rate_threshold: float = 0.1
-    min_current_rows: int = 100
-    """Fewer rows in the window than this: no verdict (too few to tell drift from noise)."""
-    max_current_rows: int = 100_000
-    """Larger windows are sampled down to this many rows (fixed seed)."""
 
 
 # The drift reports run hourly and whenever the model, its features or the prediction log
@@ -197,6 +205,53 @@ def seen_rows(registry, champion) -> np.ndarray | None:
                                                                           ].to_numpy()
     except (OSError, MlflowException):
         return None
+
+
+@dataclass(frozen=True)
+class ServedChampion:
+    """The champion a monitoring asset judges: its bundle, inputs, training time and label."""
+
+    registry: ModelRegistry
+    version: ModelVersion
+    bundle: ModelBundle
+    kinds: dict[str, str]
+    trained_at: datetime
+    label: str
+
+
+def served_champion(model_registry: ModelRegistryResource, model: str) -> ServedChampion | None:
+    """The model's current champion, or None before the first promotion."""
+    registry = model_registry.registry()
+    champion = registry.by_alias(model, CHAMPION)
+    if champion is None:
+        return None
+    bundle = registry.load_bundle(model, champion.version)
+    trained_at = _naive_utc(bundle.metadata.get("trained_at")
+                            or datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC))
+    return ServedChampion(registry, champion, bundle,
+                          {s.name: s.kind for s in bundle.encoder.specs}, trained_at,
+                          champion.tags.get(TAG_LABEL, MONITORED[model].label))
+
+
+def current_window(conn: duckdb.DuckDBPyConnection, model: str, served: ServedChampion,
+                   features: list[str], columns: list[str], max_rows: int
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(from_features, from_api, window)``: the feature rows the champion has not seen
+    (``columns`` of them), what the API was asked since it was trained, and both stacked
+    (``_window`` says which), every feature present, sampled down to ``max_rows``."""
+    from_features = feature_window(conn, MONITORED[model],
+                                   seen_rows(served.registry, served.version),
+                                   served.trained_at, columns)
+    from_api = api_window(conn, MODELS[model], served.trained_at, served.kinds)
+    parts = [f.assign(_window=w) for f, w in ((from_features, "features"), (from_api, "api"))
+             if len(f)]
+    window = pd.concat(parts, ignore_index=True) if parts else from_features.copy()
+    for name in features:  # a feature the table lacks is missing, not an error
+        if name not in window:
+            window[name] = pd.NA
+    if len(window) > max_rows:
+        window = window.sample(max_rows, random_state=0)
+    return from_features, from_api, window
 
 
 def feature_window(conn: duckdb.DuckDBPyConnection, spec: MonitoredModel,
@@ -264,43 +319,28 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     ``share_drifted``, the thresholds, and the labelled row counts now and at training.
     """
     spec = MONITORED[model]
-    registry = model_registry.registry()
-    champion = registry.by_alias(model, CHAMPION)
-    if champion is None:
+    served = served_champion(model_registry, model)
+    if served is None:
         return dg.MaterializeResult(metadata={
             "status": "no_champion", "dataset_drifted": False, "share_drifted": 0.0,
             "verdict": f"{MODELS[model]} has no champion yet: nothing to compare"})
-
-    bundle = registry.load_bundle(model, champion.version)
-    kinds = {s.name: s.kind for s in bundle.encoder.specs}
+    registry, champion, bundle = served.registry, served.version, served.bundle
+    kinds, trained_at, label = served.kinds, served.trained_at, served.label
     by_original = {s.original_name: s.name for s in bundle.encoder.specs}
     importance = {by_original.get(k, k): v
                   for k, v in bundle.metadata.get("feature_importance", {}).items()}
-    trained_at = _naive_utc(bundle.metadata.get("trained_at")
-                            or datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC))
-    label = champion.tags.get(TAG_LABEL, spec.label)
     reference = registry.run_frame(champion.run_id, REFERENCE_ARTIFACT)
     holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
     features = [f for f in kinds if f in reference.columns]
 
-    seen = seen_rows(registry, champion)
     # the published snapshots, not the warehouse: a drift report never waits for the writer
     with published_snapshots(warehouse) as conn:
-        from_features = feature_window(conn, spec, seen, trained_at, [*features, label])
-        from_api = api_window(conn, MODELS[model], trained_at, kinds)
+        from_features, from_api, current = current_window(
+            conn, model, served, features, [*features, label], config.max_rows)
         labelled_now = labelled_rows(conn, spec)
     run = registry.client.get_run(champion.run_id)
     labelled_then = int(run.data.metrics.get("rows_train", 0)
                         + run.data.metrics.get("rows_holdout", 0))
-
-    parts = [f.assign(_window=w) for f, w in ((from_features, "features"), (from_api, "api"))
-             if len(f)]
-    current = pd.concat(parts, ignore_index=True) if parts else from_features
-    for name in features:  # a feature the table lacks is missing, not an error
-        if name not in current:
-            current[name] = pd.NA
-    if len(current) > config.max_current_rows:
-        current = current.sample(config.max_current_rows, random_state=0)
     base_meta: dict[str, object] = {
         "champion_version": str(champion.version),
         "registered_model": MODELS[model],
@@ -314,9 +354,9 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
         "warn_share": config.warn_share,
         "share_threshold": config.share_threshold,
     }
-    if len(current) < config.min_current_rows:
+    if len(current) < config.min_rows:
         verdict = (f"{len(current)} row(s) arrived since version {champion.version} was "
-                   f"trained (fewer than {config.min_current_rows}): no verdict yet")
+                   f"trained (fewer than {config.min_rows}): no verdict yet")
         context.log.info(verdict)
         return dg.MaterializeResult(metadata={
             **base_meta, "status": "too_few_rows", "dataset_drifted": False,
@@ -381,22 +421,26 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     return dg.MaterializeResult(metadata=meta)
 
 
-def drift_asset(model: str) -> dg.AssetsDefinition:
-    spec = MONITORED[model]
+def champion_monitor(model: str) -> dict[str, object]:
+    """What every monitoring asset of a model's champion shares in its definition: its
+    upstream (the champion, the prediction log, the model's feature tables), group and
+    rhythm. None holds the writer pool: they read the published snapshots and write files of
+    their own."""
+    return {"deps": [champion_key(model), PREDICTIONS_KEY,
+                     *[dg.AssetKey(["features", d]) for d in MONITORED[model].deps]],
+            "group_name": GROUP, "automation_condition": DRIFT_AUTOMATION}
 
+
+def drift_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=drift_key(model),
-        deps=[champion_key(model), PREDICTIONS_KEY,
-              *[dg.AssetKey(["features", d]) for d in spec.deps]],
-        group_name=GROUP,
         kinds={"scipy", "parquet", "html"},
-        # no writer pool: it reads the published snapshots and writes files of its own
-        automation_condition=DRIFT_AUTOMATION,
         description=(
             f"Drift of {MODELS[model]}'s inputs, predictions and labels: the champion's "
             "training reference against the rows that arrived since it was trained and what "
             "the API was asked to score. HTML report and JSON summary under data/monitoring/."
         ),
+        **champion_monitor(model),
     )
     def _drift(context: dg.AssetExecutionContext, config: DriftConfig,
                warehouse: DuckDBResource, settings: SettingsResource,

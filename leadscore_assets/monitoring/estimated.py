@@ -36,26 +36,21 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.features.assets import markdown_table
-from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import (
-    DRIFT_AUTOMATION,
-    GROUP,
-    MONITORED,
-    PREDICTIONS_KEY,
-    _naive_utc,
+    WindowConfig,
     _same_types,
-    api_window,
-    feature_window,
+    champion_monitor,
+    current_window,
     judged_predictions,
-    seen_rows,
+    served_champion,
 )
 from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_assets.scores.assets import quartile_tiers, risk_levels
 from leadscore_core.estimation import Estimate, estimate, realised_metrics
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.published import estimated_summary_path, publish_file
-from leadscore_core.registry import CHAMPION, HOLDOUT_ARTIFACT, MODELS, TAG_LABEL
+from leadscore_core.registry import HOLDOUT_ARTIFACT, MODELS
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
 from leadscore_core.warehouse import publish_part, snapshot_dir
@@ -71,9 +66,7 @@ def estimated_key(model: str) -> dg.AssetKey:
     return dg.AssetKey(["monitoring", f"{model}_estimated_performance"])
 
 
-class EstimationConfig(dg.Config):
-    min_rows: int = 100
-    """Fewer rows in the window than this: no estimate (its interval would say nothing)."""
+class EstimationConfig(WindowConfig):
     max_rows: int = 50_000
     """Larger windows are sampled down to this many rows (fixed seed)."""
     draws: int = 400
@@ -176,19 +169,14 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     The metadata carries what the retraining sensor reads: ``status`` (evaluated |
     too_few_rows | no_champion), ``champion_version`` and ``estimated_drop``.
     """
-    spec = MONITORED[model]
-    registry = model_registry.registry()
-    champion = registry.by_alias(model, CHAMPION)
-    if champion is None:
+    served = served_champion(model_registry, model)
+    if served is None:
         return dg.MaterializeResult(metadata={
             "status": "no_champion", "estimated_drop": False,
             "verdict": f"{MODELS[model]} has no champion yet: nothing to estimate"})
     s = settings.get()
-    bundle = registry.load_bundle(model, champion.version)
-    kinds = {f.name: f.kind for f in bundle.encoder.specs}
-    trained_at = _naive_utc(bundle.metadata.get("trained_at")
-                            or datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC))
-    label = champion.tags.get(TAG_LABEL, spec.label)
+    registry, champion, bundle = served.registry, served.version, served.bundle
+    kinds, trained_at, label = served.kinds, served.trained_at, served.label
     features = list(kinds)
 
     holdout = registry.run_frame(champion.run_id, HOLDOUT_ARTIFACT)
@@ -198,18 +186,10 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
     reference_realised = (realised_metrics(p_ref, holdout[label].astype(bool).to_numpy(),
                                            top_ref) if label in holdout else {})
 
-    seen = seen_rows(registry, champion)
     with published_snapshots(warehouse) as conn:
-        parts = [feature_window(conn, spec, seen, trained_at, features),
-                 api_window(conn, MODELS[model], trained_at, kinds)]
+        _, _, window = current_window(conn, model, served, features, features,
+                                      config.max_rows)
         judged = judged_predictions(conn, churn_horizon_days(s, config.horizon_days))
-    window = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
-        len(p) for p in parts) else pd.DataFrame(columns=features)
-    for name in features:
-        if name not in window:
-            window[name] = pd.NA
-    if len(window) > config.max_rows:
-        window = window.sample(config.max_rows, random_state=0)
     versus = estimate_vs_realised(model, judged, config, s)
     now = datetime.now(UTC).replace(tzinfo=None)
 
@@ -270,22 +250,16 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
 
 
 def estimated_asset(model: str) -> dg.AssetsDefinition:
-    spec = MONITORED[model]
-
     @dg.asset(
         key=estimated_key(model),
-        deps=[champion_key(model), PREDICTIONS_KEY,
-              *[dg.AssetKey(["features", d]) for d in spec.deps]],
-        group_name=GROUP,
         kinds={"numpy", "parquet"},
-        # no writer pool: it reads the published snapshots and publishes its own
-        automation_condition=DRIFT_AUTOMATION,  # on the drift reports' rhythm
         description=(
             f"{MODELS[model]}'s ROC-AUC, precision in its top tier ({TOP_TIER[model]}) and "
             "calibration on the current window, estimated from the champion's calibrated "
             "probabilities before the outcomes arrive, with intervals; set next to the "
             "realised figures as outcomes arrive."
         ),
+        **champion_monitor(model),  # on the drift reports' rhythm
     )
     def _estimated(context: dg.AssetExecutionContext, config: EstimationConfig,
                    warehouse: DuckDBResource, settings: SettingsResource,

@@ -2,7 +2,8 @@
 
 Churn follows a hidden engagement that two features (logins in 30 days, days since the last
 login) measure equally well; the other features are noise. Shared by the tests of the
-performance estimate and of score changes.
+performance estimate and of score changes; ``account_rows`` also by the drift tests, whose
+signal is the monthly fee.
 """
 
 import numpy as np
@@ -14,13 +15,13 @@ FEATURES = ["business_type", "business_size", "tenure_months", "monthly_fee", "s
             "auto_renew"]
 
 
-def accounts(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED_BEFORE
-             ) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    engagement = rng.normal(0, 1, n)
-    logins = np.clip(np.rint(12 + 5 * (engagement + rng.normal(0, 0.4, n))), 0, None)
-    idle = np.clip(15 - 6 * (engagement + rng.normal(0, 0.4, n)), 0, None)
-    churned = rng.random(n) < 1 / (1 + np.exp(-(-1.0 - 2.0 * engagement)))
+def account_rows(rng: np.random.Generator, churned: np.ndarray, logins: np.ndarray,
+                 idle: np.ndarray, start: int = 0, ingested: pd.Timestamp = TRAINED_BEFORE,
+                 fee: np.ndarray | None = None) -> pd.DataFrame:
+    """``features.customer_snapshot`` rows around a signal drawn by the caller (churn,
+    logins, days idle, and the monthly fee where it is part of the signal); the other
+    features are drawn here, from ``rng``, as noise."""
+    n = len(churned)
     ids = [f"c{start + i}" for i in range(n)]
     return pd.DataFrame({
         "customer_id": ids, "profile": "saas_accounts",
@@ -30,7 +31,7 @@ def accounts(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED
         "business_size": rng.choice(["micro", "small", "medium"], n),
         "plan": "MVP",
         "tenure_months": rng.integers(1, 36, n).astype(float),
-        "monthly_fee": rng.choice([150.0, 250.0, 350.0, 500.0], n),
+        "monthly_fee": rng.choice([150.0, 250.0, 350.0, 500.0], n) if fee is None else fee,
         "seats": rng.integers(1, 20, n).astype(float),
         "logins_30d": logins.astype(float),
         "active_users_30d": rng.integers(1, 10, n).astype(float),
@@ -41,6 +42,16 @@ def accounts(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED
         "_source_file": "handmade.csv", "_row_number": np.arange(1, n + 1),
         "_ingested_at": pd.Series([ingested] * n, dtype="datetime64[us]"),
     })
+
+
+def accounts(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED_BEFORE
+             ) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    engagement = rng.normal(0, 1, n)
+    logins = np.clip(np.rint(12 + 5 * (engagement + rng.normal(0, 0.4, n))), 0, None)
+    idle = np.clip(15 - 6 * (engagement + rng.normal(0, 0.4, n)), 0, None)
+    churned = rng.random(n) < 1 / (1 + np.exp(-(-1.0 - 2.0 * engagement)))
+    return account_rows(rng, churned, logins, idle, start, ingested)
 
 
 def now() -> pd.Timestamp:
