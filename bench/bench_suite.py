@@ -45,10 +45,14 @@ def test_env() -> dict[str, str]:
 
 
 def run_suite(command: list[str], cwd: Path) -> tuple[float, str]:
+    """Wall seconds and pytest's summary, with the machine's load average before and after
+    (on a shared machine the figure means little without it)."""
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=test_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    summary = last_summary(done.stdout)
+    summary = (f"{last_summary(done.stdout)}; load average {load_before:.1f} before, "
+               f"{os.getloadavg()[0]:.1f} after")
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
         print(f"warning: {' '.join(command)} exited {done.returncode} in {cwd}", file=sys.stderr)
@@ -111,6 +115,8 @@ def main() -> None:
     ratio = now / then
     verdict = "within" if ratio <= TARGET else "MISSES"
     print(f"now / then: {ratio:.0%} (target at most {TARGET:.0%}: {verdict})")
+    if ratio > TARGET:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

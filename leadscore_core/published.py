@@ -25,6 +25,9 @@ OPEN_LEADS_FILE = "open_leads.parquet"
 REALISED_PERFORMANCE_FILE = "realised_performance.json"
 # In the monitoring folder: live evidence on challengers from shadow scoring (JSON list).
 SHADOW_EVIDENCE_FILE = "shadow_evidence.json"
+# In the monitoring folder: realised ROC-AUC per model and calendar window of prediction time,
+# with the confidence-based estimate beside it (JSON list of rows).
+REALISED_OVER_TIME_FILE = "realised_over_time.json"
 
 T = TypeVar("T")
 
@@ -44,6 +47,10 @@ def shadow_evidence_path(monitoring_dir: Path) -> Path:
 def estimated_summary_path(monitoring_dir: Path, model: str) -> Path:
     """The latest label-free performance estimate of a model (short name), as JSON."""
     return Path(monitoring_dir) / f"{model}_estimated.json"
+
+
+def realised_over_time_path(monitoring_dir: Path) -> Path:
+    return Path(monitoring_dir) / REALISED_OVER_TIME_FILE
 
 
 def publish_file(write, path: Path) -> Path:

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Formats declared per source where the evidence in a file may not decide "
                     "them, e.g. {\"invoices\": {\"date_order\": \"dmy\", \"decimal\": \",\"}} "
-                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter)")
+                    "(keys: date_order dmy|mdy|ymd, decimal, thousands, delimiter, "
+                    "timezone (an IANA zone for times written without a UTC offset), "
+                    "encoding)")
     plan_catalogue_path: Path | None = Field(
         None, description="YAML plan catalogue; default: the shipped catalogue"
     )
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
     churn_horizon_days: int = Field(
         90, ge=1, description="A customer churned when they buy and pay nothing for this many "
                               "days (the horizon every churn risk states)")
+    tuning: bool = Field(
+        False, description="Tune LightGBM's parameters beyond the small grid at every training "
+                           "(Optuna's step-wise tuner, on the cross-validation folds only)")
+    tuning_budget_seconds: float = Field(
+        60.0, gt=0, description="Tuning's time budget per model: no trial starts after it")
     retrain_cadence: str | None = Field(
         None, description="Cron schedule (UTC) of fixed retrainings, e.g. '0 6 * * 1' for "
                           "Mondays 06:00; unset: retrain only on drift, new labels or an "

@@ -143,8 +143,14 @@ def test_raw_assets_are_partitioned_per_file(graph):
 
 
 def test_warehouse_writers_share_the_single_writer_pool():
+    def pool(assets_def: dg.AssetsDefinition) -> str | None:
+        node = assets_def.node_def  # a graph-backed asset holds the pool on its one op
+        ops = list(node.iterate_op_defs()) if isinstance(node, dg.GraphDefinition) else [node]
+        [found] = {op.pool for op in ops}
+        return found
+
     pools = {
-        key.to_user_string(): assets_def.op.pool
+        key.to_user_string(): pool(assets_def)
         for assets_def in defs.assets if isinstance(assets_def, dg.AssetsDefinition)
         for key in assets_def.keys
     }

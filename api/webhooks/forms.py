@@ -84,7 +84,7 @@ def parse_submission(content_type: str, body: bytes) -> dict[str, Any]:
 def submission_record(profile: Profile, fields: dict[str, Any], received: datetime
                       ) -> tuple[dict[str, Any], dict[str, int]]:
     """The line written for a submission, and the feature values the profile cannot read
-    (made null by cleaning, never a reason to refuse the lead).
+    (stored as sent; cleaning quarantines the lead with the field and value).
 
     Every column the profile names is present (null when the form did not send it), so the
     sealed file is recognised and read as this profile's; a submission without its

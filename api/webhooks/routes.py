@@ -56,7 +56,7 @@ class FormReceipt(msgspec.Struct):
     duplicate: bool
     profile: str
     id: str | None
-    # feature values the profile cannot read: stored as sent, null in the clean table
+    # feature values the profile cannot read: stored as sent, quarantined by cleaning
     unreadable_values: dict[str, int]
     # the lead's score, tier and reasons when the profile's lead model is served
     score: LeadScore | None = None

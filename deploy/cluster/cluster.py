@@ -15,7 +15,8 @@ Processes (each in its own session; pid files and logs under ``<data>/cluster/``
   MLflow's basic-auth app (admin credentials: MLFLOW_TRACKING_USERNAME / _PASSWORD);
 - ``daemon``: ``dagster-daemon`` (sensors, the run queue, run monitoring);
 - ``webserver``: the Dagster UI;
-- ``worker-N``: Celery workers (``LEADSCORE_CELERY_WORKERS``, one run at a time each);
+- ``worker-N``: Celery workers (``LEADSCORE_CELERY_WORKERS``, one run at a time each), the
+  code location imported at start;
 - ``api``: ``leadscore serve --workers LEADSCORE_API_WORKERS``.
 
 Creating the databases, the role and the RabbitMQ vhost is idempotent: ``up`` twice is fine.
@@ -44,6 +45,13 @@ ROOT = HERE.parents[1]
 ENV_FILE = HERE / "cluster.env"
 START_TIMEOUT = 420.0
 WORKER_HEALTHCHECK_SECONDS = 120
+HTTP_TIMEOUT = 60.0
+AUTH_CACHE_SECONDS = 60
+# the webserver's and the daemon's code servers import the code location at start: minutes
+# on a busy host (dagster.yaml's code_servers.local_startup_timeout says as much)
+LOCATION_TIMEOUT = 900.0
+# What a Celery worker imports at start (``-i``), before its pool process forks
+PRELOAD = "leadscore_assets.definitions"
 
 
 def cluster_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -72,6 +80,53 @@ def _expand(value: str, env: dict[str, str]) -> str:
     for key, v in env.items():
         value = value.replace("${" + key + "}", v)
     return value
+
+
+def isolated_env(tag: str, data: Path, extra: dict[str, str],
+                 base: dict[str, str] | None = None) -> dict[str, str]:
+    """A cluster of its own beside any other on the same services: databases, vhost and
+    worker names prefixed by ``tag``, its own data folder and admin password, and ``extra``
+    (its ports, at least) on top (tests and benchmarks). The LEADSCORE_/DAGSTER_/MLFLOW_
+    variables of ``base`` are ignored."""
+    base = {k: v for k, v in (os.environ if base is None else base).items()
+            if not k.startswith(("LEADSCORE_", "DAGSTER_", "MLFLOW_"))}
+    pg = "postgresql+psycopg2://leadscore@127.0.0.1:5432"
+    overrides = {
+        "LEADSCORE_DATA_DIR": str(data),
+        "LEADSCORE_DAGSTER_PG_URL": f"{pg}/{tag}_dagster",
+        "LEADSCORE_MLFLOW_BACKEND_URL": f"{pg}/{tag}_mlflow",
+        "LEADSCORE_MLFLOW_AUTH_URL": f"{pg}/{tag}_auth",
+        "LEADSCORE_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{tag}",
+        "LEADSCORE_CELERY_WORKER_PREFIX": f"{tag}-worker-",
+        "MLFLOW_TRACKING_PASSWORD": secrets.token_hex(16),
+        **extra,
+    }
+    return cluster_env({**base, **overrides})
+
+
+def free_ports(count: int, span: str | None = None) -> list[str]:
+    """``count`` ports nothing listens on: from ``span`` ("first-last") when given, so runs
+    on a shared host stay in their own range, else ones the system hands out."""
+    import socket
+
+    candidates = (range(int(span.split("-")[0]), int(span.split("-")[1]) + 1) if span
+                  else [0] * count)
+    held: list[socket.socket] = []  # kept open until all are found: no port twice
+    try:
+        for port in candidates:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+            if len(held) == count:
+                return [str(h.getsockname()[1]) for h in held]
+    finally:
+        for h in held:
+            h.close()
+    raise RuntimeError(f"fewer than {count} free ports in {span}")
 
 
 # -- what the services need -------------------------------------------------------------
@@ -161,6 +216,10 @@ def write_auth_config(env: dict[str, str]) -> None:
         f"admin_username = {env['MLFLOW_TRACKING_USERNAME']}\n"
         f"admin_password = {env['MLFLOW_TRACKING_PASSWORD']}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # a verified credential is remembered for a minute (per server worker): without it
+        # every request pays a scrypt hash, seconds each on a busy host, and a training run
+        # makes hundreds of requests; a changed password reaches every worker within it
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n"
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -224,6 +283,9 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
         cmds[f"worker-{i}"] = [
             _bin("dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
             "-y", str(HERE / "celery.yaml"), "-n", f"{env['LEADSCORE_CELERY_WORKER_PREFIX']}{i}",
+            # the code location is imported once, before the pool process forks: every run
+            # (and the process that replaces a dead one) starts with it loaded
+            "-i", PRELOAD,
             "--", "--concurrency=1", "--without-gossip", "--without-mingle",
         ]
     cmds["api"] = [_bin("leadscore"), "serve", "--host", host,
@@ -269,7 +331,8 @@ def _http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        # generous: a first request to a server still warming up on a busy host is slow
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -315,6 +378,7 @@ def up(env: dict[str, str]) -> None:
         start(env, name, cmds[name])
     wait_until(lambda: _http_ok(f"http://{host}:{env['LEADSCORE_DAGSTER_UI_PORT']}/server_info"),
                "Dagster webserver", env, ["webserver"])
+    location_loaded(env)
     wait_until(lambda: celery_workers_ready(env) >= len(workers), "Celery workers", env,
                workers)
     wait_until(lambda: _http_ok(f"http://{host}:{env['LEADSCORE_API_PORT']}/health"),
@@ -343,6 +407,21 @@ def stop(env: dict[str, str], name: str, grace: float = 20.0) -> None:
     (_run_dir(env) / "pids" / f"{name}.pid").unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def interrupted_by_sigterm():
+    """While the block runs, SIGTERM (a CI timeout, ``kill``) interrupts the main thread as
+    Ctrl-C would, so the caller's cleanup (``down``) still runs; the handler is put back
+    after. Also for a process started in the background, where SIGINT is ignored."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def down(env: dict[str, str], drop: bool = False) -> None:
     # the API and the daemon first (nothing new is launched), the tracking server last
     names = ["api", "daemon", "webserver",
@@ -367,6 +446,166 @@ def status(env: dict[str, str]) -> str:
         f"logs         {_run_dir(env) / 'logs'}",
     ]
     return "\n".join(lines)
+
+
+# -- the Dagster webserver's GraphQL API (what the UI's buttons do) ------------------------
+
+LOCATION = {"repositoryLocationName": "leadscore", "repositoryName": "__repository__"}
+_LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+_SENSOR = """
+query Sensor($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { jobOriginId sensorState { selectorId status } }
+  }
+}"""
+_STOP_SENSOR = """
+mutation Stop($origin: String!, $selector: String!) {
+  stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}"""
+_START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}"""
+# Sensors that launch runs of their own (the inbox sensors only land new files)
+RUN_LAUNCHING_SENSORS = ("automation", "monitoring_automation_sensor", "retraining_sensor")
+
+
+def graphql(env: dict[str, str], query: str, variables: dict) -> dict:
+    import json
+
+    url = f"http://{env['LEADSCORE_BIND_HOST']}:{env['LEADSCORE_DAGSTER_UI_PORT']}/graphql"
+    request = urllib.request.Request(
+        url, data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = json.load(response)
+    if "errors" in body:
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
+_LOCATIONS = """
+query Locations {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries { name loadStatus locationOrLoadError { __typename } }
+    }
+  }
+}"""
+
+
+_RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) { __typename }
+}"""
+
+
+def location_loaded(env: dict[str, str], timeout: float = LOCATION_TIMEOUT) -> None:
+    """Wait until the webserver has the code location loaded (asking it to load it again
+    after a failed start). A sensor or a job is not found while it loads, which happens when
+    its code server is replaced (a busy host's missed heartbeats can cause that)."""
+    name = LOCATION["repositoryLocationName"]
+    deadline = time.monotonic() + timeout
+    while True:
+        data = graphql(env, _LOCATIONS, {})["workspaceOrError"]
+        entry = {e["name"]: e for e in data.get("locationEntries", [])}.get(name)
+        kind = ((entry or {}).get("locationOrLoadError") or {}).get("__typename")
+        if entry and entry["loadStatus"] == "LOADED":
+            if kind == "RepositoryLocation":
+                return
+            graphql(env, _RELOAD, {"name": name})  # it failed to start: try again
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"code location not loaded after {timeout:.0f} s: {entry}")
+        time.sleep(2)
+
+
+def launch(env: dict[str, str], job: str = "__ASSET_JOB", asset_paths: list | None = None,
+           tags: dict[str, str] | None = None) -> str:
+    """Launch a run of ``job`` (or of the assets named) as the UI does; its id."""
+    location_loaded(env)
+    selector = {**LOCATION, "jobName": job}
+    if asset_paths is not None:
+        selector["assetSelection"] = [{"path": p} for p in asset_paths]
+    data = graphql(env, _LAUNCH, {"params": {
+        "selector": selector, "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": k, "value": v}
+                                       for k, v in (tags or {}).items()]}}})["launchRun"]
+    if data["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launch of {job} failed: {data}")
+    return data["run"]["runId"]
+
+
+_REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def reexecute(env: dict[str, str], run_id: str, strategy: str = "ALL_STEPS") -> str:
+    """Re-execute a run as the UI's "Re-execute" does; the new run's id."""
+    location_loaded(env)
+    data = graphql(env, _REEXECUTE, {"params": {"parentRunId": run_id,
+                                                "strategy": strategy}})
+    result = data["launchRunReexecution"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"re-execution of {run_id} failed: {result}")
+    return result["run"]["runId"]
+
+
+def set_sensors(env: dict[str, str], names, running: bool) -> None:
+    """Start or stop sensors, as an operator would in the UI."""
+    for name in names:
+        location_loaded(env)
+        selector = {**LOCATION, "sensorName": name}
+        if running:
+            result = graphql(env, _START_SENSOR, {"selector": selector})["startSensor"]
+            ok = result["__typename"] == "Sensor"
+        else:
+            sensor = graphql(env, _SENSOR, {"selector": selector})["sensorOrError"]
+            if sensor["__typename"] != "Sensor":
+                raise RuntimeError(f"no sensor {name}: {sensor}")
+            result = graphql(env, _STOP_SENSOR, {
+                "origin": sensor["jobOriginId"],
+                "selector": sensor["sensorState"]["selectorId"]})["stopSensor"]
+            ok = result["__typename"] == "StopSensorMutationResult"
+        if not ok:
+            raise RuntimeError(f"{'start' if running else 'stop'} {name} failed: {result}")
+
+
+@contextlib.contextmanager
+def sensors_stopped(env: dict[str, str], names=RUN_LAUNCHING_SENSORS):
+    """The sensors stopped while the block runs, started again afterwards."""
+    stopped = []
+    try:
+        for name in names:
+            set_sensors(env, [name], running=False)
+            stopped.append(name)
+        yield
+    finally:
+        set_sensors(env, stopped, running=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,9 +7,12 @@ profile's repairs applied (Telco's blank ``TotalCharges`` at tenure 0 is 0), the
 becomes a boolean.
 
 Rules, in order: ``other_profile`` (removed: rows of another profile stay in raw for when
-that profile is active), ``missing_id``, ``invalid_created_at``, ``invalid_label``
-(quarantined), ``superseded_version`` (removed: a record exported again keeps its latest
-version, by created time, then ingestion time, then position in the file).
+that profile is active), ``missing_id``, ``invalid_created_at``, ``ambiguous_timezone`` (a
+created time without a UTC offset beside times with one, nothing declared: both readings
+kept as the value), ``invalid_label``, ``invalid_number``, ``invalid_flag`` (a feature value
+the profile cannot read; quarantined with the field and the value as written),
+``superseded_version`` (removed: a record exported again keeps its latest version, by created
+time, then ingestion time, then position in the file).
 No Dagster imports here.
 """
 
@@ -24,9 +27,11 @@ import pyarrow as pa
 
 from leadscore_assets.clean.rules import LINEAGE, CleanResult, RuleBook, lineage_order
 from leadscore_assets.ingest import formats
-from leadscore_core.profiles import Profile, ResolvedProfile
+from leadscore_core.profiles import UNREADABLE_RULES, Profile, ResolvedProfile
+from leadscore_core.times import in_timezone
 
-PROBLEM_RULES = ("missing_id", "invalid_created_at", "invalid_label")
+PROBLEM_RULES = ("missing_id", "invalid_created_at", "ambiguous_timezone", "invalid_label")
+VALUE_RULES = tuple(UNREADABLE_RULES.values())  # a feature value the profile cannot read
 KIND_SQL = {"categorical": "VARCHAR", "numeric": "DOUBLE", "boolean": "BOOLEAN"}
 
 
@@ -73,15 +78,20 @@ def read_with_formats(text: pd.DataFrame, decided: pd.Series, profile: Profile) 
     """Number and date text rewritten canonically with each row's file decisions
     (``_formats``): ``83807,86`` from a decimal-comma file is ``83807.86``, ``01/02/2024``
     from a day-first file is ``2024-02-01 00:00:00``. A number its file's format cannot read
-    becomes ``invalid`` (typed as null and counted), never read another way."""
+    becomes ``invalid`` (quarantined with its row), never read another way. A created time
+    without a UTC offset from a file with a declared ``timezone`` (the file's decision, else
+    the profile's) is rewritten in UTC (:func:`leadscore_core.times.in_timezone`)."""
     keys = decided.astype("string").fillna("").to_numpy()
     out = text.copy()
     created = profile.created_at.column if profile.created_at else None
     for key in pd.unique(keys):
         fmt = formats.loads(key)
+        rows = keys == key
+        zone = (fmt.get(created) or {}).get("timezone") or profile.timezone
+        if zone and created in out.columns and created not in fmt:
+            fmt[created] = {"timezone": zone}  # the profile's: no order decided
         if not fmt:
             continue
-        rows = keys == key
         for column, decision in fmt.items():
             if column not in out.columns:
                 continue
@@ -93,8 +103,10 @@ def read_with_formats(text: pd.DataFrame, decided: pd.Series, profile: Profile) 
                 read = pd.Series(read.to_numpy(object), index=values.index, dtype="string")
                 out.loc[rows, column] = read.mask(values.notna() & read.isna(), "invalid")
             elif column == created:
-                out.loc[rows, column] = formats.canonical_dates(values,
-                                                                decision.get("date_order"))
+                read = (formats.canonical_dates(values, decision.get("date_order"))
+                        if "date_order" in decision else values)
+                out.loc[rows, column] = in_timezone(
+                    read, zone, profile.created_at.format) if zone else read
     return out
 
 
@@ -113,22 +125,30 @@ def clean_records(raw: pd.DataFrame, source: str, profile: Profile) -> tuple[
     text = pd.DataFrame.from_records(records, columns=header, index=mine) if records else (
         pd.DataFrame(columns=header, index=mine))
     resolved = profile.resolve(header)
-    if "_formats" in df.columns:
-        text = read_with_formats(text, df["_formats"].iloc[mine], profile)
+    written = text
+    decided = df["_formats"].iloc[mine] if "_formats" in df.columns else pd.Series(
+        pd.NA, index=mine, dtype="string")
+    text = read_with_formats(text, decided, profile)
     typed = resolved.type_frame(text)
     frame = typed.frame.set_axis(mine)
 
-    problems = typed.problems
-    for rule in PROBLEM_RULES:
+    problems = pd.concat([typed.problems, typed.unreadable], ignore_index=True)
+    for rule in (*PROBLEM_RULES, *VALUE_RULES):
         found = problems[problems["rule"] == rule]
         if found.empty:
             book.applied.setdefault(rule, 0)
             continue
-        mask = np.zeros(len(df), dtype=bool)
-        mask[found["row"].astype("int64").to_numpy()] = True
-        values = pd.Series(pd.NA, index=df.index, dtype="string")
-        values.iloc[found["row"].astype("int64").to_numpy()] = found["value"].to_numpy()
-        book.quarantine(rule, str(found["field"].iloc[0]), mask, values)
+        for field_name, cells in found.groupby("field", sort=False):
+            rows = cells["row"].astype("int64").to_numpy()
+            mask = np.zeros(len(df), dtype=bool)
+            mask[rows] = True
+            values = pd.Series(pd.NA, index=df.index, dtype="string")
+            # the value as the file wrote it, not as the file's format rewrote it; a time
+            # that cannot be placed on the clock keeps its reason with both readings
+            shown = (written.loc[rows, field_name] if field_name in written.columns
+                     and rule != "ambiguous_timezone" else cells["value"])
+            values.iloc[rows] = shown.to_numpy()
+            book.quarantine(rule, str(field_name), mask, values)
 
     alive = np.flatnonzero(book.alive)
     typed_alive = frame.loc[alive]

@@ -9,8 +9,9 @@ fields, so the row is quarantined by cleaning while the good rows of the file go
 
 What is decided from the bytes, not from the file's name:
 
-- compression (gzip magic), byte-order mark (UTF-8, UTF-16 LE/BE), encoding (UTF-8 when it
-  decodes, else Windows-1252, else latin-1), line endings (LF, CRLF, CR);
+- compression (gzip magic), byte-order mark (UTF-8, UTF-16 LE/BE, or UTF-16 without one),
+  encoding (UTF-8 when it decodes, else the code page the evidence decides or the source
+  declares: :mod:`.encodings`), line endings (LF, CRLF, CR);
 - the delimiter: the candidate (comma, semicolon, tab, pipe) that splits the header into the
   most columns and the sampled records into as many fields as the header; a declared
   delimiter is used unless the file shows another one and the declared one splits nothing.
@@ -37,6 +38,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from leadscore_assets.ingest.encodings import EncodingProblem, decide_encoding, utf16_without_bom
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOMS = (
@@ -74,6 +77,7 @@ class Content:
     data: bytes          # without a byte-order mark
     compressed: bool
     bom: str | None      # encoding named by the byte-order mark
+    transcoded: str | None = None  # UTF-16 found without a mark, given here as UTF-8
 
 
 @dataclass
@@ -149,10 +153,17 @@ def _checked(path: Path, data: bytes, compressed: bool, *, whole: bool) -> Conte
         except UnicodeDecodeError as exc:
             raise UnreadableFile(f"{path.name}: starts with a {bom} byte-order mark but is "
                                  f"not {bom} text ({exc.reason} at byte {exc.start})") from exc
+    transcoded = None if bom else utf16_without_bom(data)
+    if transcoded:
+        try:
+            data = data.decode(transcoded, errors="strict" if whole else "ignore").encode()
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(f"{path.name}: looks like {transcoded} text but is not "
+                                 f"({exc.reason} at byte {exc.start})") from exc
     if whole and (not data or data.isspace()):
         raise UnreadableFile(f"{path.name}: empty file (only whitespace)")
     _refuse_binary(path, data)
-    return Content(data, compressed, bom)
+    return Content(data, compressed, bom, transcoded)
 
 
 def _refuse_binary(path: Path, content: bytes) -> None:
@@ -169,17 +180,12 @@ def _refuse_binary(path: Path, content: bytes) -> None:
             f"first {len(head):,})")
 
 
-def decode(content: bytes) -> tuple[str, str]:
-    """(text, encoding): valid UTF-8 is UTF-8; anything else is a Windows-1252 export."""
+def decode(path: Path, content: bytes, declared: str | None = None) -> tuple[str, str]:
+    """(text, encoding), decided from the bytes or declared (:mod:`.encodings`)."""
     try:
-        return content.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return content.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:
-        # The five bytes cp1252 leaves undefined do occur in latin-1 files.
-        return content.decode("latin-1"), "latin-1"
+        return decide_encoding(path.name, content, declared)
+    except EncodingProblem as exc:
+        raise UnreadableFile(str(exc)) from exc
 
 
 def line_ending(text: str) -> str:
@@ -284,26 +290,28 @@ def _finish(table: pa.Table, malformed: list[str | None] | None) -> pa.Table:
 
 
 def read_csv(path: Path, *, declared_delimiter: str | None = None,
-             stream: bool = False) -> CsvTable:
+             stream: bool = False, declared_encoding: str | None = None) -> CsvTable:
     """Read ``path`` (see the module doc). ``stream``: the file may be large; parse it while
     it is decompressed instead of holding its bytes (falls back to whole bytes for a file
     that is not UTF-8 or has rows that do not fit)."""
-    if stream:
+    plain = declared_encoding is None or codecs.lookup(declared_encoding).name == "utf-8"
+    if stream and plain:
         head = sniff_content(path)
         head_text = head.data.decode("utf-8", errors="replace")
-        if head.bom is None or head.bom == "utf-8":
+        if (head.bom is None or head.bom == "utf-8") and head.transcoded is None:
             delimiter = decide_delimiter(path, head_text, declared_delimiter)
             header = parse_header(path, head_text, delimiter)
             fast = _read_streamed(path, head, header, delimiter, head_text)
             if fast is not None:
                 return fast
     content = load_content(path)
-    text, encoding = decode(content.data)
-    if content.bom:
-        encoding = content.bom if content.bom != "utf-8" else "utf-8-sig"
+    named = content.bom or content.transcoded
+    text, encoding = decode(path, content.data, None if named else declared_encoding)
+    if named:
+        encoding = named if named != "utf-8" else "utf-8-sig"
     delimiter = decide_delimiter(path, text[:SNIFF_BYTES], declared_delimiter)
     header = parse_header(path, text[:SNIFF_BYTES], delimiter)
-    utf8 = content.data if encoding in ("utf-8", "utf-8-sig") or content.bom else (
+    utf8 = content.data if encoding in ("utf-8", "utf-8-sig") or named else (
         text.encode("utf-8"))
     bad = 0
 

@@ -89,6 +89,8 @@ class Declared:
     decimal: str | None = None
     thousands: str | None = None
     delimiter: str | None = None
+    timezone: str | None = None   # of created times written without a UTC offset
+    encoding: str | None = None
 
     @classmethod
     def of(cls, source: Mapping[str, Any] | Any | None) -> Declared:
@@ -100,7 +102,8 @@ class Declared:
         delimiter = get("delimiter")
         if delimiter in ("tab", "\\t"):
             delimiter = "\t"
-        return cls(get("date_order"), get("decimal"), get("thousands"), delimiter)
+        return cls(get("date_order"), get("decimal"), get("thousands"), delimiter,
+                   get("timezone"), get("encoding"))
 
 
 def _text(values: pa.ChunkedArray | pa.Array) -> pa.Array:

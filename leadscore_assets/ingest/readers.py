@@ -34,13 +34,16 @@ from leadscore_assets.ingest import formats
 from leadscore_assets.ingest.csvfiles import (
     CsvTable,
     UnreadableFile,
+    decide_delimiter,
     load_content,
+    parse_header,
     read_csv,
     sniff_content,
 )
 from leadscore_assets.ingest.formats import Declared, FormatError
 from leadscore_core.predlog import entry_problem
 from leadscore_core.profiles import Profile, UnknownHeader, as_text, detect_profile
+from leadscore_core.times import check_timezone
 from leadscore_core.warehouse import INVOICE_COLUMNS, LINEAGE_COLUMNS, raw_column_types
 
 __all__ = ["Export", "UnreadableFile", "raw_columns", "read_export", "STRIPE_CSV_COLUMNS"]
@@ -164,11 +167,16 @@ def _rows_as_json(table: pa.Table, header: list[str]) -> list[str]:
 
 def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
                    declared: Declared) -> Export:
-    json_lines = sniff_content(path).data.lstrip()[:1] == b"{"
+    head = sniff_content(path)
+    json_lines = head.data.lstrip()[:1] == b"{"
     if json_lines:  # one submission per line (the form webhooks' spool, form-service exports)
         csvt = _records_table(path, _json_lines(path, _utf8(path, load_content(path).data)))
     else:
-        csvt = read_csv(path, declared_delimiter=declared.delimiter)
+        # the header (ASCII in an export) names the profile, whose encoding reads the rest
+        known = _header_profile(path, head.data, profiles, source, declared)
+        csvt = read_csv(path, declared_delimiter=declared.delimiter,
+                        declared_encoding=(known.encoding if known else None)
+                        or declared.encoding)
     header = csvt.header
     try:
         profile = detect_profile(header, profiles, source)
@@ -185,13 +193,23 @@ def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
             f"{path.name}: profile {profile.name!r} declares the delimiter {own.delimiter!r} "
             f"but the file is {csvt.describe()['delimiter']}-separated")
     declared = Declared(own.date_order or declared.date_order, own.decimal or declared.decimal,
-                        own.thousands or declared.thousands, csvt.delimiter)
+                        own.thousands or declared.thousands, csvt.delimiter,
+                        own.timezone or declared.timezone)
     table = csvt.table
     kinds = profile.resolve(header).kinds
     numbers = {c: c for c, kind in kinds.items() if kind == "numeric"}
     created = profile.created_at
     dates = {created.column: created.column} if created and not created.format else {}
     fmt = decide_formats(path.name, table, numbers, dates, declared)
+    if declared.timezone and created:
+        # kept with the file's decisions: cleaning reads its offset-less times in this zone
+        try:
+            zone = check_timezone(declared.timezone)
+        except ValueError as exc:
+            raise UnreadableFile(f"{path.name}: declared `timezone`: {exc}") from exc
+        decision = formats.loads(fmt)
+        decision.setdefault(created.column, {})["timezone"] = zone
+        fmt = formats.dumps(decision)
     n = table.num_rows
 
     def pick(column: str | None) -> pa.Array:
@@ -213,6 +231,18 @@ def _read_profiled(source: str, path: Path, profiles: dict[str, Profile],
     return Export(source, out.select(raw_columns(source)), {
         **csvt.describe(), **({"format": "jsonl"} if json_lines else {}),
         "profile": profile.name, "columns": len(header), "formats": formats.loads(fmt)})
+
+
+def _header_profile(path: Path, head: bytes, profiles: dict[str, Profile], source: str,
+                    declared: Declared) -> Profile | None:
+    """The profile the file's header line matches, read before its encoding is known (None
+    when the header does not say: the file is then read with the source's declaration)."""
+    text = head.decode("utf-8", errors="replace")
+    try:
+        header = parse_header(path, text, decide_delimiter(path, text, declared.delimiter))
+        return detect_profile(header, profiles, source)
+    except (UnreadableFile, UnknownHeader):
+        return None
 
 
 def _utf8(path: Path, data: bytes) -> str:
@@ -250,7 +280,8 @@ INVOICE_DATES = {"invoice_date": "InvoiceDate"}
 
 
 def _read_invoices(path: Path, declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter, stream=True)
+    csvt = read_csv(path, declared_delimiter=declared.delimiter, stream=True,
+                    declared_encoding=declared.encoding)
     header = csvt.header
     missing = [c for c in INVOICE_COLUMNS if c not in header]
     if missing:
@@ -496,7 +527,8 @@ STRIPE_CSV_DATES = {"created": "Created date (UTC)"}
 
 
 def _stripe_csv(path: Path, declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter)
+    csvt = read_csv(path, declared_delimiter=declared.delimiter,
+                    declared_encoding=declared.encoding)
     header = csvt.header
     missing = [c for c in STRIPE_CSV_REQUIRED if c not in header]
     if missing:

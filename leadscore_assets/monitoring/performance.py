@@ -139,6 +139,48 @@ def performance_by_version(judged: pd.DataFrame, bins: int = CALIBRATION_BINS
     return summary, calibration
 
 
+OVER_TIME_COLUMNS = ["model", "window_start", "window_end", "versions", "predictions",
+                     "positives", "roc_auc", "estimated_roc_auc", "estimated_low",
+                     "estimated_high"]
+
+
+def window_frequency(predicted_at: pd.Series) -> str:
+    """Calendar weeks, or months once the predictions span more than half a year."""
+    span = predicted_at.max() - predicted_at.min() if len(predicted_at) else pd.Timedelta(0)
+    return "M" if span > pd.Timedelta(days=183) else "W-SUN"  # weeks from Monday
+
+
+def performance_over_time(judged: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
+    """Per model and calendar window of prediction time (a week, or a month when that
+    model's predictions span more than half a year): realised ROC-AUC of the predictions
+    made in it against their outcomes, and beside it the ROC-AUC estimated from their
+    probabilities alone (confidence-based, ``leadscore_core.estimation``) with its interval,
+    so the estimate can be read against what then happened. ``roc_auc`` is NaN for a window
+    with one kind of outcome only."""
+    from leadscore_core.estimation import estimate
+
+    if judged.empty:
+        return pd.DataFrame(columns=OVER_TIME_COLUMNS)
+    at = pd.to_datetime(judged["predicted_at"])
+    windows = pd.Series(index=judged.index, dtype=object)
+    for _, mine in at.groupby(judged["model"]):  # each model's windows by its own span
+        windows[mine.index] = mine.dt.to_period(freq or window_frequency(mine))
+    rows = []
+    for (model, window), g in judged.groupby([judged["model"], windows], sort=True):
+        y = g["outcome"].astype(bool).to_numpy()
+        p = g["probability"].astype(float).to_numpy()
+        guess = estimate(p, np.zeros(len(p), dtype=bool))["roc_auc"]
+        rows.append({
+            "model": model, "window_start": window.start_time.date().isoformat(),
+            "window_end": window.end_time.date().isoformat(),  # the window's last day
+            "versions": ", ".join(sorted({str(v) for v in g["version"]})),
+            "predictions": len(g), "positives": int(y.sum()),
+            "roc_auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+            "estimated_roc_auc": guess.value, "estimated_low": guess.low,
+            "estimated_high": guess.high})
+    return pd.DataFrame(rows, columns=OVER_TIME_COLUMNS)
+
+
 def stack(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     if not frames:

@@ -14,10 +14,11 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -25,13 +26,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadscore_core.times import check_timezone, offset_problems, parse_times
 from leadscore_core.vocabulary import FALSE_WORDS, TRUE_WORDS, flags
 
 SHIPPED_DIR = Path(__file__).parent
 DEFAULT_TRUE = TRUE_WORDS
 DEFAULT_FALSE = FALSE_WORDS
+# rule of a feature value the profile cannot read, by the feature's kind
+UNREADABLE_RULES = {"numeric": "invalid_number", "boolean": "invalid_flag"}
 
 
 class ColumnRef(BaseModel):
@@ -97,6 +101,12 @@ class Profile(BaseModel):
         default_factory=list, description="named columns a file may lack (typed as missing); "
                                           "any other named column missing refuses the file")
     repairs: list[Repair] = Field(default_factory=list)
+    horizon_days: int | None = Field(
+        None, ge=1, description="the score's horizon for this export: leads convert within this "
+                                "many days of arriving (the window payments label them in); "
+                                "customers' churn label means leaving within this many days "
+                                "(default: LEADSCORE_LEAD_WINDOW_DAYS / "
+                                "LEADSCORE_CHURN_HORIZON_DAYS)")
     display: dict[str, Display] = Field(default_factory=dict,
                                         description="column -> label and unit for people")
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
@@ -109,6 +119,26 @@ class Profile(BaseModel):
         None, description="thousands separator of numbers")
     delimiter: Literal[",", ";", "\t", "|", "tab"] | None = Field(
         None, description="field delimiter of the CSV")
+    timezone: str | None = Field(
+        None, description="IANA time zone of created times written without a UTC offset "
+                          "(unset: kept as written, unless other times carry an offset)")
+    encoding: str | None = Field(
+        None, description="text encoding of the export (unset: decided from its bytes)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return value if value is None else check_timezone(value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError as exc:
+                raise ValueError(f"unknown text encoding {value!r}") from exc
+        return value
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -187,13 +217,17 @@ class ResolvedProfile:
 
         Returns the typed frame (identity columns ``record_id``, ``created_at``, ``email``,
         ``label`` followed by the snake_case features) and, per row, the problems that make it
-        unusable (missing id, unreadable label or created time). Unreadable feature values
-        become null and are counted per field, so one bad cell never loses a lead.
+        unusable (missing id, unreadable label or created time, a time without a UTC offset
+        beside times with one: :mod:`leadscore_core.times`). A feature value that cannot be
+        read is null in the frame, counted per field and listed in ``unreadable``
+        (``invalid_number``, ``invalid_flag``): cleaning quarantines its row, a caller
+        scoring one request may go on without it.
         """
         p = self.profile
         n = len(text)
         out = pd.DataFrame(index=text.index)
         problems: list[pd.DataFrame] = []
+        unreadable: list[pd.DataFrame] = []
         nulled: dict[str, int] = {}
 
         def col(name: str) -> pd.Series:
@@ -209,9 +243,12 @@ class ResolvedProfile:
 
         if p.created_at:
             raw = col(p.created_at.column)
-            ts = pd.to_datetime(raw, format=p.created_at.format or "mixed", errors="coerce")
+            ts = parse_times(raw, p.created_at.format)
             out["created_at"] = ts
-            bad = raw.notna() & ts.isna()
+            unplaced = offset_problems(raw)
+            problems.append(_problem(text.index, unplaced.notna(), "ambiguous_timezone",
+                                     p.created_at.column, unplaced))
+            bad = raw.notna() & ts.isna() & unplaced.isna()
             problems.append(_problem(text.index, bad, "invalid_created_at",
                                      p.created_at.column, raw))
         else:
@@ -241,9 +278,11 @@ class ResolvedProfile:
                 typed = pd.to_numeric(raw.str.strip(), errors="coerce").astype("Float64")
             else:
                 typed = _to_bool(raw, p.true_values, p.false_values)
-            bad = int((raw.notna() & typed.isna()).sum())
-            if bad:
-                nulled[name] = bad
+            bad = raw.notna() & typed.isna()
+            if bad.any():
+                nulled[name] = int(bad.sum())
+                unreadable.append(_problem(text.index, bad, UNREADABLE_RULES[kind], original,
+                                           raw))
             out[name] = typed
 
         for repair in p.repairs:
@@ -257,7 +296,10 @@ class ResolvedProfile:
             nulled[f"repaired:{name}"] = int(mask.sum())
 
         bad_rows = pd.concat(problems, ignore_index=True) if problems else _no_problems()
-        return TypedFrame(out.reset_index(drop=True) if n else out, bad_rows, nulled)
+        bad_values = pd.concat(unreadable, ignore_index=True) if unreadable else (
+            _no_problems())
+        return TypedFrame(out.reset_index(drop=True) if n else out, bad_rows, nulled,
+                          bad_values)
 
 
 @dataclass
@@ -265,6 +307,9 @@ class TypedFrame:
     frame: pd.DataFrame
     problems: pd.DataFrame  # columns: row (index label in the input), rule, field, value
     field_counts: dict[str, int]  # feature -> values made null (or repaired) by typing
+    # feature values the profile cannot read (same columns as ``problems``; the field is
+    # the export's column name): cleaning quarantines their rows
+    unreadable: pd.DataFrame = field(default_factory=lambda: _no_problems())
 
 
 def normalise_category(values: pd.Series) -> pd.Series:

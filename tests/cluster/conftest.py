@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"LEADSCORE_DAGSTER_UI_PORT": "18610", "LEADSCORE_MLFLOW_PORT": "18620",
-         "LEADSCORE_API_PORT": "18630"}
+PORT_VARS = ("LEADSCORE_DAGSTER_UI_PORT", "LEADSCORE_MLFLOW_PORT", "LEADSCORE_API_PORT")
 
 
 def _cluster_module():
@@ -60,29 +59,18 @@ def cluster(cluster_root, cluster_module):
     tag = f"leadscore_test_{uuid.uuid4().hex[:8]}"
     data = cluster_root / "data"
     data.mkdir()
-    overrides = {
-        "LEADSCORE_DATA_DIR": str(data),
-        "LEADSCORE_DAGSTER_PG_URL": f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_dagster",
-        "LEADSCORE_MLFLOW_BACKEND_URL":
-            f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_mlflow",
-        "LEADSCORE_MLFLOW_AUTH_URL": f"postgresql+psycopg2://leadscore@127.0.0.1:5432/{tag}_auth",
-        "LEADSCORE_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{tag}",
-        "LEADSCORE_CELERY_WORKER_PREFIX": f"{tag}-worker-",
-        "MLFLOW_TRACKING_PASSWORD": uuid.uuid4().hex,
-        "LEADSCORE_API_POLL_SECONDS": "2",
-        **PORTS,
-    }
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("LEADSCORE_", "DAGSTER_", "MLFLOW_"))}
-    env = cluster_module.cluster_env({**base, **overrides})
+    ports = dict(zip(PORT_VARS, cluster_module.free_ports(
+        len(PORT_VARS), os.environ.get("LEADSCORE_TEST_PORTS")), strict=True))
+    env = cluster_module.isolated_env(tag, data, {**ports, "LEADSCORE_API_POLL_SECONDS": "2"})
     saved = dict(os.environ)
     os.environ.update(env)
-    try:
-        cluster_module.up(env)
-        yield env
-    finally:
+    with cluster_module.interrupted_by_sigterm():  # a killed session still stops it
         try:
-            cluster_module.down(env, drop=True)
+            cluster_module.up(env)
+            yield env
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            try:
+                cluster_module.down(env, drop=True)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
