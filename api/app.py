@@ -168,7 +168,11 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     snapshot = ServingSnapshot(settings.serving_snapshot)
     tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
     risk = risk_rule(settings.churn_high, settings.churn_medium)
-    lead_within, churn_within = lead_horizon(settings), churn_horizon(settings)
+    # a posted snapshot is scored by the snapshot model (its profile's horizon); a known
+    # customer by the activity model (the activity horizon)
+    lead_within = lead_horizon(settings, lead_profile)
+    snapshot_within, churn_within = churn_horizon(settings, customer_profile), churn_horizon(
+        settings)
     suggesters: dict[tuple[str, str], Suggester] = {}
 
     def suggester(served: ServedModel, actionable: Sequence[str]) -> Suggester:
@@ -338,7 +342,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         return out
 
     score_customers = functools.partial(churn_risks, displays=customer_displays,
-                                        horizon=churn_within)
+                                        horizon=snapshot_within)
 
     async def posted_churn_risks(scope: Any, served: ServedModel, customers: Sequence[Any]
                                  ) -> list[ChurnRisk]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -70,15 +71,19 @@ def quarantine(source: str | None, show: int) -> None:
 @main.command("models")
 @click.argument("model", required=False)
 def models(model: str | None) -> None:
-    """List registered model versions with their aliases and held-out metrics."""
+    """List registered model versions with their aliases and held-out metrics, the live
+    evidence on a challenger scored in the champion's shadow, and the champion's estimate."""
     from leadscore_core.registry import (
+        CHAMPION,
         MODELS,
         PRIMARY_METRIC,
         TAG_CANDIDATE,
         TAG_CANDIDATE_REASON,
         TAG_GATE,
         ModelRegistry,
+        registered_name,
     )
+    from leadscore_core.shadow import gate_evidence
 
     registry = ModelRegistry(get_settings().mlflow_uri)
     names = [model] if model else list(MODELS)
@@ -106,6 +111,19 @@ def models(model: str | None) -> None:
                           if v.tags.get("leadscore.profile") else ""))
             if v.tags.get(TAG_CANDIDATE_REASON):
                 click.echo(f"         {v.tags[TAG_CANDIDATE_REASON]}")
+        # beside the held-out figures: live evidence on the challenger, the champion's estimate
+        key = registered_name(name)
+        short = next(k for k, v in MODELS.items() if v == key)
+        champion, challenger = registry.by_alias(short, CHAMPION), registry.challenger(short)
+        evidence = gate_evidence(
+            get_settings().root / "monitoring", short,
+            str(champion.version) if champion else None,
+            str(challenger.version) if challenger else None)
+        if challenger is not None and evidence.live is None:
+            click.echo(f"  live v{challenger.version}: scored in the shadow of the champion; "
+                       "no evidence published yet (monitoring/shadow_evidence)")
+        for line in evidence.lines():
+            click.echo(line)
 
 
 @main.command("rollback")
@@ -387,19 +405,39 @@ def demo(ctx: click.Context, scale: float) -> None:
 @click.option("--seeds", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also train with seeds 0..N-1 and print the spread of the held-out "
                    "ROC-AUC (a new held-out slice per seed where the split is random).")
+@click.option("--tuning", type=click.Choice(["both", "default", "on", "off"]),
+              default="both", show_default=True,
+              help="Train with LightGBM tuning off and on and print both (the bars judge "
+                   "the default, LEADSCORE_TUNING), or only the default, on, or off.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Tuning's time budget per model in seconds "
+                   "(default: LEADSCORE_TUNING_BUDGET_SECONDS).")
 def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int, file: Path | None,
-             profile_name: str | None) -> None:
-    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars.
+             profile_name: str | None, tuning: str, budget: float | None) -> None:
+    """Train the reference models on the public data sets; print held-out ROC-AUC vs bars,
+    and (by default) the same with LightGBM tuning off and on, with the time each took.
 
     With --file (and optionally --profile): train on that lead or customer export as the
     pipeline would, and print its held-out metrics against the baseline."""
-    from leadscore_assets.models.quality import BUILDERS, format_table, run_quality
+    from leadscore_assets.models.quality import (
+        BUILDERS,
+        format_table,
+        format_tuning_table,
+        run_quality,
+    )
+    from leadscore_assets.models.training import TrainConfig
+
+    default = TrainConfig() if budget is None else TrainConfig(tuning_budget_seconds=budget)
+    config = {"both": default, "default": default, "on": replace(default, tune=True),
+              "off": replace(default, tune=False)}[tuning]
+    other = replace(default, tune=not default.tune) if tuning == "both" else None
 
     if file is not None:
         from leadscore_assets.models.quality import evaluate_file
 
         try:
-            used, trained = evaluate_file(file, profile_name, get_settings().user_profiles_dir)
+            used, trained = evaluate_file(file, profile_name, get_settings().user_profiles_dir,
+                                          config)
         except (KeyError, ValueError) as exc:
             raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
         split = trained.split
@@ -415,14 +453,26 @@ def evaluate(data_dir: Path, names: tuple[str, ...], seeds: int, file: Path | No
         raise click.BadParameter(f"unknown model(s) {unknown}; known: {sorted(BUILDERS)}",
                                  param_hint="--model")
     try:
-        results = run_quality(data_dir, list(names) or None, seeds=seeds)
+        results = run_quality(data_dir, list(names) or None, config, seeds=seeds, other=other)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
+    said = (f"on, budget {config.tuning_budget_seconds:g}s per model" if config.tune
+            else "off")
+    click.echo(f"LightGBM tuning {said}{' (the default)' if config.tune == default.tune else ''}")
     click.echo(format_table(results))
     for r in results:
         click.echo(f"{r.name}: features {r.feature_seconds:.1f}s, training "
                    f"{r.train_seconds:.1f}s, {r.trained.row_counts['train']:,} training rows, "
                    f"{r.trained.row_counts['holdout']:,} held out")
+        if "tuning" in r.trained.cv:
+            t = r.trained.cv["tuning"]
+            click.echo(f"  tuning: {t['trials']} trials in {t['seconds']:.1f}s "
+                       f"({t['stop_reason']}), CV {t['grid_cv_score']:.4f} -> "
+                       f"{r.trained.cv['cv_score']:.4f}, LightGBM settings from {t['chosen']}")
+    if other is not None:
+        click.echo(f"\nWithout and with tuning (budget {default.tuning_budget_seconds:g}s per "
+                   "model), same features and held-out rows:")
+        click.echo(format_tuning_table(results))
     if not all(r.passed for r in results):
         raise SystemExit(1)
 

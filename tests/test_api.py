@@ -487,6 +487,27 @@ def test_every_score_states_its_horizon_from_the_settings_the_labels_use(client,
     assert ActivityFeaturesConfig().horizon() == 90
 
 
+def test_a_profile_that_declares_its_horizon_is_stated_over_the_settings(store, tmp_path):
+    from leadscore_core.profiles import SHIPPED_DIR
+
+    for name, days in (("webform", 21), ("saas_accounts", 45)):
+        shipped = (SHIPPED_DIR / f"{name}.yaml").read_text()
+        (tmp_path / f"{name}.yaml").write_text(f"{shipped}\nhorizon_days: {days}\n")
+    settings = make_settings(store, profiles_dir=tmp_path, lead_window_days=14)
+    app = create_app(settings, api_settings=ApiSettings(
+        models=f"{LEAD_CONVERSION},{SNAPSHOT_CHURN}", prediction_log=False))
+    with TestClient(app) as c:
+        wait_ready(c)
+        lead = c.post("/v1/leads/score", json=leads_payload(lead_frame(1, 100))[0]).json()
+        churn = c.post("/v1/customers/churn", json=leads_payload(customer_frame(1, 101))[0]
+                       ).json()
+        page = c.get("/ui/score").text
+    assert lead["horizon"] == "converts (pays) within 21 days of the lead arriving"
+    assert churn["horizon"] == ("churns (leaves, as the saas_accounts export's label says) "
+                                "within the next 45 days")
+    assert "converts within 21 days" in page
+
+
 def test_suggest_names_the_actionable_change_that_helps_most_and_its_score(client):
     # the lead model rewards utm_medium = cpc; utm_medium and utm_campaign are the webform
     # profile's actionable features

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.alerts import AlertChannel
-from leadscore_assets.features.assets import feature_assets
+from leadscore_assets.features.assets import feature_assets, lead_features_asset
 from leadscore_assets.models.assets import (
     ModelConfig,
     TrainingSet,
@@ -31,6 +31,7 @@ from leadscore_assets.models.training import TrainConfig
 from leadscore_assets.scores.assets import (
     CUSTOMER_EXPORT,
     LEAD_EXPORT,
+    customer_scores,
     export_csv,
     lead_scores,
     quartile_tiers,
@@ -38,6 +39,7 @@ from leadscore_assets.scores.assets import (
     score_assets,
 )
 from leadscore_assets.scores.changes import lead_changes
+from leadscore_core.profiles import SHIPPED_DIR
 from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -45,17 +47,23 @@ from leadscore_core.registry import (
     MODELS,
     REFERENCE_ARTIFACT,
 )
-
-# -- one full run, shared by the tests of this module ---------------------------------------
 from leadscore_core.tiers import customer_risk
 from tests.support.pipeline import MODEL_KEYS, Stack, fast, make_clean_tables
+
+# -- one full run, shared by the tests of this module ---------------------------------------
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory):
     stack = Stack(tmp_path_factory.mktemp("pipeline"))
-    result = stack.materialize(ops={key: fast() for key in MODEL_KEYS.values()})
+    # the plan model is tuned (briefly): its trials are checked in its MLflow run
+    ops = {key: fast() for key in MODEL_KEYS.values()}
+    ops[MODEL_KEYS["plan"]] = fast(tune=True, tuning_budget_seconds=TUNING_BUDGET)
+    result = stack.materialize(ops=ops)
     return stack, result
+
+
+TUNING_BUDGET = 2.0
 
 
 def test_full_run_succeeds_and_registers_one_champion_per_model(full_run):
@@ -362,6 +370,100 @@ def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
         assert one["reasons_against"] == answer["reasons_against"]
 
 
+# new leads as a web form exports them, spelled as people type them
+FORM_CSV = (
+    "submitted_at,email,name,company,business_type,business_size,utm_source,utm_medium,"
+    "utm_campaign\n"
+    "2026-01-10 09:15:00,ana@clinic.example,Ana Li,Li Clinic,Clinic,Small,Partner,Email,"
+    "Spring\n"
+    "2026-01-10 17:40:00,BOB@shop.example,Bob Ray,Ray Retail,  RETAIL ,Micro,Google,CPC,\n"
+    "2026-01-11 06:07:00,cy@agency.example,Cy Ode,Ode Agency,Agency,Large,Newsletter,"
+    "email,Autumn\n")
+
+
+def test_a_lead_landed_from_a_csv_and_posted_gets_the_same_probability_and_reasons(
+        full_run, tmp_path):
+    """The batch path (a CSV landed, cleaned, scored into lead_scores.csv and the pages'
+    open leads) and POST /v1/leads/score answer one lead alike, word for word: the same
+    encoder reads both, and both word a category as it was sent."""
+    import csv
+    import io
+    import os
+
+    from dagster_duckdb import DuckDBResource
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+    from api.config import LEAD_CONVERSION, ApiSettings
+    from leadscore_assets.clean.assets import CLEAN_ASSETS
+    from leadscore_assets.features.assets import lead_features_asset
+    from leadscore_assets.ingest.assets import land_file
+    from leadscore_assets.ingest.landing import LandingZone
+    from leadscore_core.published import open_leads_path
+    from leadscore_core.serving import arrival_features
+    from leadscore_core.settings import Settings
+
+    stack = full_run[0].copy(tmp_path / "csv")
+    landing = LandingZone(root=str(stack.data), settle_seconds=0)
+    landing.inbox("leads").mkdir(parents=True, exist_ok=True)
+    form = landing.inbox("leads") / "form.csv"
+    form.write_text(FORM_CSV)
+    os.utime(form, (1_600_000_000, 1_600_000_000))
+    warehouse = DuckDBResource(database=str(stack.warehouse))
+    assert land_file("leads", "form.csv", landing=landing, warehouse=warehouse).success
+    result = dg.materialize(
+        [CLEAN_ASSETS["leads"], lead_features_asset, lead_scores],
+        resources={**stack.resources(),
+                   "alerts": AlertChannel(log_path=str(tmp_path / "alerts.jsonl"))},
+        raise_on_error=False)
+    assert result.success
+    export = {r["lead_id"]: r for r in csv.DictReader(io.StringIO(
+        (stack.data / "exports" / LEAD_EXPORT).read_text(encoding="utf-8")))}
+    assert set(export) == {"ana@clinic.example", "bob@shop.example", "cy@agency.example"}
+
+    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    with TestClient(app) as client:
+        for _ in range(300):
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        served = set(client.get("/v1/models").json()[0]["features"])
+        for row in csv.DictReader(io.StringIO(FORM_CSV)):
+            lead_id = row["email"].strip().lower()
+            body = {k: v for k, v in row.items() if v and k not in ("submitted_at", "email")}
+            body.update({k: v for k, v in arrival_features(row["submitted_at"]).items()
+                         if k in served})
+            answer = client.post("/v1/leads/score", json=body).json()
+            batch = export[lead_id]
+            assert answer["probability"] == pytest.approx(float(batch["probability"]),
+                                                          abs=1e-6), lead_id
+            assert str(answer["score"]) == batch["score"]
+            for side in ("for", "against"):
+                sentences = [f"{r['text']}: " for r in answer[f"reasons_{side}"]]
+                exported = [batch[f"reason_{side}_{i}"] for i in (1, 2, 3)]
+                assert len(sentences) == len([e for e in exported if e]), (lead_id, side)
+                for i, (said, wrote) in enumerate(zip(sentences, exported, strict=False)):
+                    assert wrote.startswith(said), (lead_id, side, said, wrote)
+                    assert round(answer[f"reasons_{side}"][i]["contribution"], 6) == (
+                        pytest.approx(float(batch[f"reason_{side}_{i + 1}_contribution"])))
+        # a category reads as the form spelled it, white space folded, not as the model
+        # stores it
+        every = " | ".join(v for r in export.values() for k, v in r.items()
+                           if k.startswith("reason_") and not k.endswith("_contribution"))
+        spelled = ["Clinic", "Small", "Partner", "Email", "Spring", "RETAIL", "Micro",
+                   "Google", "CPC", "Agency", "Large", "Newsletter", "Autumn"]
+        assert any(f" is {word}:" in every for word in spelled), every
+        assert not any(f" is {word.lower()}:" in every for word in spelled if word != "email"
+                       ), every
+        # the pages' open leads carry the same spellings, so a lead page posts them
+        published = pd.read_parquet(open_leads_path(settings.serving_snapshot))
+        bob = published.set_index("lead_id").loc["bob@shop.example"]
+        assert (bob["business_type"], bob["utm_medium"]) == ("RETAIL", "CPC")
+        assert pd.isna(bob["utm_campaign"]) and bob["company"] == "Ray Retail"
+
+
 def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tmp_path):
     stack = full_run[0].copy(tmp_path)  # it changes the lead features: on a copy
     instance = dg.DagsterInstance.ephemeral()
@@ -404,3 +506,52 @@ def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tm
     assert alert["kind"] == "score_moves" and alert["counts"] == {"moves": len(into_a)}
     assert all(i["url"] == f"http://127.0.0.1:8000/ui/leads/{i['id']}"
                for i in alert["items"])
+
+
+def test_tuning_trials_are_in_the_model_run(full_run, tmp_path):
+    stack, result = full_run
+    recorded = result.asset_materializations_for_node(MODEL_KEYS["plan"])[0].metadata[
+        "tuning"].value
+    (version,) = stack.registry.versions("plan")
+    client = stack.registry.client
+    run = client.get_run(version.run_id)
+    assert run.data.tags["leadscore.tuning"] == recorded["chosen"]
+    assert run.data.tags["leadscore.tuning_stop"] == recorded["stop_reason"]
+    # the first trial starts as tuning does, inside any budget
+    assert run.data.metrics["tuning_trials"] == recorded["trials"] >= 1
+    assert run.data.metrics["tuning_budget_seconds"] == TUNING_BUDGET
+    history = client.get_metric_history(run.info.run_id, "tuning_trial_cv_score")
+    assert sorted(m.step for m in history) == list(range(recorded["trials"]))
+    path = client.download_artifacts(run.info.run_id, "tuning/trials.json", str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    trials = pd.DataFrame(table["data"], columns=table["columns"])
+    assert len(trials) == recorded["trials"]
+    assert {"trial", "step", "cv_score", "seconds", "num_leaves"} <= set(trials.columns)
+    # multi-class: the tuner minimises the cross-validated log loss
+    assert trials["cv_score"].min() == pytest.approx(recorded["best_cv_score"])
+    # the untuned models record no tuning
+    lead = client.get_run(stack.registry.versions("lead_conversion")[0].run_id)
+    assert "leadscore.tuning" not in lead.data.tags
+
+
+def test_a_profile_declares_its_horizon_and_the_labels_and_scores_follow(full_run, tmp_path):
+    stack = full_run[0].copy(tmp_path)  # it relabels the lead features: on a copy
+    profiles = stack.data / "profiles"  # the settings' user profiles, overriding the shipped
+    profiles.mkdir()
+    for name, days in (("webform", 21), ("saas_accounts", 45)):
+        shipped = (SHIPPED_DIR / f"{name}.yaml").read_text()
+        (profiles / f"{name}.yaml").write_text(f"{shipped}\nhorizon_days: {days}\n")
+    result = dg.materialize([lead_features_asset, lead_scores, customer_scores],
+                            resources=stack.resources())
+    assert result.success
+    features = result.asset_materializations_for_node("features__lead_features")[0].metadata
+    assert features["window_days"].value == 21  # payments label the leads by the profile's
+    leads = pd.read_csv(stack.data / "exports" / LEAD_EXPORT)
+    assert set(leads["horizon"]) == {"converts (pays) within 21 days of the lead arriving"}
+    customers = pd.read_csv(stack.data / "exports" / CUSTOMER_EXPORT)
+    by_model = customers.groupby("risk_model")["horizon"].agg(set).to_dict()
+    # a snapshot risk states the customer profile's horizon, an activity risk the setting's
+    assert by_model == {
+        "snapshot_churn": {"churns (leaves, as the saas_accounts export's label says) within "
+                           "the next 45 days"},
+        "activity_churn": {"churns (buys and pays nothing) within the next 90 days"}}

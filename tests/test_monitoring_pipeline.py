@@ -463,6 +463,19 @@ def test_realised_performance_reproduces_a_hand_computed_roc_auc(tmp_path):
     assert rows == [("activity_churn", "1", 3, 2, pytest.approx(2 / 3)),
                     ("lead_conversion", "2", 8, 4, 0.5)]
     assert calib == 8
+    # over calendar time, for the models page: the week each prediction was made in (from
+    # Monday), realised beside the estimate from the served probabilities alone
+    from leadscore_core.estimation import expected_roc_auc
+    from leadscore_core.published import realised_over_time_path
+
+    weeks = {r["model"]: r for r in json.loads(
+        realised_over_time_path(data / "monitoring").read_text())}
+    lead = weeks["lead_conversion"]
+    assert (lead["window_start"], lead["window_end"]) == ("2026-01-26", "2026-02-01")
+    assert lead["predictions"] == 8 and lead["roc_auc"] == pytest.approx(expected, abs=1e-12)
+    assert lead["estimated_roc_auc"] == pytest.approx(expected_roc_auc(np.array(served)))
+    churn = weeks["activity_churn"]
+    assert (churn["window_start"], churn["roc_auc"]) == ("2010-12-27", pytest.approx(1.0))
 
 
 def step_6_what_the_api_scored_is_part_of_the_window(stack):
@@ -533,6 +546,9 @@ def test_monitoring_stage_is_wired_into_the_code_location():
         "monitoring/realised_performance": (
             "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
+        "monitoring/shadow_evidence": (
+            "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
+                           "features/lead_features", "raw/predictions"], hourly),
         "monitoring/lead_conversion_estimated_performance": (
             "monitoring", ["features/lead_features", "models/lead_conversion/champion",
                            "raw/predictions"], hourly),

@@ -133,7 +133,7 @@ def test_published_open_leads_carry_the_profiles_contact_fields_from_the_raw_rec
     import duckdb
     import pandas as pd
 
-    from leadscore_assets.scores.assets import open_leads_frame
+    from leadscore_assets.scores.assets import open_leads_frame, raw_records
     from leadscore_core.serving import Encoder
 
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
@@ -141,15 +141,20 @@ def test_published_open_leads_carry_the_profiles_contact_fields_from_the_raw_rec
     conn.execute("CREATE TABLE raw.leads (_source_file VARCHAR, _row_number BIGINT, "
                  "record JSON)")
     conn.execute("INSERT INTO raw.leads VALUES ('a.csv', 1, ?), ('a.csv', 2, ?)", [
-        '{"email": "x@y.z", "name": "Ana Li", "company": "Li Dental"}',
+        '{"email": "x@y.z", "name": "Ana Li", "company": "Li Dental", '
+        '"business_type": " Dental  Clinic "}',
         '{"email": "q@y.z", "name": "", "company": "Q Cafe"}'])
-    open_leads = pd.DataFrame({"lead_id": ["x@y.z", "q@y.z"], "business_type": ["dental", None],
+    open_leads = pd.DataFrame({"lead_id": ["x@y.z", "q@y.z"],
+                               "business_type": ["dental clinic", None],
                                "_source_file": ["a.csv", "a.csv"], "_row_number": [1, 2]})
     scored = pd.DataFrame({"lead_id": ["q@y.z", "x@y.z"], "score": [40, 70]})
     bundle = type("B", (), {"encoder": Encoder.fit(open_leads, {"business_type":
                                                                 "categorical"})})()
-    out = open_leads_frame(conn, scored, open_leads, bundle, ["name", "company"])
+    out = open_leads_frame(scored, open_leads, bundle, ["name", "company"],
+                           raw_records(conn, open_leads))
     assert list(out["lead_id"]) == ["q@y.z", "x@y.z"]  # the export's order
     assert out["name"].tolist()[1] == "Ana Li" and pd.isna(out["name"].tolist()[0])
     assert out["company"].tolist() == ["Q Cafe", "Li Dental"]
-    assert out["business_type"].tolist()[1] == "dental"
+    # a category as the file spelled it (white space folded), for the lead page to post
+    assert out["business_type"].tolist()[1] == "Dental Clinic"
+    assert pd.isna(out["business_type"].tolist()[0])

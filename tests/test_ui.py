@@ -183,7 +183,32 @@ def test_a_customer_both_models_know_gets_one_risk_level_from_the_higher_chance(
 def test_models_page_shows_champion_metrics_history_plot_and_drift_report(ui):
     page = ui.get("/ui/models").text
     assert "champion version 1" in page
-    assert "<svg" in page and "realised ROC-AUC 0.740" in page
+    assert "Data has drifted" in page
+    assert "<svg" in page
+
+
+def test_realised_performance_is_plotted_over_calendar_time_with_the_estimate(ui):
+    from tests.support.ui import OVER_TIME
+
+    page = ui.get("/ui/models").text
+    plot = re.search(r'data-testid="plot-lead_conversion".*?</svg>', page, re.S).group(0)
+    realised = re.findall(r'<circle cx="([\d.]+)"[^>]*class="realised"><title>([^<]+)', plot)
+    estimated = re.findall(r'<circle cx="([\d.]+)"[^>]*class="estimate"><title>([^<]+)', plot)
+    # two weeks with outcomes of both kinds are realised; every week has its estimate
+    assert [t.split(":")[0] for _, t in realised] == [
+        "2026-02-02 to 2026-02-08, 40 predictions (version 1)",
+        "2026-02-09 to 2026-02-15, 44 predictions (version 1)"]
+    assert "realised ROC-AUC 0.760" in realised[0][1]
+    assert len(estimated) == 3 and "estimated ROC-AUC 0.730 [0.670, 0.780]" in estimated[2][1]
+    # x is calendar time: the gap of two empty weeks shows as distance, not as a next slot
+    xs = [float(x) for x, _ in estimated]
+    assert xs[2] - xs[1] == pytest.approx(3 * (xs[1] - xs[0]), rel=0.01)
+    # the axis runs from the first window's first day to the day after the last one's
+    ticks = re.findall(r'class="tick">([^<]+)</text>', plot)
+    assert ticks[6] == "02 Feb 2026" and ticks[-1] == "09 Mar 2026"
+    assert 'class="held-out"' in plot  # the champion's held-out ROC-AUC for reference
+    assert "estimated from their probabilities alone (CBPE)" in page
+    assert len(realised) + 1 == len(OVER_TIME)
     assert "Data has drifted" in page
     report = ui.get("/ui/reports/lead_conversion_drift.html")
     assert report.status_code == 200 and "Drift report: lead conversion" in report.text

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -50,6 +51,7 @@ from api.ui.data import (
     read_open_leads,
     rows_as_csv,
     select_leads,
+    spellings,
     when,
 )
 from leadscore_core.estimation import realised_rows, summary_rows
@@ -58,6 +60,7 @@ from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
 from leadscore_core.registry import MODELS, PRIMARY_METRIC, TAG_PROFILE
+from leadscore_core.serving import normalise_category_value
 from leadscore_core.settings import Settings
 from leadscore_core.tiers import CHURN_MODELS, RISK_LEVELS, PublishedTiers, customer_risk
 from leadscore_core.warehouse import snapshot_dir, snapshot_path
@@ -133,6 +136,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
     the app-level middleware they need (the session cookie, scoped to ``/ui`` by its path)."""
     settings = ctx.settings
     lead_categorical = [snake(c) for c in ctx.lead_profile.features.categorical]
+    lead_days = lead_window_days(settings, profile=ctx.lead_profile)  # the horizon stated
     open_leads_file = PublishedFile(
         open_leads_path(settings.serving_snapshot),
         lambda p: read_open_leads(p, lead_categorical, settings.exports_dir / LEAD_EXPORT))
@@ -224,7 +228,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         scored = score_one(row)
         fields = [(label(f), _shown(row.get(f), f, ctx)) for f in lead_fields if f in row]
         return page("lead.html", request, nav="leads", lead=row, scored=scored,
-                    fields=fields, horizon=lead_window_days(ctx.settings))
+                    fields=fields, horizon=lead_days)
 
     def score_one(values: Mapping[str, Any]) -> dict[str, Any]:
         """What the API answers for these fields: score, reasons and plans."""
@@ -266,13 +270,19 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
             kind = spec.kind if spec else _kind(ctx.lead_struct, name)
             item: dict[str, Any] = {"name": name, "label": label(name), "kind": kind}
             if kind == "categorical":
-                seen = set(spec.categories or []) if spec else set()
+                # one option per category the model reads: as the leads spell it, else as
+                # the model knows it
+                options = {}
                 if observed is not None and name in observed:
+                    options = {normalise_category_value(v): v
+                               for v in spellings(observed[name])}
                     counts = observed[name].dropna().astype(str).value_counts()
-                    seen |= set(counts.index)
                     # the form starts from a typical lead: each field's most common value
                     item["typical"] = counts.index[0] if len(counts) else None
-                item["options"] = sorted(seen, key=str.lower)
+                for category in (spec.categories or []) if spec else []:
+                    options.setdefault(normalise_category_value(category), category)
+                item["options"] = sorted((v for k, v in options.items() if k is not None),
+                                         key=str.lower)
             elif kind == "numeric" and observed is not None and name in observed:
                 values = observed[name].dropna()
                 if len(values):
@@ -289,7 +299,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         fields = form_fields()
         values = {f["name"]: f.get("typical") for f in fields}
         return page("score.html", request, nav="score", fields=fields, values=values,
-                    scored=score_one(values), horizon=lead_window_days(ctx.settings))
+                    scored=score_one(values), horizon=lead_days)
 
     @post("/score", name="ui-score-update", include_in_schema=False, status_code=200)
     async def score_update(request: Request, data: Annotated[
@@ -299,7 +309,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         scored = score_one(values) if not problems else {"error": "; ".join(problems)}
         name = "_score_result.html" if is_fragment(request) else "score.html"
         return page(name, request, nav="score", scored=scored, fields=fields, values=values,
-                    horizon=lead_window_days(ctx.settings))
+                    horizon=lead_days)
 
     # -- customers --------------------------------------------------------------------------
 
@@ -568,14 +578,12 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
                         "reason": v.tags.get("leadscore.gate_reason", ""),
                         "score": v.metrics.get(metric),
                         "baseline": v.metrics.get(f"baseline_{metric}")})
-    held_out = {v.version: v.metrics.get(metric) for v in versions}
-    if served is not None and held_out.get(served.version) is None:
-        held_out[served.version] = served.metrics.get(metric)
     realised = overview.realised_rows(registered) + overview.realised_rows(key)
-    points = [(f"v{r['version']}", _finite(r.get("roc_auc")), held_out.get(str(r["version"])))
-              for r in sorted(realised, key=lambda r: int(r["version"]))]
+    windows = overview.windows(key, registered)
     drift = overview.drift(key)
     estimate = overview.estimate(key)
+    shadowed = ctx.models.challenger(registered)
+    challenger = next((v for v in versions if "challenger" in v.aliases), None)
     return {
         "key": key, "name": registered, "task": task, "metric": metric,
         "served": served, "version": served.version if served else None,
@@ -586,12 +594,29 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         "score": held.get(metric), "baseline": held.get(f"baseline_{metric}"),
         "metrics": {k: v for k, v in held.items() if k in SHOWN_METRICS
                     and isinstance(v, int | float)} if held else {},
-        "history": history, "realised": realised, "plot": performance_svg(points),
+        "history": history, "realised": realised, "windows": windows,
+        "plot": performance_svg(windows, _finite(held.get(metric))),
+        "window_name": _window_name(windows),
         "drift": drift, "report": overview.drift_report(key) is not None,
         "estimate": estimate,
         "estimate_rows": summary_rows(estimate) if estimate else [],
         "estimate_realised": realised_rows(estimate) if estimate else [],
+        # the challenger the API scores in the champion's shadow, and what that showed
+        "shadowed": shadowed.version if shadowed else None,
+        "challenger": challenger,
+        "live": overview.live_evidence(key, served.version if served else None,
+                                       shadowed.version if shadowed else None),
     }
+
+
+def _window_name(windows: list[dict[str, Any]]) -> str:
+    """``week`` or ``month``: what one window of the realised-performance plot spans."""
+    if not windows:
+        return "window"
+    first = windows[0]
+    days = (datetime.fromisoformat(first["window_end"])
+            - datetime.fromisoformat(first["window_start"])).days
+    return "week" if days < 7 else "month"
 
 
 def _finite(value: Any) -> float | None:

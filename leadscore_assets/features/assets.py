@@ -131,10 +131,11 @@ def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
 class LeadFeaturesConfig(dg.Config):
     window_days: int | None = None
     """A lead converted when a succeeded payment with its email arrives within this many days
-    (default: ``LEADSCORE_LEAD_WINDOW_DAYS``, the horizon the scores state)."""
+    (default: the lead profile's ``horizon_days``, else ``LEADSCORE_LEAD_WINDOW_DAYS``: the
+    horizon the scores state)."""
 
-    def days(self) -> int:
-        return lead_window_days(get_settings(), self.window_days)
+    def days(self, profile: Profile | None = None) -> int:
+        return lead_window_days(get_settings(), self.window_days, profile)
 
 
 class ActivityFeaturesConfig(dg.Config):
@@ -179,8 +180,8 @@ def write_feature_table(conn: duckdb.DuckDBPyConnection, warehouse: DuckDBResour
     deps=[dg.AssetKey(["clean", "leads"]), dg.AssetKey(["clean", "payments"])],
     group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
 )
-def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
-                        ) -> dg.MaterializeResult:
+def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
+                        settings: SettingsResource) -> dg.MaterializeResult:
     """Every clean lead with its conversion label and arrival-time features.
 
     The label is the profile's own where the export has one; otherwise a succeeded payment
@@ -192,7 +193,8 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
         if leads is None:
             raise dg.Failure("clean.leads does not exist yet: materialise clean/leads first")
         payments = read_table(conn, "clean.payments")
-        frame = lead_features(leads, payments, window_days=config.days())
+        days = config.days(active_profile(settings, "leads", conn))
+        frame = lead_features(leads, payments, window_days=days)
         write_feature_table(conn, warehouse, "features.lead_features", frame)
     sources = frame["label_source"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
@@ -201,7 +203,7 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
         "labelled_by_profile": int(sources.get("profile", 0)),
         "labelled_by_payments": int(sources.get("payments", 0)),
         "open_leads": int(sources.get("open", 0)),
-        "window_days": config.days(),
+        "window_days": days,
         "preview": _preview(frame),
     })
 
@@ -211,8 +213,8 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
     deps=[dg.AssetKey(["features", "lead_features"]), dg.AssetKey(["clean", "payments"])],
     group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
 )
-def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
-                      ) -> dg.MaterializeResult:
+def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
+                      settings: SettingsResource) -> dg.MaterializeResult:
     """Converted leads with the plan of their first succeeded payment (the plan model's rows)."""
     with warehouse.get_connection() as conn:
         leads = read_table(conn, "features.lead_features")
@@ -221,7 +223,8 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource
             raise dg.Failure("features.lead_features does not exist yet")
         if payments is None:
             payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
-        frame = plan_label(leads, payments, window_days=config.days())
+        days = config.days(active_profile(settings, "leads", conn))
+        frame = plan_label(leads, payments, window_days=days)
         write_feature_table(conn, warehouse, "features.plan_labels", frame)
     counts = frame["plan"].value_counts()
     return dg.MaterializeResult(metadata={

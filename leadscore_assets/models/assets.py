@@ -27,6 +27,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.entities import Metric
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
@@ -46,6 +47,7 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.models.quality import ACTIVITY_OVERRIDES
 from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.models.training import TrainConfig, TrainedModel, train_model
+from leadscore_assets.models.tuning import Tuning
 from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.registry import (
@@ -66,6 +68,9 @@ from leadscore_core.warehouse import read_table
 
 GROUP = "models"
 KINDS = {"lightgbm", "mlflow"}
+TAG_TUNING = "leadscore.tuning"  # "tuned" or "grid": whose settings the LightGBM candidate has
+TAG_TUNING_STOP = "leadscore.tuning_stop"  # "completed" or "budget"
+TUNING_TRIALS_ARTIFACT = "tuning/trials.json"
 
 # -- hyper-parameters ------------------------------------------------------------------------
 
@@ -94,13 +99,17 @@ class ModelConfig(dg.Config):
     shuffle_labels: bool | None = None
     """Train on permuted labels (held-out labels stay true): a deliberately useless model,
     to rehearse the champion gate."""
+    tune: bool | None = None
+    """Tune LightGBM beyond the grid (default: ``LEADSCORE_TUNING``)."""
+    tuning_budget_seconds: float | None = None
+    """Tuning's time budget (default: ``LEADSCORE_TUNING_BUDGET_SECONDS``)."""
 
     def train_config(self, base: TrainConfig) -> TrainConfig:
         changes: dict[str, Any] = {
             name: getattr(self, name)
             for name in ("max_rounds", "early_stopping_rounds", "cv_folds", "imbalance",
                          "calibrate", "holdout_fraction", "seed", "num_threads",
-                         "shuffle_labels")
+                         "shuffle_labels", "tune", "tuning_budget_seconds")
             if getattr(self, name) is not None
         }
         if self.learning_rate is not None:
@@ -231,6 +240,8 @@ def train_and_register(context: dg.AssetExecutionContext, model: str, data: Trai
             columns=["feature", "gain share"]))),
         "training_seconds": round(seconds, 2),
         "calibrated": trained.bundle.calibration is not None,
+        **({"tuning": dg.MetadataValue.json(trained.cv["tuning"])}
+           if "tuning" in trained.cv else {}),
     })
 
 
@@ -254,6 +265,8 @@ def _log_run(trained: TrainedModel, tmp: Path, seconds: float, config: ModelConf
                           selection.holdout[candidate])
     mlflow.log_metric("candidate_cv_margin", selection.cv_margin)
     mlflow.log_metric("candidate_holdout_vs_baseline", selection.holdout_vs_baseline)
+    if trained.tuning is not None:
+        _log_tuning(trained.tuning, trained.cv["tuning"]["chosen"])
 
     plots = tmp / "plots"
     plots.mkdir()
@@ -264,6 +277,24 @@ def _log_run(trained: TrainedModel, tmp: Path, seconds: float, config: ModelConf
         path = tmp / artifact
         _parquet_safe(frame).to_parquet(path, index=False)
         mlflow.log_artifact(str(path))
+
+
+def _log_tuning(tuning: Tuning, chosen: str) -> None:
+    """Tuning's record in the model's run: its outcome as tags and metrics, every trial's
+    cross-validated score as the steps of ``tuning_trial_cv_score`` (a curve in the UI) and
+    the trials table (``tuning/trials.json``: step, score, seconds, parameters tried)."""
+    mlflow.set_tags({TAG_TUNING: chosen, TAG_TUNING_STOP: tuning.stop_reason})
+    mlflow.log_metrics({"tuning_trials": len(tuning.trials), "tuning_seconds": tuning.seconds,
+                        "tuning_budget_seconds": tuning.budget_seconds})
+    if tuning.best_score is not None:
+        mlflow.log_metric("tuning_best_cv_score", tuning.best_score)
+    if not tuning.trials:
+        return
+    now = int(time.time() * 1000)
+    run_id = mlflow.active_run().info.run_id
+    mlflow.MlflowClient().log_batch(run_id, metrics=[
+        Metric("tuning_trial_cv_score", t["cv_score"], now, t["trial"]) for t in tuning.trials])
+    mlflow.log_table(pd.DataFrame(tuning.trials), TUNING_TRIALS_ARTIFACT)
 
 
 def _log_model(trained: TrainedModel, tmp: Path, frame: pd.DataFrame, data: TrainingSet):

@@ -9,6 +9,9 @@ activity churn, snapshot churn):
 2. Stratified K-fold cross-validation on the rest picks among a small grid of LightGBM
    settings (and the number of boosting rounds, by early stopping). Categorical features go in
    as the encoder's codes with ``categorical_feature``, so LightGBM splits on them natively.
+   With ``tune`` on, Optuna's step-wise tuner then searches further from the grid's best
+   within ``tuning_budget_seconds``, on the same folds (``models.tuning``); its settings
+   replace the grid's only when their cross-validated score is better.
 3. Class imbalance: below ``imbalance_threshold`` minority share, rows are weighted so classes
    weigh the same (balanced); the bias this puts in probabilities is then undone by
    calibration.
@@ -53,9 +56,11 @@ from leadscore_assets.models.candidates import (
     squeeze,
 )
 from leadscore_assets.models.metrics import evaluate
+from leadscore_assets.models.tuning import Tuning, tune
 from leadscore_core.explain import LinearPart, mean_abs_share
 from leadscore_core.registry import PRIMARY_METRIC
 from leadscore_core.serving import Encoder, ModelBundle, boolean_value
+from leadscore_core.settings import get_settings
 
 Task = Literal["binary", "multiclass"]
 IMPORTANCE_ROWS = 5_000  # training rows the feature importance is measured on
@@ -103,6 +108,11 @@ class TrainConfig:
     # Permute the training labels (seeded; held-out labels stay true): a deliberately useless
     # model whose held-out score shows what chance looks like, to rehearse the champion gate.
     shuffle_labels: bool = False
+    # Tune LightGBM beyond the grid (Optuna, cross-validation folds only) within this budget
+    # per model; defaults: LEADSCORE_TUNING, LEADSCORE_TUNING_BUDGET_SECONDS.
+    tune: bool = field(default_factory=lambda: get_settings().tuning)
+    tuning_budget_seconds: float = field(
+        default_factory=lambda: get_settings().tuning_budget_seconds)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -129,6 +139,7 @@ class TrainedModel:
     baseline: Pipeline = field(repr=False, default=None)
     timings: dict[str, float] = field(default_factory=dict)
     selection: Selection | None = None  # which candidate won, and by how much
+    tuning: Tuning | None = None  # the tuner's trials, when tuning was on
 
     @property
     def holdout_labels(self) -> np.ndarray:
@@ -191,7 +202,7 @@ def train_model(
 
     t0 = time.perf_counter()
     entities = train[entity_column].to_numpy() if entity_column else None
-    cv_summary, best_params, rounds, oof_tree, splits = _select(
+    cv_summary, best_params, rounds, oof_tree, splits, tuning = _select(
         X_train, y_train, weights, params, cat_idx, config, entities)
     booster = lgb.train(best_params, lgb.Dataset(X_train, y_train, weight=weights,
                                                  categorical_feature=cat_idx,
@@ -270,6 +281,7 @@ def train_model(
         baseline=baseline,
         timings=timings,
         selection=selection,
+        tuning=tuning,
     )
 
 
@@ -348,8 +360,9 @@ def _objective(task: str, n_classes: int, config: TrainConfig) -> dict[str, Any]
 
 def _select(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, params: dict[str, Any],
             cat_idx: list[int], config: TrainConfig, entities: np.ndarray | None = None):
-    """Stratified K-fold CV over the grid; returns summary, params, rounds, out-of-fold raw
-    scores and the folds (the other candidates are cross-validated on the same folds)."""
+    """Stratified K-fold CV over the grid, then tuning (when on) from the grid's best; returns
+    summary, params, rounds, out-of-fold raw scores, the folds (the other candidates are
+    cross-validated on the same folds) and the tuning record."""
     counts = np.bincount(y)
     folds = min(config.cv_folds, int(counts[counts > 0].min()))
     if folds < 2:
@@ -379,15 +392,29 @@ def _select(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, params: di
         better = best is None or (scores[-1] > best[0] if higher_better else scores[-1] < best[0])
         if better:
             best = (scores[-1], trial, len(scores), res["cvbooster"])
-    _, best_params, rounds, cvbooster = best
+    grid_score, best_params, rounds, cvbooster = best
+    summary = {"metric": metric, "folds": folds, "grid": results,
+               "chosen": {k: best_params[k] for k in config.grid[0]}, "rounds": rounds,
+               "cv_score": float(grid_score)}
+    tuning = None
+    if config.tune:
+        tuning = tune(X, y, weights, cat_idx, best_params, splits,
+                      budget_seconds=config.tuning_budget_seconds,
+                      max_rounds=config.max_rounds,
+                      early_stopping_rounds=config.early_stopping_rounds, seed=config.seed)
+        better = tuning.best_score is not None and (
+            tuning.best_score > grid_score if higher_better else tuning.best_score < grid_score)
+        summary["tuning"] = {**tuning.summary(), "grid_cv_score": float(grid_score),
+                             "chosen": "tuned" if better else "grid"}
+        if better:
+            best_params, rounds, cvbooster = tuning.params, tuning.rounds, tuning.cvbooster
+            summary.update(rounds=rounds, cv_score=tuning.best_score, chosen={"tuned": True})
     binary = params["objective"] == "binary"
     oof = np.empty(len(y) if binary else (len(y), params["num_class"]))
     for booster, (_, valid) in zip(cvbooster.boosters, splits, strict=True):
         oof[valid] = booster.predict(X[valid], raw_score=True, num_iteration=rounds,
                                      num_threads=config.num_threads)
-    summary = {"metric": metric, "folds": folds, "grid": results,
-               "chosen": {k: best_params[k] for k in config.grid[0]}, "rounds": rounds}
-    return summary, best_params, rounds, oof, splits
+    return summary, best_params, rounds, oof, splits, tuning
 
 
 def _platt_if_better(raw: np.ndarray, y: np.ndarray,

@@ -40,6 +40,7 @@ from leadscore_assets.monitoring.performance import (
     churn_outcomes,
     lead_outcomes,
     performance_by_version,
+    performance_over_time,
     served_probabilities,
     stack,
 )
@@ -48,7 +49,11 @@ from leadscore_assets.monitoring.report import verdict_text, write_report
 from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.profiles import normalise_category
-from leadscore_core.published import publish_file, realised_performance_path
+from leadscore_core.published import (
+    publish_file,
+    realised_over_time_path,
+    realised_performance_path,
+)
 from leadscore_core.registry import (
     CHAMPION,
     HOLDOUT_ARTIFACT,
@@ -548,6 +553,11 @@ def realised_performance(context: dg.AssetExecutionContext, config: RealisedPerf
     rows = json.loads(summary.to_json(orient="records"))
     publish_file(lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)), published)
     meta["published"] = dg.MetadataValue.path(str(published))
+    # the same outcomes over calendar time, with the label-free estimate beside each window
+    windows = json.loads(performance_over_time(judged).to_json(orient="records"))
+    over_time = realised_over_time_path(settings.get().root / "monitoring")
+    publish_file(lambda tmp: Path(tmp).write_text(json.dumps(windows, indent=1)), over_time)
+    meta["over_time"] = dg.MetadataValue.path(str(over_time))
     context.log.info(f"{len(judged)} served predictions have a known outcome")
     return dg.MaterializeResult(metadata=meta)
 

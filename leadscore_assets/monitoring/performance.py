@@ -12,12 +12,13 @@ window has closed:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from leadscore_core.shadow import SHADOW_KEY, json_object
 
 CALIBRATION_BINS = 10
 PROBABILITY_KEYS = ("probability", "conversion_probability", "churn_probability")
@@ -25,35 +26,30 @@ ID_KEYS = ("id", "lead_id", "customer_id", "email")
 
 
 def served_probabilities(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Raw prediction log rows -> ``predicted_at, model, version, subject, probability``.
+    """Raw prediction log rows -> ``predicted_at, model, version, subject, probability,
+    challenger_version, challenger_probability``.
 
     ``subject`` is the id the caller sent (lower-cased: emails identify leads); rows without
-    a probability (e.g. plan recommendations) or an id are left out.
+    a probability (e.g. plan recommendations) or an id are left out. The challenger columns
+    hold the answer of a challenger scored in the shadow (``leadscore_core.shadow``), or None.
     """
     rows = []
     for rec in predictions.itertuples(index=False):
-        inputs = _as_dict(rec.inputs)
-        outputs = _as_dict(rec.outputs)
+        inputs = json_object(rec.inputs)
+        outputs = json_object(rec.outputs)
         p = next((outputs[k] for k in PROBABILITY_KEYS if outputs.get(k) is not None), None)
         subject = next((inputs[k] for k in ID_KEYS if inputs.get(k) not in (None, "")), None)
         if p is None or subject is None:
             continue
+        shadow = outputs.get(SHADOW_KEY)
+        shadow = shadow if isinstance(shadow, dict) else {}
         rows.append((rec.predicted_at, rec.model, str(rec.version),
-                     str(subject).strip().lower(), float(p)))
+                     str(subject).strip().lower(), float(p),
+                     None if shadow.get("version") is None else str(shadow["version"]),
+                     None if shadow.get("probability") is None else float(shadow["probability"])))
     return pd.DataFrame(rows, columns=["predicted_at", "model", "version", "subject",
-                                       "probability"])
-
-
-def _as_dict(value: object) -> dict:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        try:
-            loaded = json.loads(value)
-        except ValueError:
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-    return {}
+                                       "probability", "challenger_version",
+                                       "challenger_probability"])
 
 
 def lead_outcomes(served: pd.DataFrame, lead_features: pd.DataFrame) -> pd.DataFrame:
@@ -141,6 +137,48 @@ def performance_by_version(judged: pd.DataFrame, bins: int = CALIBRATION_BINS
     calibration = pd.DataFrame(calib_rows, columns=["model", "version", "bin", "predictions",
                                                     "mean_predicted", "observed_rate"])
     return summary, calibration
+
+
+OVER_TIME_COLUMNS = ["model", "window_start", "window_end", "versions", "predictions",
+                     "positives", "roc_auc", "estimated_roc_auc", "estimated_low",
+                     "estimated_high"]
+
+
+def window_frequency(predicted_at: pd.Series) -> str:
+    """Calendar weeks, or months once the predictions span more than half a year."""
+    span = predicted_at.max() - predicted_at.min() if len(predicted_at) else pd.Timedelta(0)
+    return "M" if span > pd.Timedelta(days=183) else "W-SUN"  # weeks from Monday
+
+
+def performance_over_time(judged: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
+    """Per model and calendar window of prediction time (a week, or a month when that
+    model's predictions span more than half a year): realised ROC-AUC of the predictions
+    made in it against their outcomes, and beside it the ROC-AUC estimated from their
+    probabilities alone (confidence-based, ``leadscore_core.estimation``) with its interval,
+    so the estimate can be read against what then happened. ``roc_auc`` is NaN for a window
+    with one kind of outcome only."""
+    from leadscore_core.estimation import estimate
+
+    if judged.empty:
+        return pd.DataFrame(columns=OVER_TIME_COLUMNS)
+    at = pd.to_datetime(judged["predicted_at"])
+    windows = pd.Series(index=judged.index, dtype=object)
+    for _, mine in at.groupby(judged["model"]):  # each model's windows by its own span
+        windows[mine.index] = mine.dt.to_period(freq or window_frequency(mine))
+    rows = []
+    for (model, window), g in judged.groupby([judged["model"], windows], sort=True):
+        y = g["outcome"].astype(bool).to_numpy()
+        p = g["probability"].astype(float).to_numpy()
+        guess = estimate(p, np.zeros(len(p), dtype=bool))["roc_auc"]
+        rows.append({
+            "model": model, "window_start": window.start_time.date().isoformat(),
+            "window_end": window.end_time.date().isoformat(),  # the window's last day
+            "versions": ", ".join(sorted({str(v) for v in g["version"]})),
+            "predictions": len(g), "positives": int(y.sum()),
+            "roc_auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+            "estimated_roc_auc": guess.value, "estimated_low": guess.low,
+            "estimated_high": guess.high})
+    return pd.DataFrame(rows, columns=OVER_TIME_COLUMNS)
 
 
 def stack(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

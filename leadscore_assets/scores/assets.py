@@ -15,6 +15,7 @@ warehouse, which has one writer.
 """
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,18 +86,22 @@ def quartile_tiers(scores: np.ndarray) -> tuple[list[str], list[float]]:
 
 def reason_columns(explanations: list[Explanation], link: Link,
                    displays: dict[str, FieldDisplay] | None = None,
-                   top_k: int = TOP_REASONS) -> pd.DataFrame:
+                   top_k: int = TOP_REASONS,
+                   sent: list[dict] | None = None) -> pd.DataFrame:
     """``reason_for_1..k`` / ``reason_against_1..k`` as people read them ("Business type is
-    dental: +12 points", ``leadscore_core.reasons``), each with its raw contribution in
+    Dental: +12 points", ``leadscore_core.reasons``), each with its raw contribution in
     ``..._contribution`` for machines; a missing value that does not move the score is left
-    out."""
+    out. ``sent``: per row, the record as its file had it (keyed by the export's column
+    names), so a category reads as sent, as in the API's answers."""
     rows = []
-    for e in explanations:
+    for k, e in enumerate(explanations):
+        record = sent[k] if sent else {}
         row: dict[str, object] = {}
         for side, reasons in (("for", e.reasons_for), ("against", e.reasons_against)):
             human = [h for h in (human_reason(r.feature, r.value, r.contribution,
                                               raw_score=e.raw_score, link=link,
-                                              displays=displays) for r in reasons) if h]
+                                              displays=displays, sent=record.get(r.feature))
+                                 for r in reasons) if h]
             for i in range(top_k):
                 found = human[i] if i < len(human) else None
                 row[f"reason_{side}_{i + 1}"] = found.sentence if found else ""
@@ -128,10 +133,11 @@ def _champion(registry: ModelRegistry, model: str) -> tuple[ModelBundle, str]:
 
 
 def customer_rows(columns: dict[str, pd.Series], versions: dict[str, str], high: float,
-                  medium: float, horizon: str) -> pd.DataFrame:
+                  medium: float, horizon: str | Mapping[str, str]) -> pd.DataFrame:
     """One row per customer from each churn model's probabilities (a Series by customer id
     per model in ``columns``): each model's probability and version in its own columns, and
-    one risk level by ``customer_risk``'s rule."""
+    one risk level by ``customer_risk``'s rule. ``horizon``: the one every row states, or
+    per model (each row states that of its ``risk_model``)."""
     probabilities = pd.DataFrame(columns).sort_index()
     probabilities.index.name = "customer_id"
     probability, levels, risk_models = customer_risk(
@@ -147,34 +153,60 @@ def customer_rows(columns: dict[str, pd.Series], versions: dict[str, str], high:
         frame[f"{model}_version"] = pd.Series(
             np.where(probabilities[model].notna().to_numpy(), versions[model], None)
             if known else None, dtype="string")
-    frame["horizon"] = horizon
+    frame["horizon"] = (frame["risk_model"].map(horizon).astype("string")
+                        if isinstance(horizon, Mapping) else horizon)
     return frame
 
 
-def open_leads_frame(conn, scored: pd.DataFrame, open_leads: pd.DataFrame,
-                     bundle: ModelBundle, personal: list[str]) -> pd.DataFrame:
-    """The exported rows plus each lead's model features and the profile's ``personal``
-    columns (name, company) from its raw record, for the pages to filter and search."""
-    features = [s.name for s in bundle.encoder.specs if s.name in open_leads.columns]
-    extra = open_leads[["lead_id", *[f for f in features if f not in scored.columns]]]
-    out = scored.merge(extra, on="lead_id", how="left")
-    wanted = {snake(p): p for p in personal if snake(p) not in out.columns}
+def raw_records(conn, leads: pd.DataFrame) -> dict[str, dict]:
+    """Each lead's raw record (its row as the file had it: the export's column names and
+    spellings), by lead id; empty without ``raw.leads`` or the lineage columns."""
     lineage = {"_source_file", "_row_number"}
-    if not wanted or not table_exists(conn, "raw.leads") or not lineage <= set(open_leads):
-        return out
-    conn.register("_open_keys", open_leads[["lead_id", "_source_file", "_row_number"]])
+    if not table_exists(conn, "raw.leads") or not lineage <= set(leads):
+        return {}
+    conn.register("_open_keys", leads[["lead_id", "_source_file", "_row_number"]])
     try:
         records = conn.execute(
             "SELECT k.lead_id, r.record FROM _open_keys k JOIN raw.leads r "
             "ON r._source_file = k._source_file AND r._row_number = k._row_number").df()
     finally:
         conn.unregister("_open_keys")
-    rows = {i: json.loads(r) for i, r in zip(records["lead_id"], records["record"],
+    return {i: json.loads(r) for i, r in zip(records["lead_id"], records["record"],
                                               strict=True)}
-    for name, column in wanted.items():
-        out[name] = pd.Series([(rows.get(i) or {}).get(column) or None
-                               for i in out["lead_id"]], dtype="string")
+
+
+def open_leads_frame(scored: pd.DataFrame, open_leads: pd.DataFrame, bundle: ModelBundle,
+                     personal: list[str], records: dict[str, dict]) -> pd.DataFrame:
+    """The exported rows plus each lead's model features and the profile's ``personal``
+    columns (name, company) from its raw record, for the pages to filter and search.
+
+    A categorical feature is published as the lead's file spelled it (``Dental``, not the
+    model's ``dental``): the lead page posts these values to the scoring the API uses, which
+    normalises them itself and words its reasons as sent, as the export's reasons are."""
+    features = [s.name for s in bundle.encoder.specs if s.name in open_leads.columns]
+    extra = open_leads[["lead_id", *[f for f in features if f not in scored.columns]]]
+    out = scored.merge(extra, on="lead_id", how="left")
+    if not records:
+        return out
+    ids = out["lead_id"].to_numpy()
+    for spec in bundle.encoder.specs:
+        if spec.kind == "categorical" and spec.name in out.columns:
+            cleaned = out[spec.name].astype(object)
+            out[spec.name] = pd.Series(
+                [v if pd.isna(v) else _as_sent(records.get(i), spec.original_name) or v
+                 for i, v in zip(ids, cleaned, strict=True)], dtype="string")
+    for name, column in {snake(p): p for p in personal if snake(p) not in out.columns}.items():
+        out[name] = pd.Series([(records.get(i) or {}).get(column) or None for i in ids],
+                              dtype="string")
     return out
+
+
+def _as_sent(record: dict | None, column: str) -> str | None:
+    """A field of a raw record as its file spelled it (white space folded), if text."""
+    value = (record or {}).get(column)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return " ".join(value.split())
 
 
 @dg.asset(
@@ -195,6 +227,10 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         open_leads = leads[leads["converted"].isna()].reset_index(drop=True)
         X = bundle.encoder.transform_frame(open_leads)
         probability = bundle.predict_proba(X) if len(open_leads) else np.empty(0)
+        # the reasons word a category as the lead's file spelled it, as the API words it
+        # as the request sent it
+        records = raw_records(conn, open_leads)
+        sent = [records.get(i) or {} for i in open_leads["lead_id"]]
         scores = ModelBundle.score(probability)
         tiers, bounds = quartile_tiers(scores) if len(scores) else ([], [])
         frame = pd.concat([
@@ -208,16 +244,16 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
             }),
             reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else [],
                            bundle_link(bundle),
-                           displays_for(profile.display if profile else None)),
+                           displays_for(profile.display if profile else None), sent=sent),
         ], axis=1)
         frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
                                   ignore_index=True)
         frame["model_version"] = version
-        frame["horizon"] = lead_horizon(settings.get())
+        frame["horizon"] = lead_horizon(settings.get(), profile)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
-        published = open_leads_frame(conn, frame, open_leads, bundle,
-                                     list(profile.personal) if profile else [])
+        published = open_leads_frame(frame, open_leads, bundle,
+                                     list(profile.personal) if profile else [], records)
     path = export_csv(frame, settings.get().exports_dir / LEAD_EXPORT)
     # the pages' lead list: the same rows, with each lead's fields (never the warehouse)
     publish_file(lambda tmp: published.to_parquet(tmp, index=False),
@@ -305,7 +341,12 @@ def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
         if not columns:
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
-        frame = customer_rows(columns, versions, high, medium, churn_horizon(settings.get()))
+        # each row states the horizon of the model its risk comes from: the activity horizon,
+        # or the customer profile's (what the snapshot's own churn label means)
+        horizons = {"activity_churn": churn_horizon(settings.get()),
+                    "snapshot_churn": churn_horizon(
+                        settings.get(), active_profile(settings, "customers", conn))}
+        frame = customer_rows(columns, versions, high, medium, horizons)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)
         # the customer pages rank these rows (the API never opens the warehouse)

@@ -101,6 +101,12 @@ class Profile(BaseModel):
         default_factory=list, description="named columns a file may lack (typed as missing); "
                                           "any other named column missing refuses the file")
     repairs: list[Repair] = Field(default_factory=list)
+    horizon_days: int | None = Field(
+        None, ge=1, description="the score's horizon for this export: leads convert within this "
+                                "many days of arriving (the window payments label them in); "
+                                "customers' churn label means leaving within this many days "
+                                "(default: LEADSCORE_LEAD_WINDOW_DAYS / "
+                                "LEADSCORE_CHURN_HORIZON_DAYS)")
     display: dict[str, Display] = Field(default_factory=dict,
                                         description="column -> label and unit for people")
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))

@@ -32,7 +32,7 @@ TYPES = ["retail", "agency", "clinic"]
 FAST = {"num_leaves": [7], "min_data_in_leaf": [10], "max_rounds": 80,
         "early_stopping_rounds": 15, "cv_folds": 3, "learning_rate": 0.1,
         # one thread: on a shared 2-core runner, two OpenMP threads mostly wait for each other
-        "num_threads": 1}
+        "num_threads": 1, "tune": False}
 MODEL_KEYS = {m: f"models__{m}" for m in MODELS}
 
 

@@ -22,7 +22,12 @@ from leadscore_assets.scores.assets import (
     reason_columns,
 )
 from leadscore_core.horizons import churn_horizon
-from leadscore_core.published import open_leads_path, publish_file, realised_performance_path
+from leadscore_core.published import (
+    open_leads_path,
+    publish_file,
+    realised_over_time_path,
+    realised_performance_path,
+)
 from leadscore_core.reasons import bundle_link
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
@@ -71,6 +76,19 @@ def publish_monitoring(data_dir: Path) -> None:
     realised_performance_path(monitoring).write_text(json.dumps([
         {"model": LEAD_CONVERSION, "version": "1", "predictions": 120, "positives": 40,
          "mean_predicted": 0.35, "observed_rate": 0.33, "roc_auc": 0.74, "brier": 0.2}]))
+    realised_over_time_path(monitoring).write_text(json.dumps(OVER_TIME))
+
+
+# realised ROC-AUC per week of prediction time as ``monitoring/realised_performance``
+# publishes it: three weeks, the last with one kind of outcome only (nothing realised yet)
+OVER_TIME = [
+    {"model": "lead_conversion", "window_start": start, "window_end": end, "versions": "1",
+     "predictions": n, "positives": k, "roc_auc": auc, "estimated_roc_auc": est,
+     "estimated_low": est - 0.06, "estimated_high": est + 0.05}
+    for start, end, n, k, auc, est in (
+        ("2026-02-02", "2026-02-08", 40, 13, 0.76, 0.75),
+        ("2026-02-09", "2026-02-15", 44, 15, 0.71, 0.74),
+        ("2026-03-02", "2026-03-08", 36, 0, None, 0.73))]
 
 
 # account-snapshot customers (Telco-style ids), and activity customers who also have one
