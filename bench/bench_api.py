@@ -24,6 +24,7 @@ and the ratios the targets are stated in:
 
     uv run python bench/bench_api.py [--seconds 5] [--repeats 3] [--generator auto|wrk|python]
                                      [--no-pin] [--quick] [--no-prediction-log]
+                                     [--shadow] [--ports 18100-18199]
 
 On one machine the generator still shares the memory bus and any other load with the server
 under test, so absolute figures are lower than with a separate client machine; both servers
@@ -86,7 +87,10 @@ def lead_rows(seed: int = 0) -> tuple[pd.DataFrame, dict[str, str], dict[str, st
     return frame, kinds, {c: c for c in kinds}, "synthetic web-form leads"
 
 
-def register_model(tmp: Path) -> tuple[str, pd.DataFrame, str]:
+def register_model(tmp: Path, challenger: bool = False) -> tuple[str, pd.DataFrame, str]:
+    """Train, register and promote the model; with ``challenger``, register the same bundle
+    once more as the ``challenger`` version, which the API then scores in the champion's
+    shadow (the same model costs what a retrained one of its size costs)."""
     import mlflow
 
     from leadscore_assets.models.training import TrainConfig, train_model
@@ -114,13 +118,33 @@ def register_model(tmp: Path) -> tuple[str, pd.DataFrame, str]:
             registered_model_name=MODEL, pip_requirements=["lightgbm", "pandas", "mlflow"])
     version = str(info.registered_model_version)
     ModelRegistry(uri).promote(MODEL, version)
+    if challenger:
+        with mlflow.start_run():
+            second = mlflow.pyfunc.log_model(
+                name="model", python_model=LeadscorePyfunc(),
+                artifacts={"bundle": str(directory)}, registered_model_name=MODEL,
+                pip_requirements=["lightgbm", "pandas", "mlflow"])
+        ModelRegistry(uri).set_challenger(MODEL, second.registered_model_version)
+        print(f"challenger: v{second.registered_model_version}, scored in the shadow of "
+              f"v{version}")
     return uri, frame[list(kinds)], version
 
 
 # -- the servers ---------------------------------------------------------------------------------
 
 
+PORTS: list[int] = []  # --ports: the range to take ports from (else any free one)
+
+
 def free_port() -> int:
+    while PORTS:
+        port = PORTS.pop(0)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -335,7 +359,17 @@ def main() -> None:
                         help="wrk when installed (auto), or the async Python client")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin servers and generator to different cores")
+    parser.add_argument("--shadow", action="store_true",
+                        help="register a challenger: the API scores it in the champion's "
+                             "shadow on every request (prediction log on)")
+    parser.add_argument("--ports", default="",
+                        help="take the servers' ports from this range, e.g. 18100-18199")
     args = parser.parse_args()
+    if args.ports:
+        low, _, high = args.ports.partition("-")
+        PORTS.extend(range(int(low), int(high or low) + 1))
+    if args.shadow and args.no_prediction_log:
+        parser.error("--shadow needs the prediction log (the challenger's answers go there)")
     seconds = 2.0 if args.quick else args.seconds
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
     if args.generator == "wrk" and not shutil.which("wrk"):
@@ -345,7 +379,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-api-"))
     processes: list[subprocess.Popen] = []
     try:
-        uri, features, version = register_model(tmp)
+        uri, features, version = register_model(tmp, challenger=args.shadow)
         rows = [{k: clean(v) for k, v in r.items()} for r in features.to_dict("records")]
         rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
         rows = [rows[i] for i in np.random.default_rng(1).permutation(len(rows))]
@@ -365,7 +399,8 @@ def main() -> None:
             {"LEADSCORE_DATA_DIR": str(tmp / "data"), "LEADSCORE_MLFLOW_TRACKING_URI": uri,
              "LEADSCORE_API_MODELS": MODEL, "LEADSCORE_LEAD_PROFILE": profile,
              "LEADSCORE_API_KEY": "",
-             "LEADSCORE_API_PREDICTION_LOG": str(not args.no_prediction_log).lower()},
+             "LEADSCORE_API_PREDICTION_LOG": str(not args.no_prediction_log).lower(),
+             "LEADSCORE_API_SHADOW": str(args.shadow).lower()},
             api_log))
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         api_url = f"http://127.0.0.1:{api_port}"

@@ -14,7 +14,10 @@ registered in a temporary MLflow store and made champion. Each figure is the bes
 ``--rounds`` rounds of ``--requests`` requests (the rounds are interleaved), so a slow moment
 of the machine does not count.
 
-    uv run python bench/bench_api_inprocess.py [--rounds 8] [--requests 2000]
+    uv run python bench/bench_api_inprocess.py [--rounds 8] [--requests 2000] [--shadow]
+
+With ``--shadow`` a challenger is registered too and scored in the champion's shadow; its
+thread's CPU time counts in the process's, so the figures include what shadow scoring costs.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ async def call(app, method: str, path: str, body: bytes = b"") -> tuple[int, byt
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: int
-                  ) -> dict[str, float]:
+async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: int,
+                  shadow: bool = False) -> dict[str, float]:
     """Best per-request CPU seconds per scenario, over interleaved rounds."""
     startup: asyncio.Queue = asyncio.Queue()
     await startup.put({"type": "lifespan.startup"})
@@ -73,6 +76,10 @@ async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: in
     while (await call(app, "GET", "/ready"))[0] != 200:
         if time.monotonic() > deadline:
             raise RuntimeError("model not loaded within 120 s")
+        await asyncio.sleep(0.1)
+    while shadow and not json.loads((await call(app, "GET", "/v1/models"))[1])[0]["challenger"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("challenger not loaded within 120 s")
         await asyncio.sleep(0.1)
 
     scenarios = [("no-op (/health)", "GET", "/health", None),
@@ -101,10 +108,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2000, help="per round (batches: /50)")
+    parser.add_argument("--shadow", action="store_true",
+                        help="register a challenger, scored in the champion's shadow (its CPU "
+                             "time, on its own thread, counts in the figures)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-inproc-"))
-    uri, features, version = register_model(tmp)
+    uri, features, version = register_model(tmp, challenger=args.shadow)
     rows = [{k: clean(v) for k, v in r.items()} for r in features.to_dict("records")]
     rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
     rows = [rows[i] for i in np.random.default_rng(1).permutation(len(rows))]
@@ -115,13 +125,19 @@ def main() -> None:
     os.environ.update({
         "LEADSCORE_DATA_DIR": str(tmp / "data"), "LEADSCORE_MLFLOW_TRACKING_URI": uri,
         "LEADSCORE_API_MODELS": MODEL, "LEADSCORE_LEAD_PROFILE": profile,
-        "LEADSCORE_API_KEY": "", "LEADSCORE_API_PREDICTION_LOG": "true"})
+        "LEADSCORE_API_KEY": "", "LEADSCORE_API_PREDICTION_LOG": "true",
+        "LEADSCORE_API_SHADOW": str(args.shadow).lower()})
 
     import uvloop
 
     from api.app import create_app
 
-    best = uvloop.run(measure(create_app(), bodies, args.rounds, args.requests))
+    app = create_app()
+    best = uvloop.run(measure(app, bodies, args.rounds, args.requests, args.shadow))
+    if args.shadow:
+        shadow = app.state.shadow
+        print(f"shadow scoring: {shadow.scored:,} predictions answered by the challenger, "
+              f"{shadow.skipped:,} logged without it")
     floor = best["no-op (/health)"]
     print(f"\nin-process CPU per request, best of {args.rounds} rounds (model version "
           f"{version}):")

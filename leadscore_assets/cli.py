@@ -71,15 +71,19 @@ def quarantine(source: str | None, show: int) -> None:
 @main.command("models")
 @click.argument("model", required=False)
 def models(model: str | None) -> None:
-    """List registered model versions with their aliases and held-out metrics."""
+    """List registered model versions with their aliases and held-out metrics, the live
+    evidence on a challenger scored in the champion's shadow, and the champion's estimate."""
     from leadscore_core.registry import (
+        CHAMPION,
         MODELS,
         PRIMARY_METRIC,
         TAG_CANDIDATE,
         TAG_CANDIDATE_REASON,
         TAG_GATE,
         ModelRegistry,
+        registered_name,
     )
+    from leadscore_core.shadow import gate_evidence
 
     registry = ModelRegistry(get_settings().mlflow_uri)
     names = [model] if model else list(MODELS)
@@ -107,6 +111,19 @@ def models(model: str | None) -> None:
                           if v.tags.get("leadscore.profile") else ""))
             if v.tags.get(TAG_CANDIDATE_REASON):
                 click.echo(f"         {v.tags[TAG_CANDIDATE_REASON]}")
+        # beside the held-out figures: live evidence on the challenger, the champion's estimate
+        key = registered_name(name)
+        short = next(k for k, v in MODELS.items() if v == key)
+        champion, challenger = registry.by_alias(short, CHAMPION), registry.challenger(short)
+        evidence = gate_evidence(
+            get_settings().root / "monitoring", short,
+            str(champion.version) if champion else None,
+            str(challenger.version) if challenger else None)
+        if challenger is not None and evidence.live is None:
+            click.echo(f"  live v{challenger.version}: scored in the shadow of the champion; "
+                       "no evidence published yet (monitoring/shadow_evidence)")
+        for line in evidence.lines():
+            click.echo(line)
 
 
 @main.command("rollback")

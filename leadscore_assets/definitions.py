@@ -19,6 +19,7 @@ from leadscore_assets.monitoring.assets import monitoring_assets
 from leadscore_assets.monitoring.automation import RetrainPolicy, monitoring_sensors
 from leadscore_assets.monitoring.checks import drift_checks
 from leadscore_assets.monitoring.estimated import estimated_assets
+from leadscore_assets.monitoring.shadow import shadow_evidence, shadow_gate_sensor
 from leadscore_assets.resources import SettingsResource, env_or, warehouse_resource
 from leadscore_assets.scores.assets import score_assets
 from leadscore_assets.scores.changes import change_assets
@@ -46,7 +47,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation",
     # the monitoring stage has its own automation sensor (hourly drift reports)
     target=dg.AssetSelection.all() - dg.AssetSelection.assets(*monitoring_assets,
-                                                              *estimated_assets),
+                                                              *estimated_assets,
+                                                              shadow_evidence),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Cleans, refreshes features and scores, and trains missing models as data lands.",
@@ -74,7 +76,7 @@ defs = dg.Definitions(
         *with_policy(champion_assets, FOLLOW_INPUTS),
         *with_policy([*score_assets, *change_assets], FOLLOW_INPUTS),
     ]) + [RAW_ASSETS["predictions"]]  # the API's log, not a delivery: no freshness policy
-    + monitoring_assets + estimated_assets,
+    + monitoring_assets + estimated_assets + [shadow_evidence],
     asset_checks=[
         *CLEAN_CHECKS,
         *drift_checks,
@@ -85,6 +87,7 @@ defs = dg.Definitions(
         alert_on_run_failure,
         automation_sensor,
         *monitoring_sensors,
+        shadow_gate_sensor,
     ],
     resources={
         "warehouse": warehouse_resource(),
@@ -93,7 +96,8 @@ defs = dg.Definitions(
         "alerts": AlertChannel.from_settings(),
         "mlflow": MlflowTracking.from_settings(get_settings()),
         "model_registry": ModelRegistryResource(tracking_uri=env_or(
-            "LEADSCORE_MLFLOW_TRACKING_URI", get_settings().mlflow_uri)),
+            "LEADSCORE_MLFLOW_TRACKING_URI", get_settings().mlflow_uri),
+            **ModelRegistryResource.live_fields(get_settings())),
         "retrain_policy": RetrainPolicy(cadence=env_or("LEADSCORE_RETRAIN_CADENCE",
                                                        get_settings().retrain_cadence)),
     },

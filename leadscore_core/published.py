@@ -23,6 +23,8 @@ from typing import Any, Generic, TypeVar
 OPEN_LEADS_FILE = "open_leads.parquet"
 # In the monitoring folder: realised performance per served version (JSON list of rows).
 REALISED_PERFORMANCE_FILE = "realised_performance.json"
+# In the monitoring folder: live evidence on challengers from shadow scoring (JSON list).
+SHADOW_EVIDENCE_FILE = "shadow_evidence.json"
 # In the monitoring folder: realised ROC-AUC per model and calendar window of prediction time,
 # with the confidence-based estimate beside it (JSON list of rows).
 REALISED_OVER_TIME_FILE = "realised_over_time.json"
@@ -36,6 +38,15 @@ def open_leads_path(serving_snapshot: Path) -> Path:
 
 def realised_performance_path(monitoring_dir: Path) -> Path:
     return Path(monitoring_dir) / REALISED_PERFORMANCE_FILE
+
+
+def shadow_evidence_path(monitoring_dir: Path) -> Path:
+    return Path(monitoring_dir) / SHADOW_EVIDENCE_FILE
+
+
+def estimated_summary_path(monitoring_dir: Path, model: str) -> Path:
+    """The latest label-free performance estimate of a model (short name), as JSON."""
+    return Path(monitoring_dir) / f"{model}_estimated.json"
 
 
 def realised_over_time_path(monitoring_dir: Path) -> Path:

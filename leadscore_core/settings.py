@@ -99,6 +99,22 @@ class Settings(BaseSettings):
         None, description="Cron schedule (UTC) of fixed retrainings, e.g. '0 6 * * 1' for "
                           "Mondays 06:00; unset: retrain only on drift, new labels or an "
                           "estimated drop")
+    gate_require_live: bool = Field(
+        False, description="The champion gate also requires live evidence from shadow scoring "
+                           "before it promotes a challenger that wins on the held-out rows")
+    gate_live_min_requests: int = Field(
+        500, ge=1, description="Live evidence: predictions the challenger must have answered "
+                               "in the champion's shadow")
+    gate_live_max_disagreement: float = Field(
+        0.30, ge=0, le=1, description="Live evidence: largest share of those whose tier (risk "
+                                      "level, plan) the challenger would change")
+    gate_live_min_lift: float | None = Field(
+        None, description="Live evidence: the challenger's realised ROC-AUC must beat the "
+                          "champion's on the same predictions by this much (unset: outcomes "
+                          "not required)")
+    gate_live_min_outcomes: int = Field(
+        100, ge=1, description="Live evidence with a lift required: shadow-scored predictions "
+                               "with a known outcome needed first")
 
     def profile_name(self, source: str, latest: str | None = None) -> str:
         """The profile ``source``'s clean table, features and models use: the pinned one, else

@@ -13,13 +13,14 @@ From the landed log, per model, champion version and challenger version:
 - *realised lift*, once outcomes arrive: the challenger's realised ROC-AUC minus the
   champion's, on the same predictions.
 
-``monitoring/shadow_evidence`` writes these to ``data/monitoring/shadow_evidence.json``;
+``monitoring/shadow_evidence`` publishes these (``published.shadow_evidence_path``);
 the gate (``registry.decide``), ``leadscore models`` and the models page read it. No Dagster
 imports: the API and the CLI use this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -31,7 +32,6 @@ import pandas as pd
 
 SHADOW_KEY = "challenger"  # the challenger's answer inside a log entry's outputs
 ANSWER_KEYS = ("tier", "risk", "plan")  # what a person acts on, per kind of model
-EVIDENCE_FILE = "shadow_evidence.json"
 
 
 def changed(champion: Mapping[str, Any], challenger: Mapping[str, Any]) -> bool:
@@ -129,10 +129,6 @@ def live_evidence(shadowed: pd.DataFrame, judged: pd.DataFrame, evaluated_at: st
     return out
 
 
-def shadow_evidence_path(monitoring_dir: Path) -> Path:
-    return Path(monitoring_dir) / EVIDENCE_FILE
-
-
 def evidence_json(evidence: Iterable[LiveEvidence]) -> str:
     return json.dumps([e.as_dict() for e in evidence], indent=1)
 
@@ -168,3 +164,70 @@ def json_object(value: object) -> dict:
             return {}
         return loaded if isinstance(loaded, dict) else {}
     return {}
+
+
+# -- the gate's evidence beyond the held-out rows --------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """What the gate, ``leadscore models`` and the models page show beside the held-out
+    figures: the live evidence on the challenger, and the champion's latest label-free
+    performance estimate (``monitoring/<model>_estimated_performance``), where there are any."""
+
+    live: LiveEvidence | None
+    estimate: dict[str, Any] | None  # the saved estimate of this champion version
+
+    def metadata(self) -> dict[str, Any]:
+        """Flat figures for the champion asset's metadata."""
+        out: dict[str, Any] = {}
+        if self.live is not None:
+            live = self.live
+            out.update({"live/requests": live.requests, "live/tier_changes": live.changed,
+                        "live/disagreement": round(live.disagreement, 4),
+                        "live/outcomes": live.judged})
+            if live.lift is not None:
+                out.update({"live/champion_roc_auc": live.champion_realised,
+                            "live/challenger_roc_auc": live.challenger_realised,
+                            "live/lift": live.lift})
+        if self.estimate:
+            for metric, figures in (self.estimate.get("window") or {}).items():
+                for part in ("value", "low", "high"):
+                    value = (figures or {}).get(part)
+                    if isinstance(value, int | float) and np.isfinite(value):
+                        out[f"champion_estimated/{metric}/{part}"] = float(value)
+            out["champion_estimated/drop"] = bool(self.estimate.get("estimated_drop"))
+            out["champion_estimated/window_rows"] = int(self.estimate.get("window_rows") or 0)
+        return out
+
+    def lines(self) -> list[str]:
+        """For a person (``leadscore models``)."""
+        from leadscore_core.estimation import summary_lines
+
+        out = []
+        if self.live is not None:
+            out.append(f"  live v{self.live.challenger_version} vs v{self.live.champion_version}: "
+                       f"{self.live.describe()}")
+        if self.estimate:
+            out.append(f"  estimate of champion v{self.estimate.get('champion_version')} "
+                       f"({self.estimate.get('evaluated_at', '')}):")
+            out += [f"  {line}" for line in summary_lines(self.estimate)]
+        return out
+
+
+def gate_evidence(monitoring_dir: Path, model: str, champion_version: str | None,
+                  challenger_version: str | None) -> GateEvidence:
+    """The published live evidence on this pair of versions and the estimate of this
+    champion (an estimate of an earlier champion is left out)."""
+    from leadscore_core.published import estimated_summary_path, shadow_evidence_path
+
+    live = None
+    if champion_version is not None and challenger_version is not None:
+        live = evidence_for(read_evidence(shadow_evidence_path(monitoring_dir)), model,
+                            champion_version, challenger_version)
+    estimate = None
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        estimate = json.loads(estimated_summary_path(monitoring_dir, model).read_text())
+    if estimate is not None and str(estimate.get("champion_version")) != str(champion_version):
+        estimate = None
+    return GateEvidence(live, estimate)

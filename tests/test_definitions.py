@@ -62,6 +62,9 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
     "monitoring/realised_performance": ("monitoring", {
         "features/customer_activity_latest", "features/customer_snapshot",
         "features/lead_features", "raw/predictions"}),
+    "monitoring/shadow_evidence": ("monitoring", {
+        "features/customer_activity_latest", "features/customer_snapshot",
+        "features/lead_features", "raw/predictions"}),
     "monitoring/lead_conversion_estimated_performance": ("monitoring", {
         "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),
     "monitoring/activity_churn_estimated_performance": ("monitoring", {
@@ -92,6 +95,7 @@ EXPECTED_SENSORS = {
     "leads_inbox_sensor", "payments_inbox_sensor", "invoices_inbox_sensor",
     "customers_inbox_sensor", "alert_on_run_failure", "automation",
     "predictions_inbox_sensor", "retraining_sensor", "monitoring_automation_sensor",
+    "shadow_gate_sensor",
 }
 
 # Assets that write DuckDB must be in the single-writer pool.

@@ -546,6 +546,9 @@ def test_monitoring_stage_is_wired_into_the_code_location():
         "monitoring/realised_performance": (
             "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
+        "monitoring/shadow_evidence": (
+            "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
+                           "features/lead_features", "raw/predictions"], hourly),
         "monitoring/lead_conversion_estimated_performance": (
             "monitoring", ["features/lead_features", "models/lead_conversion/champion",
                            "raw/predictions"], hourly),

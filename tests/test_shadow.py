@@ -10,9 +10,11 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.config import LEAD_CONVERSION, SNAPSHOT_CHURN, ApiSettings
+from leadscore_core.published import shadow_evidence_path
 from leadscore_core.registry import GatePolicy, ModelRegistry, decide
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
+from leadscore_core.shadow import LiveEvidence, evidence_json
 from leadscore_core.tiers import risk_rule, tiers_of
 from tests.support.api_models import (
     customer_frame,
@@ -21,22 +23,12 @@ from tests.support.api_models import (
     leads_payload,
     register,
     snapshot_churn_model,
+    wait_for_challenger,
     wait_ready,
 )
 from tests.support.predlog import read_entries, sealed_files
 
 MODELS = f"{LEAD_CONVERSION},{SNAPSHOT_CHURN}"
-
-
-def wait_for_challenger(client: TestClient, name: str, version: str | None,
-                        timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = {m["name"]: m for m in client.get("/v1/models").json()}
-        if info[name].get("challenger") == version:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{name}: challenger {version} not loaded: {info[name]}")
 
 
 def logged(settings: Settings) -> list[dict]:
@@ -73,6 +65,18 @@ def test_challenger_is_scored_and_logged_beside_an_unchanged_champion(store, sto
                     c.post("/v1/leads/score", json=leads[0]).content,
                     c.post("/v1/customers/churn", json=customers).content]
         shadow = app.state.shadow
+        # the models page: what is shadowed, and the published evidence on that pair
+        page = c.get("/ui/models").text
+        assert f"Version {version} is scored in the shadow of the champion" in page
+        assert "No live evidence published yet." in page
+        champion = str(ModelRegistry(store_copy).by_alias(LEAD_CONVERSION, "champion").version)
+        path = shadow_evidence_path(settings.root / "monitoring")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(evidence_json([LiveEvidence("lead_conversion", champion, version, 200,
+                                                    30, 80, 0.70, 0.74)]))
+        live = c.get("/ui/models").text
+        assert "85.0%" in live and "30 would change tier" in live
+        assert "+0.0400" in live and "on 80 outcomes" in live
     assert shadowed == alone  # byte for byte: the champion's answer is unchanged
     assert shadow.scored == 31 + 12 and shadow.skipped == 0
 

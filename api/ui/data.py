@@ -26,8 +26,10 @@ from leadscore_core.published import (
     read_json,
     realised_over_time_path,
     realised_performance_path,
+    shadow_evidence_path,
 )
 from leadscore_core.serving import normalise_category_value
+from leadscore_core.shadow import LiveEvidence, evidence_for, read_evidence
 
 PAGE_SIZE = 25
 SEARCH_COLUMNS = ("lead_id", "email", "name", "company")
@@ -166,6 +168,7 @@ class ModelOverview:
         self.ttl = ttl
         self._versions: dict[str, tuple[float, list[Any]]] = {}
         self.realised = PublishedFile(realised_performance_path(monitoring_dir), read_json)
+        self.shadow = PublishedFile(shadow_evidence_path(monitoring_dir), read_evidence)
         self.over_time = PublishedFile(realised_over_time_path(monitoring_dir), read_json)
         self._drift: dict[str, PublishedFile] = {}
         self._estimated: dict[str, PublishedFile] = {}
@@ -199,6 +202,11 @@ class ModelOverview:
             self._estimated[key] = PublishedFile(
                 self.monitoring_dir / f"{key}_estimated.json", read_json)
         return self._estimated[key].get()
+
+    def live_evidence(self, key: str, champion: str | None, challenger: str | None
+                      ) -> LiveEvidence | None:
+        """What shadow scoring saw of this challenger beside this champion, if published."""
+        return evidence_for(self.shadow.get() or [], key, champion, challenger)
 
     def drift_report(self, key: str) -> Path | None:
         path = self.monitoring_dir / f"{key}_drift.html"

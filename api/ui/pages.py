@@ -582,6 +582,8 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
     windows = overview.windows(key, registered)
     drift = overview.drift(key)
     estimate = overview.estimate(key)
+    shadowed = ctx.models.challenger(registered)
+    challenger = next((v for v in versions if "challenger" in v.aliases), None)
     return {
         "key": key, "name": registered, "task": task, "metric": metric,
         "served": served, "version": served.version if served else None,
@@ -599,6 +601,11 @@ def _model_card(ctx: UiContext, overview: ModelOverview, key: str, registered: s
         "estimate": estimate,
         "estimate_rows": summary_rows(estimate) if estimate else [],
         "estimate_realised": realised_rows(estimate) if estimate else [],
+        # the challenger the API scores in the champion's shadow, and what that showed
+        "shadowed": shadowed.version if shadowed else None,
+        "challenger": challenger,
+        "live": overview.live_evidence(key, served.version if served else None,
+                                       shadowed.version if shadowed else None),
     }
 
 

@@ -13,6 +13,12 @@ observation of the champion asset and as its ``champion_gate`` check, whose desc
 why ("kept v3: roc_auc 0.8420 < 0.8460 + margin 0.002 (challenger v4)"). The check records;
 it never changes the registry. It warns only when no champion exists at all (the first
 training did not clear the floor), because then nothing can be scored.
+
+Beside the held-out figures the verdict carries the live evidence of shadow scoring on this
+challenger (``leadscore_core.shadow``: tier changes, realised lift) and the champion's latest
+performance estimate, where they exist. With ``LEADSCORE_GATE_REQUIRE_LIVE`` the rule also
+needs that live evidence; a challenger still short of it is tagged ``waiting`` and judged again
+by ``shadow_gate_sensor`` as the evidence grows.
 """
 
 from collections.abc import Iterator
@@ -20,6 +26,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from leadscore_assets.models.checks import CHAMPION_GATE, ModelRegistryResource
+from leadscore_assets.resources import SettingsResource
 from leadscore_core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -32,6 +39,7 @@ from leadscore_core.registry import (
     outcome,
     score_on,
 )
+from leadscore_core.shadow import gate_evidence
 
 GROUP = "models"
 
@@ -59,7 +67,8 @@ def champion_asset(model: str) -> dg.AssetsDefinition:
                     "the challenger: it beats the champion on the challenger's held-out rows "
                     "by the margin and clears the floor.",
     )
-    def _champion(context: dg.AssetExecutionContext, model_registry: ModelRegistryResource
+    def _champion(context: dg.AssetExecutionContext, model_registry: ModelRegistryResource,
+                  settings: SettingsResource
                   ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         registry = model_registry.registry()
         challenger = registry.by_alias(model, CHALLENGER)
@@ -89,7 +98,11 @@ def champion_asset(model: str) -> dg.AssetsDefinition:
         if champion is not None:
             champion_score = score_on(registry.load_bundle(model, champion.version),
                                       holdout, label, task)
-        decision = decide(task, challenger_score, champion_score, model_registry.policy())
+        evidence = gate_evidence(settings.get().root / "monitoring", model,
+                                 str(champion.version) if champion is not None else None,
+                                 str(challenger.version))
+        decision = decide(task, challenger_score, champion_score, model_registry.policy(),
+                          evidence.live)
         description = outcome(decision, str(challenger.version),
                               str(champion.version) if champion is not None else None)
         meta.update({
@@ -102,6 +115,8 @@ def champion_asset(model: str) -> dg.AssetsDefinition:
             "margin": decision.margin,
             "floor": decision.floor,
             "verdict": description,
+            "live_evidence_required": model_registry.require_live,
+            **evidence.metadata(),
         })
         if decision.promote:
             registry.promote(model, challenger.version, decision)

@@ -34,6 +34,7 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import MONITORED, monitoring_assets
 from leadscore_assets.monitoring.checks import latest_drift_metadata
 from leadscore_assets.monitoring.estimated import ESTIMATED, estimated_assets, estimated_key
+from leadscore_assets.monitoring.shadow import shadow_evidence
 from leadscore_core.registry import CHAMPION
 
 TRIGGER_TAG = "leadscore/trigger"
@@ -162,7 +163,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext, model_registry: Model
 # by default, because Dagster's implicit automation sensor starts stopped.
 monitoring_automation_sensor = dg.AutomationConditionSensorDefinition(
     "monitoring_automation_sensor",
-    target=dg.AssetSelection.assets(*monitoring_assets, *estimated_assets),
+    target=dg.AssetSelection.assets(*monitoring_assets, *estimated_assets, shadow_evidence),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Runs the drift reports and performance estimates hourly and when their "

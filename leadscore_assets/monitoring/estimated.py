@@ -49,7 +49,7 @@ from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_assets.scores.assets import quartile_tiers, risk_levels
 from leadscore_core.estimation import Estimate, estimate, realised_metrics
 from leadscore_core.horizons import churn_horizon_days
-from leadscore_core.published import publish_file
+from leadscore_core.published import estimated_summary_path, publish_file
 from leadscore_core.registry import HOLDOUT_ARTIFACT, MODELS
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
@@ -128,7 +128,7 @@ def estimate_vs_realised(model: str, judged: pd.DataFrame, config: EstimationCon
 
 
 def summary_path(settings: Settings, model: str) -> Path:
-    return settings.root / "monitoring" / f"{model}_estimated.json"
+    return estimated_summary_path(settings.root / "monitoring", model)
 
 
 def write_summary(settings: Settings, model: str, summary: dict[str, object]) -> Path:

@@ -12,12 +12,13 @@ window has closed:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from leadscore_core.shadow import SHADOW_KEY, json_object
 
 CALIBRATION_BINS = 10
 PROBABILITY_KEYS = ("probability", "conversion_probability", "churn_probability")
@@ -25,35 +26,30 @@ ID_KEYS = ("id", "lead_id", "customer_id", "email")
 
 
 def served_probabilities(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Raw prediction log rows -> ``predicted_at, model, version, subject, probability``.
+    """Raw prediction log rows -> ``predicted_at, model, version, subject, probability,
+    challenger_version, challenger_probability``.
 
     ``subject`` is the id the caller sent (lower-cased: emails identify leads); rows without
-    a probability (e.g. plan recommendations) or an id are left out.
+    a probability (e.g. plan recommendations) or an id are left out. The challenger columns
+    hold the answer of a challenger scored in the shadow (``leadscore_core.shadow``), or None.
     """
     rows = []
     for rec in predictions.itertuples(index=False):
-        inputs = _as_dict(rec.inputs)
-        outputs = _as_dict(rec.outputs)
+        inputs = json_object(rec.inputs)
+        outputs = json_object(rec.outputs)
         p = next((outputs[k] for k in PROBABILITY_KEYS if outputs.get(k) is not None), None)
         subject = next((inputs[k] for k in ID_KEYS if inputs.get(k) not in (None, "")), None)
         if p is None or subject is None:
             continue
+        shadow = outputs.get(SHADOW_KEY)
+        shadow = shadow if isinstance(shadow, dict) else {}
         rows.append((rec.predicted_at, rec.model, str(rec.version),
-                     str(subject).strip().lower(), float(p)))
+                     str(subject).strip().lower(), float(p),
+                     None if shadow.get("version") is None else str(shadow["version"]),
+                     None if shadow.get("probability") is None else float(shadow["probability"])))
     return pd.DataFrame(rows, columns=["predicted_at", "model", "version", "subject",
-                                       "probability"])
-
-
-def _as_dict(value: object) -> dict:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        try:
-            loaded = json.loads(value)
-        except ValueError:
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-    return {}
+                                       "probability", "challenger_version",
+                                       "challenger_probability"])
 
 
 def lead_outcomes(served: pd.DataFrame, lead_features: pd.DataFrame) -> pd.DataFrame:

@@ -163,6 +163,18 @@ def wait_ready(client, timeout: float = 30.0) -> None:
     raise AssertionError(f"API not ready within {timeout}s: {client.get('/ready').text}")
 
 
+def wait_for_challenger(client, name: str, version: str | None,
+                        timeout: float = 20.0) -> None:
+    """Until ``GET /v1/models`` says the API scores ``version`` in the shadow of ``name``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = {m["name"]: m for m in client.get("/v1/models").json()}
+        if info[name].get("challenger") == version:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{name}: challenger {version} not loaded: {info[name]}")
+
+
 def leads_payload(frame: pd.DataFrame) -> list[dict]:
     return [{k: v for k, v in row.items() if v is not None and v == v}
             for row in frame.to_dict(orient="records")]
