@@ -99,10 +99,14 @@ def decide_encoding(file: str, data: bytes, declared: str | None = None) -> tupl
         return text, "utf-8"
     evidence = b"\n".join(NON_ASCII_FIELD.findall(data))[:EVIDENCE_BYTES]
     readings = _readings(evidence)
+    if not readings and sum(b >= 0x80 for b in evidence) < MIN_DECISIVE \
+            and _reads_as_text(data, WESTERN):
+        return _western(file, data)  # too few bytes for the detector: the Western default
     if not readings:
         raise EncodingProblem(
             f"{file}: no text encoding reads these bytes as text (not UTF-8; no code page "
-            f"reads {_line(evidence)!r} without mess); declare `encoding` if it is text")
+            f"reads line {_first_non_ascii_line(data)}, {_line(data)!r}, without mess); "
+            f"declare `encoding` if it is text")
     if codec_name(WESTERN) in readings:
         return _western(file, data)
     # one text per reading, the most coherent first
@@ -178,6 +182,11 @@ def _whole(file: str, data: bytes, name: str, spelled: str | None = None) -> str
         raise EncodingProblem(f"{file}: the {what} reads a control character "
                               f"(U+{ord(control.group()):04X}) on line {line}, not text")
     return text
+
+
+def _first_non_ascii_line(data: bytes) -> int:
+    found = re.search(rb"[\x80-\xff]", data)
+    return data.count(b"\n", 0, found.start() if found else 0) + 1
 
 
 def _line(data: bytes, at: int | None = None) -> bytes:
