@@ -122,12 +122,17 @@ def original_times(rows: list[list[str]]) -> pd.Series:
     return pd.Series(pd.to_datetime([r[1] for r in rows]), index=[r[0] for r in rows])
 
 
-def test_times_with_an_offset_are_converted_to_utc(codepro, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("offset", "hours"), [("+05:30", 5.5), ("Z", 0), (".250Z", 0)])
+def test_times_with_an_offset_are_converted_to_utc(codepro, tmp_path: Path, offset: str,
+                                                   hours: float) -> None:
     header, rows = codepro
-    path = write_rows(tmp_path / "offsets.csv", header, with_offset(rows, lambda i: True))
+    path = write_rows(tmp_path / "offsets.csv", header,
+                      with_offset(rows, lambda i: True, offset))
     result, _ = clean_records(landed(path, "leads"), "leads", PROFILES["codepro"])
     assert result.quarantined == {}
-    expected = original_times(rows) - pd.Timedelta(hours=5, minutes=30)
+    expected = original_times(rows) - pd.Timedelta(hours=hours)
+    if offset.startswith("."):  # fractional seconds written before the Z
+        expected = expected + pd.Timedelta(milliseconds=250)
     pd.testing.assert_series_equal(created(result).sort_index(), expected.sort_index(),
                                    check_names=False, check_freq=False)
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import active_profile, markdown_table
+from leadscore_assets.features.assets import active_profile, markdown_table, required_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
@@ -249,9 +249,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
     bundle, version = _champion(model_registry.registry(), "lead_conversion")
     with warehouse.get_connection() as conn:
         profile = active_profile(settings, "leads", conn)
-        leads = read_table(conn, "features.lead_features")
-        if leads is None:
-            raise dg.Failure("features.lead_features does not exist yet")
+        leads = required_table(conn, "features.lead_features")
         open_leads = leads[leads["converted"].isna()].reset_index(drop=True)
         # the reasons word a category as the lead's file spelled it, as the API words it
         # as the request sent it
@@ -385,9 +383,7 @@ def customer_activity_snapshot(warehouse: DuckDBResource,
     writing a new file beside the served one and renaming it into place (atomic)."""
     target = settings.get().serving_snapshot
     with warehouse.get_connection() as conn:
-        frame = read_table(conn, "features.customer_activity_latest")
-    if frame is None:
-        raise dg.Failure("features.customer_activity_latest does not exist yet")
+        frame = required_table(conn, "features.customer_activity_latest")
     publish_file(lambda tmp: frame.to_parquet(tmp, index=False), target)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
