@@ -302,10 +302,18 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         return check_fields(raw if isinstance(raw, list) else [raw], struct,
                             batch=isinstance(raw, list))
 
-    def report_ignored(out: list[Any], ignored: list[list[str]]) -> None:
-        for answer, fields in zip(out, ignored, strict=True):
+    async def answer_posted(request: Request, data: Any, models: ServedModels, name: str,
+                            struct: type, answer) -> Any:
+        """What a prediction handler answers: ``answer`` for each posted item, with the
+        fields the model does not know reported back; one answer for one item."""
+        served = require(models, name)
+        items, batch = as_batch(data)
+        ignored = await ignored_fields(request, struct)
+        out = await answer(request.scope, served, items)
+        for item, fields in zip(out, ignored, strict=True):
             if fields:
-                answer.ignored_fields = fields
+                item.ignored_fields = fields
+        return out if batch else out[0]
 
     async def run(fn, rows: int, *args):
         if rows == 0:  # an empty batch has an empty answer (LightGBM rejects zero rows)
@@ -406,12 +414,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     async def score(request: Request, data: JSONBody[Lead | batch_of(Lead)],
                     models: NamedDependency[ServedModels], suggest: SuggestParam = False,
                     ) -> LeadScore | list[LeadScore]:
-        served = require(models, LEAD_CONVERSION)
-        leads, batch = as_batch(data)
-        ignored = await ignored_fields(request, Lead)
-        out = await lead_scores(request.scope, served, leads)
-        report_ignored(out, ignored)
-        return out if batch else out[0]
+        return await answer_posted(request, data, models, LEAD_CONVERSION, Lead, lead_scores)
 
     @post("/leads/plan", status_code=200, responses=batch_errors,
           middleware=direct(StrictPlanLead, PLAN, plan_recommendations),
@@ -420,12 +423,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     async def plan(request: Request, data: JSONBody[PlanLead | batch_of(PlanLead)],
                    models: NamedDependency[ServedModels]
                    ) -> PlanRecommendation | list[PlanRecommendation]:
-        served = require(models, PLAN)
-        leads, batch = as_batch(data)
-        ignored = await ignored_fields(request, PlanLead)
-        out = await plan_recommendations(request.scope, served, leads)
-        report_ignored(out, ignored)
-        return out if batch else out[0]
+        return await answer_posted(request, data, models, PLAN, PlanLead,
+                                   plan_recommendations)
 
     @post("/customers/churn", status_code=200, responses=batch_errors,
           middleware=direct(StrictCustomer, SNAPSHOT_CHURN, posted_churn_risks),
@@ -435,12 +434,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     async def churn_posted(request: Request, data: JSONBody[Customer | batch_of(Customer)],
                            models: NamedDependency[ServedModels],
                            suggest: SuggestParam = False) -> ChurnRisk | list[ChurnRisk]:
-        served = require(models, SNAPSHOT_CHURN)
-        customers, batch = as_batch(data)
-        ignored = await ignored_fields(request, Customer)
-        out = await posted_churn_risks(request.scope, served, customers)
-        report_ignored(out, ignored)
-        return out if batch else out[0]
+        return await answer_posted(request, data, models, SNAPSHOT_CHURN, Customer,
+                                   posted_churn_risks)
 
     @get("/customers/{customer_id:str}/churn", responses=_errors(404, 503, *auth),
          summary="Churn risk of a known customer",

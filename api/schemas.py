@@ -140,17 +140,23 @@ class Suggestion(Struct, gc=False):
     risk: str | None = None  # customers: the risk level after the change
 
 
-class LeadScore(Struct, gc=False):
-    id: str | None
-    probability: Annotated[float, Meta(ge=0, le=1)]
-    score: Annotated[int, Meta(ge=0, le=100)]
-    tier: str | None
+class Explained(Struct, kw_only=True, gc=False):
+    """What every scored answer explains, after its own fields: the reasons, which with the
+    base value add up to the raw score, and the model version that gave them."""
+
     reasons_for: list[Reason]
     reasons_against: list[Reason]
     base_value: float
     raw_score: float
     model: str
     version: str
+
+
+class LeadScore(Explained, gc=False):
+    id: str | None
+    probability: Annotated[float, Meta(ge=0, le=1)]
+    score: Annotated[int, Meta(ge=0, le=100)]
+    tier: str | None
     ignored_fields: list[str] = []  # request fields the model does not know
     horizon: str = ""  # what the probability is of, and by when
     suggestion: Suggestion | None = None  # with ?suggest=true
@@ -168,16 +174,10 @@ class PlanRecommendation(Struct, gc=False):
     ignored_fields: list[str] = []
 
 
-class ChurnRisk(Struct, gc=False):
+class ChurnRisk(Explained, gc=False):
     id: str | None
     probability: Annotated[float, Meta(ge=0, le=1)]
     risk: str
-    reasons_for: list[Reason]
-    reasons_against: list[Reason]
-    base_value: float
-    raw_score: float
-    model: str
-    version: str
     as_of: str | None = None
     ignored_fields: list[str] = []
     horizon: str = ""  # what the probability is of, and by when

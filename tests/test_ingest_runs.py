@@ -210,3 +210,30 @@ def test_a_stripe_file_without_payments_lands_with_a_warning_and_an_alert(zone) 
                (Path(landing.root) / "alerts.jsonl").read_text().splitlines()]
     assert (alert["kind"], alert["severity"], alert["file"]) == (
         "nothing_landed", "warning", "customers.json")
+
+
+def test_an_export_in_many_small_chunks_lands_every_row_as_read(tmp_path) -> None:
+    """The insert is fed in DuckDB row-group chunks: same rows, same values, same order."""
+    import pyarrow as pa
+
+    from leadscore_assets.ingest.assets import DUCKDB_ROW_GROUP_ROWS, row_group_chunks, write_raw
+    from leadscore_assets.ingest.readers import Export, raw_columns
+
+    n = 2 * DUCKDB_ROW_GROUP_ROWS + 1234
+    numbers = [str(i) for i in range(n)]
+    column = pa.chunked_array([numbers[i:i + 10_000] for i in range(0, n, 10_000)], pa.string())
+    table = pa.table({name: column if name != "_row_number" else
+                      pa.chunked_array([list(range(1, n + 1))], pa.int64())
+                      for name in raw_columns("invoices")})
+    table = table.set_column(table.column_names.index("_malformed"), "_malformed",
+                             pa.nulls(n, pa.string()))
+    aligned = row_group_chunks(table)
+    assert aligned.equals(table)
+    assert [len(c) for c in aligned.column("invoice_no").chunks] == [
+        DUCKDB_ROW_GROUP_ROWS, DUCKDB_ROW_GROUP_ROWS, 1234]
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        write_raw(conn, "invoices", Export("invoices", table), partition="p",
+                  file_name="f.csv", sha256="0" * 64)
+        landed = conn.execute("SELECT _row_number, invoice_no, country FROM raw.invoices "
+                              "ORDER BY _row_number").fetchall()
+    assert landed == [(i + 1, str(i), str(i)) for i in range(n)]

@@ -10,7 +10,7 @@ A failed evaluation sends one alert from the check itself (key: run, asset, chec
 failure is told once, with the run's link, without a sensor re-reading the event log.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from statistics import median
 from typing import Any
@@ -151,8 +151,7 @@ def _export_size_check(source: str) -> dg.AssetChecksDefinition:
 
 
 def _share_check(source: str, name: str, other: str, description: str, minimum: float,
-                 measure: Callable[[duckdb.DuckDBPyConnection], tuple[int, int]],
-                 what: str) -> dg.AssetChecksDefinition:
+                 measure_sql: str, what: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=_key(source), name=name, description=description,
                     additional_deps=[_key(other)])
     def share_check(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource,
@@ -164,7 +163,7 @@ def _share_check(source: str, name: str, other: str, description: str, minimum: 
                     passed=True, severity=dg.AssetCheckSeverity.WARN,
                     description=f"clean.{other} is empty: nothing to compare with",
                     metadata={"compared": 0})
-            matched, total = measure(conn)
+            matched, total = (int(n) for n in conn.execute(measure_sql).fetchone())
         share = matched / total if total else 1.0
         return report(
             context, alerts, source, name, share >= minimum, dg.AssetCheckSeverity.WARN,
@@ -175,20 +174,15 @@ def _share_check(source: str, name: str, other: str, description: str, minimum: 
     return share_check
 
 
-def _payment_emails(conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE customer_email IN (SELECT email FROM clean.leads "
-        "WHERE email IS NOT NULL)), count(*) FROM clean.payments "
-        "WHERE status = 'succeeded' AND customer_email IS NOT NULL").fetchone()
-    return int(row[0]), int(row[1])
-
-
-def _invoice_customers(conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    row = conn.execute(
-        "WITH ids AS (SELECT DISTINCT customer_id FROM clean.invoices "
-        "WHERE customer_id IS NOT NULL) SELECT count(*) FILTER (WHERE customer_id IN "
-        "(SELECT customer_id FROM clean.customers)), count(*) FROM ids").fetchone()
-    return int(row[0]), int(row[1])
+# each counts (matched, compared) for a share check
+PAYMENT_EMAILS_SQL = (
+    "SELECT count(*) FILTER (WHERE customer_email IN (SELECT email FROM clean.leads "
+    "WHERE email IS NOT NULL)), count(*) FROM clean.payments "
+    "WHERE status = 'succeeded' AND customer_email IS NOT NULL")
+INVOICE_CUSTOMERS_SQL = (
+    "WITH ids AS (SELECT DISTINCT customer_id FROM clean.invoices "
+    "WHERE customer_id IS NOT NULL) SELECT count(*) FILTER (WHERE customer_id IN "
+    "(SELECT customer_id FROM clean.customers)), count(*) FROM ids")
 
 
 SCHEMA_CHECKS = [_schema_check(s) for s in SOURCES]
@@ -197,10 +191,10 @@ EXPORT_SIZE_CHECKS = [_export_size_check(s) for s in SOURCES]
 REFERENCE_CHECKS = [
     _share_check("payments", PAYMENT_EMAILS, "leads",
                  "Share of succeeded payments whose email is a known lead's.",
-                 MIN_EMAIL_MATCH, _payment_emails, "succeeded payments' emails match a lead"),
+                 MIN_EMAIL_MATCH, PAYMENT_EMAILS_SQL, "succeeded payments' emails match a lead"),
     _share_check("invoices", INVOICE_CUSTOMERS, "customers",
                  "Share of invoice customers present in the customer snapshot.",
-                 MIN_CUSTOMER_MATCH, _invoice_customers, "invoice customers are known"),
+                 MIN_CUSTOMER_MATCH, INVOICE_CUSTOMERS_SQL, "invoice customers are known"),
 ]
 CLEAN_CHECKS = [*SCHEMA_CHECKS, *ACCOUNTED_CHECKS, *EXPORT_SIZE_CHECKS, *REFERENCE_CHECKS]
 

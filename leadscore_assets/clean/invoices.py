@@ -30,13 +30,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.clean.rules import (
-    LINEAGE,
-    CleanResult,
-    RuleBook,
-    blank,
-    lineage_order,
-)
+from leadscore_assets.clean.rules import LINEAGE, CleanResult, RuleBook, blank, lineage_order
 from leadscore_assets.ingest import formats
 from leadscore_core.warehouse import INVOICE_COLUMNS
 

@@ -164,6 +164,16 @@ PAYMENT_EVENTS = "features.payment_events"
 PAYMENT_EVENTS_SQL = "SELECT customer_email, created_at, status FROM clean.payments"
 
 
+def required_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
+    """The whole table; a failure naming the asset to materialise first when it does not
+    exist yet (``clean.leads`` is the table of ``clean/leads``)."""
+    frame = read_table(conn, table)
+    if frame is None:
+        raise dg.Failure(f"{table} does not exist yet: materialise {table.replace('.', '/')} "
+                         "first")
+    return frame
+
+
 def write_feature_table(conn: duckdb.DuckDBPyConnection, warehouse: DuckDBResource,
                         table: str, frame: pd.DataFrame) -> None:
     """Replace the table, then publish its snapshot: models and drift reports read the
@@ -189,9 +199,7 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
     yet (``label_source = 'open'``): they are the leads batch scoring ranks.
     """
     with warehouse.get_connection() as conn:
-        leads = read_table(conn, "clean.leads")
-        if leads is None:
-            raise dg.Failure("clean.leads does not exist yet: materialise clean/leads first")
+        leads = required_table(conn, "clean.leads")
         payments = read_table(conn, "clean.payments")
         days = config.days(active_profile(settings, "leads", conn))
         frame = lead_features(leads, payments, window_days=days)
@@ -217,10 +225,8 @@ def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
                       settings: SettingsResource) -> dg.MaterializeResult:
     """Converted leads with the plan of their first succeeded payment (the plan model's rows)."""
     with warehouse.get_connection() as conn:
-        leads = read_table(conn, "features.lead_features")
+        leads = required_table(conn, "features.lead_features")
         payments = read_table(conn, "clean.payments")
-        if leads is None:
-            raise dg.Failure("features.lead_features does not exist yet")
         if payments is None:
             payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
         days = config.days(active_profile(settings, "leads", conn))
@@ -303,9 +309,7 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
 def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Clean customer snapshots joined by email with their payment history aggregates."""
     with warehouse.get_connection() as conn:
-        customers = read_table(conn, "clean.customers")
-        if customers is None:
-            raise dg.Failure("clean.customers does not exist yet: materialise clean/customers")
+        customers = required_table(conn, "clean.customers")
         payments = read_table(conn, "clean.payments")
         frame = snapshot_features(customers, payments)
         write_feature_table(conn, warehouse, "features.customer_snapshot", frame)

@@ -36,6 +36,7 @@ from leadscore_assets.features.assets import (
     active_profile,
     markdown_table,
     original_names,
+    required_table,
     table_feature_kinds,
     table_profile,
 )
@@ -64,7 +65,6 @@ from leadscore_core.registry import (
 )
 from leadscore_core.serving import LeadscorePyfunc, ModelBundle
 from leadscore_core.settings import get_settings
-from leadscore_core.warehouse import read_table
 
 GROUP = "models"
 KINDS = {"lightgbm", "mlflow"}
@@ -381,7 +381,7 @@ def _metrics_table(trained: TrainedModel) -> str:
 
 
 def lead_training_set(conn, settings: SettingsResource) -> TrainingSet:
-    frame = _require_table(conn, "features.lead_features")
+    frame = required_table(conn, "features.lead_features")
     profile_kinds = table_feature_kinds(conn, "features.lead_features",
                                         exclude=_not_inputs(TIME_FEATURES))
     has_time = frame["created_at"].notna().any()
@@ -395,7 +395,7 @@ def lead_training_set(conn, settings: SettingsResource) -> TrainingSet:
 
 
 def plan_training_set(conn, settings: SettingsResource) -> TrainingSet:
-    frame = _require_table(conn, "features.plan_labels")
+    frame = required_table(conn, "features.plan_labels")
     profile_kinds = table_feature_kinds(conn, "features.plan_labels",
                                         exclude=_not_inputs(TIME_FEATURES))
     catalogue = PlanCatalogue.load(settings.get().plan_catalogue_path)
@@ -413,7 +413,7 @@ def plan_training_set(conn, settings: SettingsResource) -> TrainingSet:
 
 
 def activity_training_set(conn) -> TrainingSet:
-    frame = _require_table(conn, "features.customer_activity")
+    frame = required_table(conn, "features.customer_activity")
     # one customer appears once per cutoff: CV folds keep a customer's rows together
     return TrainingSet(frame=frame, task="binary", label="churned",
                        features=dict(ACTIVITY_FEATURES), original_names={},
@@ -422,7 +422,7 @@ def activity_training_set(conn) -> TrainingSet:
 
 
 def snapshot_training_set(conn, settings: SettingsResource) -> TrainingSet:
-    frame = _require_table(conn, "features.customer_snapshot")
+    frame = required_table(conn, "features.customer_snapshot")
     profile_kinds = table_feature_kinds(conn, "features.customer_snapshot",
                                         exclude=_not_inputs(PAYMENT_FEATURES))
     # A snapshot is one moment: the customers' signup dates are not a time axis to hold
@@ -431,13 +431,6 @@ def snapshot_training_set(conn, settings: SettingsResource) -> TrainingSet:
                        features=snapshot_feature_kinds(profile_kinds, frame),
                        original_names=original_names(active_profile(settings, "customers", conn)),
                        profile=table_profile(conn, "customers"))
-
-
-def _require_table(conn, table: str) -> pd.DataFrame:
-    frame = read_table(conn, table)
-    if frame is None:
-        raise dg.Failure(f"{table} does not exist yet")
-    return frame
 
 
 def _not_inputs(extra: dict[str, str]) -> frozenset[str]:

@@ -426,33 +426,34 @@ def evaluate_drift(context: dg.AssetExecutionContext, model: str, config: DriftC
     return dg.MaterializeResult(metadata=meta)
 
 
-def champion_monitor(model: str) -> dict[str, object]:
-    """What every monitoring asset of a model's champion shares in its definition: its
-    upstream (the champion, the prediction log, the model's feature tables), group and
-    rhythm. None holds the writer pool: they read the published snapshots and write files of
-    their own."""
-    return {"deps": [champion_key(model), PREDICTIONS_KEY,
-                     *[dg.AssetKey(["features", d]) for d in MONITORED[model].deps]],
-            "group_name": GROUP, "automation_condition": DRIFT_AUTOMATION}
+def champion_monitor_asset(model: str, key: dg.AssetKey, kinds: set[str], description: str,
+                           config_type: type[dg.Config], evaluate) -> dg.AssetsDefinition:
+    """A monitoring asset of a model's champion: ``evaluate(context, model, config,
+    warehouse, settings, model_registry)`` computes it. Every such asset shares its upstream
+    (the champion, the prediction log, the model's feature tables), group and rhythm. None
+    holds the writer pool: they read the published snapshots and write files of their own."""
+
+    @dg.asset(
+        key=key, kinds=kinds, description=description,
+        deps=[champion_key(model), PREDICTIONS_KEY,
+              *[dg.AssetKey(["features", d]) for d in MONITORED[model].deps]],
+        group_name=GROUP, automation_condition=DRIFT_AUTOMATION,
+    )
+    def _monitor(context: dg.AssetExecutionContext, config: config_type,
+                 warehouse: DuckDBResource, settings: SettingsResource,
+                 model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+        return evaluate(context, model, config, warehouse, settings, model_registry)
+
+    return _monitor
 
 
 def drift_asset(model: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=drift_key(model),
-        kinds={"scipy", "parquet", "html"},
-        description=(
-            f"Drift of {MODELS[model]}'s inputs, predictions and labels: the champion's "
-            "training reference against the rows that arrived since it was trained and what "
-            "the API was asked to score. HTML report and JSON summary under data/monitoring/."
-        ),
-        **champion_monitor(model),
-    )
-    def _drift(context: dg.AssetExecutionContext, config: DriftConfig,
-               warehouse: DuckDBResource, settings: SettingsResource,
-               model_registry: ModelRegistryResource) -> dg.MaterializeResult:
-        return evaluate_drift(context, model, config, warehouse, settings, model_registry)
-
-    return _drift
+    return champion_monitor_asset(
+        model, drift_key(model), {"scipy", "parquet", "html"},
+        f"Drift of {MODELS[model]}'s inputs, predictions and labels: the champion's "
+        "training reference against the rows that arrived since it was trained and what "
+        "the API was asked to score. HTML report and JSON summary under data/monitoring/.",
+        DriftConfig, evaluate_drift)
 
 
 drift_assets = [drift_asset(model) for model in MONITORED]

@@ -40,7 +40,7 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.monitoring.assets import (
     WindowConfig,
     _same_types,
-    champion_monitor,
+    champion_monitor_asset,
     current_window,
     judged_predictions,
     served_champion,
@@ -250,23 +250,13 @@ def evaluate_estimate(context: dg.AssetExecutionContext, model: str, config: Est
 
 
 def estimated_asset(model: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=estimated_key(model),
-        kinds={"numpy", "parquet"},
-        description=(
-            f"{MODELS[model]}'s ROC-AUC, precision in its top tier ({TOP_TIER[model]}) and "
-            "calibration on the current window, estimated from the champion's calibrated "
-            "probabilities before the outcomes arrive, with intervals; set next to the "
-            "realised figures as outcomes arrive."
-        ),
-        **champion_monitor(model),  # on the drift reports' rhythm
-    )
-    def _estimated(context: dg.AssetExecutionContext, config: EstimationConfig,
-                   warehouse: DuckDBResource, settings: SettingsResource,
-                   model_registry: ModelRegistryResource) -> dg.MaterializeResult:
-        return evaluate_estimate(context, model, config, warehouse, settings, model_registry)
-
-    return _estimated
+    return champion_monitor_asset(  # on the drift reports' rhythm
+        model, estimated_key(model), {"numpy", "parquet"},
+        f"{MODELS[model]}'s ROC-AUC, precision in its top tier ({TOP_TIER[model]}) and "
+        "calibration on the current window, estimated from the champion's calibrated "
+        "probabilities before the outcomes arrive, with intervals; set next to the "
+        "realised figures as outcomes arrive.",
+        EstimationConfig, evaluate_estimate)
 
 
 estimated_assets = [estimated_asset(model) for model in ESTIMATED]

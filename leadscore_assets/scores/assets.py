@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.features.assets import active_profile, markdown_table
+from leadscore_assets.features.assets import active_profile, markdown_table, required_table
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
@@ -112,6 +112,34 @@ def reason_columns(explanations: list[Explanation], link: Link,
                for part in ("", "_contribution")]
     return pd.DataFrame(rows, columns=columns).astype(
         {c: "float64" for c in columns if c.endswith("_contribution")})
+
+
+def scored_leads_frame(open_leads: pd.DataFrame, bundle: ModelBundle, version: str, *,
+                       displays: dict[str, FieldDisplay] | None = None,
+                       sent: list[dict] | None = None) -> tuple[pd.DataFrame, list[float]]:
+    """The rows of ``scores/leads`` for these open leads (``lead_id``, ``email``,
+    ``created_at`` and the model's features): score, tier by the quartiles of these scores,
+    probability and the top reasons, best first; and the tier boundaries."""
+    X = bundle.encoder.transform_frame(open_leads)
+    probability = bundle.predict_proba(X) if len(open_leads) else np.empty(0)
+    scores = ModelBundle.score(probability)
+    tiers, bounds = quartile_tiers(scores) if len(scores) else ([], [])
+    frame = pd.concat([
+        pd.DataFrame({
+            "lead_id": open_leads["lead_id"].astype("string"),
+            "email": open_leads["email"].astype("string"),
+            "created_at": pd.to_datetime(open_leads["created_at"]),
+            "score": scores.astype("int64"),
+            "tier": pd.Series(tiers, dtype="string"),
+            "probability": probability.round(6),
+        }),
+        reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else [],
+                       bundle_link(bundle), displays, sent=sent),
+    ], axis=1)
+    frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
+                              ignore_index=True)
+    frame["model_version"] = version
+    return frame, bounds
 
 
 def export_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -221,34 +249,15 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
     bundle, version = _champion(model_registry.registry(), "lead_conversion")
     with warehouse.get_connection() as conn:
         profile = active_profile(settings, "leads", conn)
-        leads = read_table(conn, "features.lead_features")
-        if leads is None:
-            raise dg.Failure("features.lead_features does not exist yet")
+        leads = required_table(conn, "features.lead_features")
         open_leads = leads[leads["converted"].isna()].reset_index(drop=True)
-        X = bundle.encoder.transform_frame(open_leads)
-        probability = bundle.predict_proba(X) if len(open_leads) else np.empty(0)
         # the reasons word a category as the lead's file spelled it, as the API words it
         # as the request sent it
         records = raw_records(conn, open_leads)
-        sent = [records.get(i) or {} for i in open_leads["lead_id"]]
-        scores = ModelBundle.score(probability)
-        tiers, bounds = quartile_tiers(scores) if len(scores) else ([], [])
-        frame = pd.concat([
-            pd.DataFrame({
-                "lead_id": open_leads["lead_id"].astype("string"),
-                "email": open_leads["email"].astype("string"),
-                "created_at": pd.to_datetime(open_leads["created_at"]),
-                "score": scores.astype("int64"),
-                "tier": pd.Series(tiers, dtype="string"),
-                "probability": probability.round(6),
-            }),
-            reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else [],
-                           bundle_link(bundle),
-                           displays_for(profile.display if profile else None), sent=sent),
-        ], axis=1)
-        frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
-                                  ignore_index=True)
-        frame["model_version"] = version
+        frame, bounds = scored_leads_frame(
+            open_leads, bundle, version,
+            displays=displays_for(profile.display if profile else None),
+            sent=[records.get(i) or {} for i in open_leads["lead_id"]])
         frame["horizon"] = lead_horizon(settings.get(), profile)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)
@@ -374,9 +383,7 @@ def customer_activity_snapshot(warehouse: DuckDBResource,
     writing a new file beside the served one and renaming it into place (atomic)."""
     target = settings.get().serving_snapshot
     with warehouse.get_connection() as conn:
-        frame = read_table(conn, "features.customer_activity_latest")
-    if frame is None:
-        raise dg.Failure("features.customer_activity_latest does not exist yet")
+        frame = required_table(conn, "features.customer_activity_latest")
     publish_file(lambda tmp: frame.to_parquet(tmp, index=False), target)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),

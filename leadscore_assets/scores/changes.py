@@ -15,6 +15,8 @@ scoring has nothing to compare with: it records the baseline and announces nothi
 """
 
 
+from collections.abc import Callable
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -208,39 +210,38 @@ def publish_changes(context: dg.AssetExecutionContext, kind: str, key: list[str]
     })
 
 
-@dg.asset(
-    key=["scores", "lead_changes"],
-    deps=[dg.AssetKey(["scores", "leads"])],
-    group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
-)
-def lead_changes(context: dg.AssetExecutionContext, config: ScoreMoveAlerts,
+def changes_asset(key: list[str], kind: str, id_column: str, scoring,
+                  levels: Callable[[ScoreMoveAlerts], list[str]], export: str,
+                  description: str) -> dg.AssetsDefinition:
+    """The changes of ``scores/<kind>`` since its previous scoring (``publish_changes``),
+    with the moves into ``levels(config)`` announced."""
+
+    @dg.asset(
+        key=key, deps=[dg.AssetKey(["scores", kind])], description=description,
+        group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
+    )
+    def _changes(context: dg.AssetExecutionContext, config: ScoreMoveAlerts,
                  warehouse: DuckDBResource, settings: SettingsResource,
                  model_registry: ModelRegistryResource,
                  alerts: AlertChannel) -> dg.MaterializeResult:
-    """Leads whose tier or score changed since the previous scoring (and new and gone ones),
-    with the reasons whose contributions changed most; leads moving into the configured tiers
-    are announced in one alert per run, each with a link to its page."""
-    return publish_changes(context, "leads", ["lead_id"], lead_scoring, config.lead_tiers,
-                           config, warehouse, settings, model_registry, alerts,
-                           LEAD_CHANGES_EXPORT)
+        return publish_changes(context, kind, [id_column], scoring, levels(config), config,
+                               warehouse, settings, model_registry, alerts, export)
+
+    return _changes
 
 
-@dg.asset(
-    key=["scores", "customer_changes"],
-    deps=[dg.AssetKey(["scores", "customers"])],
-    group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
-)
-def customer_changes(context: dg.AssetExecutionContext, config: ScoreMoveAlerts,
-                     warehouse: DuckDBResource, settings: SettingsResource,
-                     model_registry: ModelRegistryResource,
-                     alerts: AlertChannel) -> dg.MaterializeResult:
-    """Customers whose churn risk level or probability changed since the previous scoring
-    (one row per customer, as ``scores/customers`` has them), with the reasons whose
-    contributions changed most; customers moving into the configured risk levels are
-    announced in one alert per run, each with a link to its page."""
-    return publish_changes(context, "customers", ["customer_id"], customer_scoring,
-                           config.risk_levels, config, warehouse, settings, model_registry,
-                           alerts, CUSTOMER_CHANGES_EXPORT)
-
+lead_changes = changes_asset(
+    ["scores", "lead_changes"], "leads", "lead_id", lead_scoring,
+    lambda config: config.lead_tiers, LEAD_CHANGES_EXPORT,
+    "Leads whose tier or score changed since the previous scoring (and new and gone ones), "
+    "with the reasons whose contributions changed most; leads moving into the configured "
+    "tiers are announced in one alert per run, each with a link to its page.")
+customer_changes = changes_asset(
+    ["scores", "customer_changes"], "customers", "customer_id", customer_scoring,
+    lambda config: config.risk_levels, CUSTOMER_CHANGES_EXPORT,
+    "Customers whose churn risk level or probability changed since the previous scoring "
+    "(one row per customer, as ``scores/customers`` has them), with the reasons whose "
+    "contributions changed most; customers moving into the configured risk levels are "
+    "announced in one alert per run, each with a link to its page.")
 
 change_assets = [lead_changes, customer_changes]
