@@ -19,7 +19,7 @@ from api.models import ServedModels
 from api.schemas import ChurnRisk
 from api.scoring import LogRows, churn_risks
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
-from leadscore_core.reasons import FieldDisplay
+from leadscore_core.reasons import FieldDisplay, ReasonTexts
 from leadscore_core.registry import MODELS
 from leadscore_core.tiers import CHURN_MODELS
 
@@ -51,7 +51,9 @@ class KnownCustomers:
         self.models = models
         self.risk = risk
         self.horizons = horizons  # churn model key -> its horizon (leadscore_core.horizons)
-        self.displays = displays
+        self.displays = displays  # churn model key -> its fields' labels and units
+        # the reasons' texts, remembered across lookups (as the posting routes do)
+        self.texts = {key: ReasonTexts(d) for key, d in displays.items()}
 
     def find(self, customer_id: str, keys: tuple[str, ...] = CHURN_MODELS) -> list[Found]:
         """The customer's rows, in the order of ``keys`` (the activity model first). Raises
@@ -77,7 +79,7 @@ class KnownCustomers:
             return None
         out, log_rows = churn_risks(served, None, self.risk, records=[found.features],
                                     ids=[customer_id], as_of=found.as_of,
-                                    displays=self.displays.get(found.key),
+                                    displays=self.texts.get(found.key),
                                     horizon=self.horizons[found.key])
         return KnownChurn(found.key, out[0], found.features, log_rows)
 

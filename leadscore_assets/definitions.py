@@ -32,11 +32,25 @@ from leadscore_core.settings import SOURCES, get_settings
 FOLLOW_INPUTS = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("when inputs update and their blocking checks pass")
-FIRST_TRAINING = (
-    dg.AutomationCondition.on_missing()
+# Not Dagster's on_missing(): it fires only for a target that becomes missing after the
+# condition's first evaluation, and a new deployment's models are missing from the first
+# tick, before their inputs exist, so they never trained. Here the trigger is the model
+# becoming trainable (missing, its inputs there and their blocking checks passed); it holds
+# until the model is requested or materialised, so it fires once, also when it first comes
+# true while a run is already training the model; a failed training is not retried.
+TRAINABLE = (
+    dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_missing()
     & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("missing, inputs there and passed their blocking checks")
+FIRST_TRAINING = (
+    TRAINABLE.newly_true().since(
+        (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+         ).with_label("requested or materialised"))
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.execution_failed()
 ).with_label("first training (retraining: retraining_sensor)")
-
 
 def with_policy(assets: list, condition: dg.AutomationCondition) -> list:
     return [a.map_asset_specs(lambda spec: spec.replace_attributes(

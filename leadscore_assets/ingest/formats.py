@@ -33,19 +33,20 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 DateOrder = Literal["dmy", "mdy", "ymd"]
+T = TypeVar("T")
 DECIMAL_MARKS = (".", ",")
 # Thousands separators in use: comma, point, apostrophe (Swiss), spaces (French, no-break).
 THOUSANDS_MARKS = (",", ".", "'", " ", "\u00a0", "\u202f")
 SPACES = " \u00a0\u202f"
 ORDER_WORDS = {"dmy": "day first", "mdy": "month first", "ymd": "year first"}
-MARK_WORDS = {".": "decimal point", ",": "decimal comma"}
+MARK_WORDS = {".": "read with a decimal point", ",": "read with a decimal comma"}
 EXAMPLES = 3
 
 # -- number shapes (on trimmed text, sign allowed) ---------------------------------------------
@@ -115,6 +116,49 @@ def _text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return distinct.filter(pc.and_(pc.is_valid(distinct), pc.not_equal(distinct, "")))
 
 
+def _distinct_matching(values: pa.ChunkedArray | pa.Array, pattern: str) -> pa.Array:
+    """The distinct trimmed values (:func:`_text`) of the shape ``pattern`` describes."""
+    text = _text(values)
+    return text.filter(pc.match_substring_regex(text, pattern))
+
+
+def _one_way(first: object, second: object, first_reading: T, second_reading: T) -> T | None:
+    """The reading the evidence allows when only one kind is seen (``first`` or ``second``
+    evidence); None when neither or both are."""
+    if first and not second:
+        return first_reading
+    if second and not first:
+        return second_reading
+    return None
+
+
+def _refuse_conflicts(file: str, field: str, what: str, only: Mapping[str, list[str]],
+                      found: str | None, declared: str | None, words: Mapping[str, str]) -> None:
+    """Raise :class:`FormatError` when a field has values readable only one way beside
+    values readable only the other (``only``: reading -> such values), or its evidence
+    (``found``) contradicts the ``declared`` reading; ``what`` names the kind of reading."""
+    (first, first_values), (second, second_values) = only.items()
+    if first_values and second_values:
+        raise FormatError(
+            f"{file}: field {field!r} mixes {what}s: {first_values[0]!r} can only be "
+            f"{words[first]}, {second_values[0]!r} only {words[second]}")
+    if declared and found and found != declared:
+        raise FormatError(
+            f"{file}: field {field!r} contradicts the declared {what} {declared!r} "
+            f"({words[declared]}): {only[found][0]!r} can only be {words[found]}")
+
+
+def _two_readings(file: str, field: str, value: str, count: int, setting: str,
+                  readings: tuple[str, str]) -> FormatError:
+    """The refusal of a field whose values read two ways with nothing to decide (``value``
+    one of ``count`` such, ``readings`` what it means each way), naming the ``setting``
+    that would decide."""
+    return FormatError(
+        f"{file}: field {field!r} can be read two ways and nothing decides: {value!r} is "
+        f"{readings[0]} or {readings[1]} ({count:,} such distinct value(s)); declare "
+        f"`{setting}` in the profile or source settings")
+
+
 def _any(values: pa.Array, patterns: Sequence[str]) -> pa.Array:
     mask = pc.match_substring_regex(values, patterns[0])
     for pattern in patterns[1:]:
@@ -144,16 +188,11 @@ class NumberEvidence:
 
     @property
     def mark(self) -> str | None:
-        if self.dot_count and not self.comma_count:
-            return "."
-        if self.comma_count and not self.dot_count:
-            return ","
-        return None
+        return _one_way(self.dot_count, self.comma_count, ".", ",")
 
 
 def number_evidence(field: str, values: pa.ChunkedArray | pa.Array) -> NumberEvidence:
-    text = _text(values)
-    text = text.filter(pc.match_substring_regex(text, _NUMBERISH))
+    text = _distinct_matching(values, _NUMBERISH)
     ambiguous = _any(text, [_ONE_DOT_GROUP, _ONE_COMMA_GROUP])
     dot = pc.and_(_any(text, _DOT_ONLY), pc.invert(ambiguous))
     comma = pc.and_(_any(text, _COMMA_ONLY), pc.invert(ambiguous))
@@ -182,16 +221,8 @@ def decide_numbers(file: str, fields: Mapping[str, pa.ChunkedArray | pa.Array],
     """
     evidence = {name: number_evidence(name, values) for name, values in fields.items()}
     for ev in evidence.values():
-        if ev.dot_count and ev.comma_count:
-            raise FormatError(
-                f"{file}: field {ev.field!r} mixes decimal marks: {ev.dot[0]!r} has a decimal "
-                f"point, {ev.comma[0]!r} a decimal comma; declare `decimal` or fix the export")
-        if declared.decimal and ev.mark and ev.mark != declared.decimal:
-            example = ev.dot[0] if ev.mark == "." else ev.comma[0]
-            raise FormatError(
-                f"{file}: field {ev.field!r} contradicts the declared decimal mark "
-                f"{declared.decimal!r}: {example!r} can only be read with a "
-                f"{MARK_WORDS[ev.mark]}")
+        _refuse_conflicts(file, ev.field, "decimal mark", {".": ev.dot, ",": ev.comma},
+                          ev.mark, declared.decimal, MARK_WORDS)
     file_marks = {ev.mark for ev in evidence.values() if ev.mark}
     decided: dict[str, dict[str, str | None]] = {}
     for name, ev in evidence.items():
@@ -199,11 +230,9 @@ def decide_numbers(file: str, fields: Mapping[str, pa.ChunkedArray | pa.Array],
             next(iter(file_marks)) if len(file_marks) == 1 else None)
         if mark is None and ev.ambiguous_count:
             value = ev.ambiguous[0]
-            raise FormatError(
-                f"{file}: field {name!r} can be read two ways and nothing decides: "
-                f"{value!r} is {_reading(value, ',')} with a decimal comma or "
-                f"{_reading(value, '.')} with a decimal point ({ev.ambiguous_count:,} such "
-                f"distinct value(s)); declare `decimal` in the profile or source settings")
+            raise _two_readings(file, name, value, ev.ambiguous_count, "decimal", (
+                f"{_reading(value, ',')} with a decimal comma",
+                f"{_reading(value, '.')} with a decimal point"))
         mark = mark or "."
         thousands = declared.thousands
         if thousands is None:
@@ -284,16 +313,11 @@ class DateEvidence:
 
     @property
     def order(self) -> DateOrder | None:
-        if self.day_first and not self.month_first:
-            return "dmy"
-        if self.month_first and not self.day_first:
-            return "mdy"
-        return None
+        return _one_way(self.day_first, self.month_first, "dmy", "mdy")
 
 
 def date_evidence(field: str, values: pa.ChunkedArray | pa.Array) -> DateEvidence:
-    text = _text(values)
-    text = text.filter(pc.match_substring_regex(text, _DAY_MONTH))
+    text = _distinct_matching(values, _DAY_MONTH)
     if len(text) == 0:
         return DateEvidence(field, [], [], [], 0)
     parts = pc.extract_regex(text, r"^(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})")
@@ -323,26 +347,15 @@ def decide_dates(file: str, fields: Mapping[str, pa.ChunkedArray | pa.Array],
     decided: dict[str, dict[str, str | None]] = {}
     for name, values in fields.items():
         ev = date_evidence(name, values)
-        if ev.day_first and ev.month_first:
-            raise FormatError(
-                f"{file}: field {name!r} mixes date orders: {ev.day_first[0]!r} can only be "
-                f"day first, {ev.month_first[0]!r} only month first")
         declared_order = declared.date_order if declared.date_order in ("dmy", "mdy") else None
-        if declared_order and ev.order and ev.order != declared_order:
-            example = ev.day_first[0] if ev.order == "dmy" else ev.month_first[0]
-            raise FormatError(
-                f"{file}: field {name!r} contradicts the declared date order "
-                f"{declared.date_order!r} ({ORDER_WORDS[declared_order]}): {example!r} can "
-                f"only be {ORDER_WORDS[ev.order]}")
+        _refuse_conflicts(file, name, "date order", {"dmy": ev.day_first, "mdy": ev.month_first},
+                          ev.order, declared_order, ORDER_WORDS)
         order = ev.order or declared_order
         if order is None and ev.ambiguous_count:
             value = ev.ambiguous[0]
-            raise FormatError(
-                f"{file}: field {name!r} can be read two ways and nothing decides: "
-                f"{value!r} is {_date_reading(value, 'dmy')} (day first) or "
-                f"{_date_reading(value, 'mdy')} (month first); no value has a day above 12 "
-                f"({ev.ambiguous_count:,} such distinct value(s)); declare `date_order` in the "
-                "profile or source settings")
+            raise _two_readings(file, name, value, ev.ambiguous_count, "date_order", (
+                f"{_date_reading(value, 'dmy')} (day first)",
+                f"{_date_reading(value, 'mdy')} (month first); no value has a day above 12"))
         decided[name] = {"date_order": order}
     return decided
 

@@ -273,6 +273,19 @@ def _records_table(path: Path, objects: list[Any]) -> CsvTable:
     return CsvTable(table, names, "utf-8", ",", False, None, "\n")
 
 
+def _read_with_columns(path: Path, declared: Declared, required: Iterable[str], not_what: str,
+                       *, stream: bool = False) -> CsvTable:
+    """:func:`read_csv` of a file whose layout is fixed: a header lacking a ``required``
+    column is a file of another kind (``not_what`` says which it is not)."""
+    csvt = read_csv(path, declared_delimiter=declared.delimiter, stream=stream,
+                    declared_encoding=declared.encoding)
+    missing = [c for c in required if c not in csvt.header]
+    if missing:
+        raise UnreadableFile(f"{path.name}: {not_what}: missing required column(s) {missing} "
+                             f"(header: {csvt.header[:10]})")
+    return csvt
+
+
 # -- invoices --------------------------------------------------------------------------------
 
 INVOICE_NUMBERS = {"quantity": "Quantity", "unit_price": "UnitPrice"}
@@ -280,14 +293,9 @@ INVOICE_DATES = {"invoice_date": "InvoiceDate"}
 
 
 def _read_invoices(path: Path, declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter, stream=True,
-                    declared_encoding=declared.encoding)
+    csvt = _read_with_columns(path, declared, INVOICE_COLUMNS, "not an invoice export",
+                              stream=True)
     header = csvt.header
-    missing = [c for c in INVOICE_COLUMNS if c not in header]
-    if missing:
-        raise UnreadableFile(
-            f"{path.name}: not an invoice export: missing required column(s) {missing} "
-            f"(header: {header[:10]})")
     table = csvt.table
     fmt = decide_formats(path.name, table, INVOICE_NUMBERS, INVOICE_DATES, declared)
     n = table.num_rows
@@ -527,14 +535,9 @@ STRIPE_CSV_DATES = {"created": "Created date (UTC)"}
 
 
 def _stripe_csv(path: Path, declared: Declared) -> Export:
-    csvt = read_csv(path, declared_delimiter=declared.delimiter,
-                    declared_encoding=declared.encoding)
+    csvt = _read_with_columns(path, declared, STRIPE_CSV_REQUIRED,
+                              "neither Stripe JSON nor a Stripe payments CSV export")
     header = csvt.header
-    missing = [c for c in STRIPE_CSV_REQUIRED if c not in header]
-    if missing:
-        raise UnreadableFile(
-            f"{path.name}: neither Stripe JSON nor a Stripe payments CSV export: missing "
-            f"column(s) {missing} (header: {header[:8]})")
     table = csvt.table
     fmt = decide_formats(
         path.name, table, {k: v for k, v in STRIPE_CSV_NUMBERS.items() if v in header},
