@@ -16,7 +16,7 @@ import gc
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -79,7 +79,7 @@ from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizon, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
-from leadscore_core.reasons import displays_for
+from leadscore_core.reasons import ReasonTexts, displays_for
 from leadscore_core.settings import Settings, get_settings
 from leadscore_core.tiers import PublishedTiers, lead_tiers_path, risk_rule
 
@@ -157,6 +157,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     Customer, StrictCustomer = bodies("Customer", customer_profile, SNAPSHOT_CHURN, "customer")
     lead_displays = displays_for(lead_profile.display)
     customer_displays = displays_for(customer_profile.display)
+    # the reasons' texts, remembered across requests (the same few values recur)
+    lead_texts, customer_texts = ReasonTexts(lead_displays), ReasonTexts(customer_displays)
 
     def batch_of(item: type) -> Any:
         # the limit in the schema (maxItems) tells a client; the handler answers 413 above it
@@ -183,13 +185,14 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         return suggesters[key]
 
     def add_suggestions(scope: Any, served: ServedModel, out: Sequence[Any],
-                        records: list[dict[str, Any]], actionable: Sequence[str],
-                        churn: bool) -> None:
-        """``?suggest=true``: the one actionable change that helps each answer most."""
+                        records: Callable[[], list[dict[str, Any]]],
+                        actionable: Sequence[str], churn: bool) -> None:
+        """``?suggest=true``: the one actionable change that helps each answer most
+        (``records`` gives the answers' feature mappings, only when asked)."""
         if not wants_suggestion(scope) or not out:
             return
         found = suggester(served, actionable).suggest(
-            records, higher_is_better=not churn, risk=risk if churn else None)
+            records(), higher_is_better=not churn, risk=risk if churn else None)
         for answer, suggestion in zip(out, found, strict=True):
             answer.suggestion = suggestion
     catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
@@ -335,9 +338,9 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                           ) -> list[LeadScore]:
         bounds = tiers.bounds_for(served.name, served.version)
         out, log_rows = await run(score_lead_batch, len(leads), served, leads, bounds,
-                                  lead_displays)
-        add_suggestions(scope, served, out, records_of(leads)[0], lead_profile.actionable,
-                        churn=False)
+                                  lead_texts)
+        add_suggestions(scope, served, out, lambda: records_of(leads)[0],
+                        lead_profile.actionable, churn=False)
         record(scope, served, "/v1/leads/score", log_rows, [r.probability for r in out],
                [r.tier for r in out])
         return out
@@ -349,13 +352,13 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                [r.probabilities[r.plan] for r in out], [r.plan for r in out])
         return out
 
-    score_customers = functools.partial(churn_risks, displays=customer_displays,
+    score_customers = functools.partial(churn_risks, displays=customer_texts,
                                         horizon=snapshot_within)
 
     async def posted_churn_risks(scope: Any, served: ServedModel, customers: Sequence[Any]
                                  ) -> list[ChurnRisk]:
         out, log_rows = await run(score_customers, len(customers), served, customers, risk)
-        add_suggestions(scope, served, out, records_of(customers)[0],
+        add_suggestions(scope, served, out, lambda: records_of(customers)[0],
                         customer_profile.actionable, churn=True)
         record(scope, served, "/v1/customers/churn", log_rows, [r.probability for r in out],
                [r.risk for r in out])
@@ -451,7 +454,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         features, as_of = found
         out, log_rows = churn_risks(served, None, risk, records=[dict(features)],
                                     ids=[customer_id], as_of=as_of, horizon=churn_within)
-        add_suggestions(request.scope, served, out, [dict(features)],
+        add_suggestions(request.scope, served, out, lambda: [dict(features)],
                         customer_profile.actionable, churn=True)
         record(request.scope, served, "/v1/customers/{customer_id}/churn", log_rows,
                [out[0].probability], [out[0].risk])

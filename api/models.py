@@ -102,6 +102,9 @@ class ServedModel:
         ab = bundle_logistic_link(bundle)
         self.link = sigmoid_link(*(ab or (1.0, 0.0)))
         self.field_of = {s.original_name: s.name for s in self.specs}
+        # per encoder column: the name a reason carries and its code -> value
+        self.reason_names = [s.original_name for s in self.specs]
+        self.decoders = [s.decode for s in self.specs]
         self._proba_row: FastRow | None = None
         if self.task == "binary" and bundle.kind == "lightgbm":
             self._proba_row = FastRow(bundle.booster, RAW_SCORE if bundle.calibration
@@ -119,10 +122,12 @@ class ServedModel:
             a, b = link
             self._from_raw = lambda raw: 1.0 / (1.0 + np.exp(-(a * raw + b)))
             self._from_raw_one = lambda raw: _sigmoid(a * raw + b)
-        # First LightGBM calls allocate; pay that here, not on a client's request.
-        warm = np.full((1, len(self.specs)), np.nan)
-        self.predict_proba(warm)
-        self.explain(warm)
+        # First LightGBM calls allocate, and the explainer builds its batch look-up with the
+        # first batch; pay that here, not on a client's request.
+        warm = np.full((2, len(self.specs)), np.nan)
+        for rows in (warm[:1], warm):
+            self.predict_proba(rows)
+            self.explain(rows)
 
     def score_and_explain(self, X: np.ndarray, top_k: int
                           ) -> tuple[np.ndarray | list[float], list]:
@@ -132,8 +137,14 @@ class ServedModel:
             return self.predict_proba(X), explanations
         if len(explanations) == 1:  # one lead: plain floats, no array round trip
             return [self._from_raw_one(explanations[0].raw_score)], explanations
-        return self._from_raw(np.fromiter((e.raw_score for e in explanations), np.float64,
-                                          len(explanations))), explanations
+        return self.probabilities(X, [e.raw_score for e in explanations]), explanations
+
+    def probabilities(self, X: np.ndarray, raws: list[float]) -> np.ndarray:
+        """Binary models: the probabilities of the rows of ``X`` whose raw scores (the sums of
+        their contributions) are ``raws``."""
+        if self._from_raw is None:
+            return self.predict_proba(X)
+        return self._from_raw(np.asarray(raws, dtype=np.float64))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``bundle.predict_proba``, with one row through the prepared single-row handle."""

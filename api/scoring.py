@@ -17,8 +17,12 @@ from msgspec.structs import asdict
 
 from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
-from leadscore_core.reasons import FieldDisplay, human_reason
-from leadscore_core.serving import Explanation
+from leadscore_core.reasons import (
+    MISSING_MIN_POINTS,
+    FieldDisplay,
+    ReasonTexts,
+    points_given,
+)
 from leadscore_core.suggest import actionable_indices, best_change, split_thresholds
 from leadscore_core.tiers import tiers_of
 
@@ -39,36 +43,73 @@ def encode(model: ServedModel, records: list[dict[str, Any]]) -> np.ndarray:
     return model.bundle.encoder.transform_records(records)
 
 
-def _reasons(explanation: Explanation) -> tuple[list[Reason], list[Reason]]:
-    first = (explanation.reasons_for or explanation.reasons_against or [None])[0]
-    if first is None or type(first) is Reason:  # the path explainer builds them as such
-        return explanation.reasons_for, explanation.reasons_against
-    return (
-        [Reason(r.feature, r.value, r.contribution) for r in explanation.reasons_for],
-        [Reason(r.feature, r.value, r.contribution) for r in explanation.reasons_against],
-    )
+# (base value, raw score, reasons for, reasons against) of one binary answer
+Explained = tuple[float, float, list[Reason], list[Reason]]
+Displays = Mapping[str, FieldDisplay] | ReasonTexts | None
+
+
+def texts_of(displays: Displays) -> ReasonTexts:
+    return displays if isinstance(displays, ReasonTexts) else ReasonTexts(displays)
 
 
 def humanise(model: ServedModel, reasons: list[Reason], raw_score: float,
-             record: Mapping[str, Any], displays: Mapping[str, FieldDisplay] | None
-             ) -> list[Reason]:
+             record: Mapping[str, Any], texts: ReasonTexts) -> list[Reason]:
     """The reasons with their text and points for people (``leadscore_core.reasons``); a
-    missing value that does not move the score is left out."""
+    missing value that does not move the score by ``MISSING_MIN_POINTS`` is left out."""
+    link, field_of = model.link, model.field_of
+    p = link(raw_score)
     kept = []
     for r in reasons:
-        human = human_reason(r.feature, r.value, r.contribution, raw_score=raw_score,
-                             link=model.link, displays=displays,
-                             sent=record.get(model.field_of.get(r.feature, r.feature)))
-        if human is None:
-            continue
-        r.text, r.points = human.text, round(human.points, 2)
+        points = points_given(p, r.contribution, raw_score, link)
+        value = r.value
+        if value is None or value != value:  # missing (NaN), as human_reason reads it
+            if abs(points) < MISSING_MIN_POINTS:
+                continue
+            r.value, r.text = None, texts.missing(r.feature)
+        else:
+            r.text = texts(r.feature, value, record.get(field_of.get(r.feature, r.feature)))
+        r.points = round(points, 2)
         kept.append(r)
     return kept
 
 
-def _binary(model: ServedModel, records: list[dict[str, Any]]
-            ) -> tuple[np.ndarray | list[float], list[Explanation]]:
-    return model.score_and_explain(encode(model, records), TOP_K)
+def _binary(model: ServedModel, records: list[dict[str, Any]], texts: ReasonTexts
+            ) -> tuple[np.ndarray | list[float], list[Explained]]:
+    """Probabilities and explained answers of binary-model rows: one lead through the
+    explainer's single-row path, a batch from its ranked contributions in one pass (the same
+    reasons, values and order as ``Explainer.explain`` gives: ``tests/test_api.py``)."""
+    X = encode(model, records)
+    if len(records) == 1:
+        proba, (e,) = model.score_and_explain(X, TOP_K)
+        return proba, [(e.base_value, e.raw_score,
+                        humanise(model, e.reasons_for, e.raw_score, records[0], texts),
+                        humanise(model, e.reasons_against, e.raw_score, records[0], texts))]
+    ranked = model.bundle.explainer.ranked(X, TOP_K)
+    proba = model.probabilities(X, ranked.raws)
+    names, decode = model.reason_names, model.decoders
+    link, field_of, missing_min = model.link, model.field_of, MISSING_MIN_POINTS
+    out: list[Explained] = []
+    for i, c in enumerate(ranked.contributions):
+        x, raw, record = ranked.codes[i], ranked.raws[i], records[i]
+        p = link(raw)
+        sides: list[list[Reason]] = [[], []]
+        for side, candidates in ((0, ranked.top[i]), (1, ranked.bottom[i])):
+            kept = sides[side]
+            for j in candidates:
+                cj = c[j]
+                if (cj <= 0) if side == 0 else (cj >= 0):
+                    continue
+                points = points_given(p, cj, raw, link)
+                feature, value = names[j], decode[j](x[j])
+                if value is None:  # decode gives None for a missing value
+                    if abs(points) < missing_min:
+                        continue
+                    text = texts.missing(feature)
+                else:
+                    text = texts(feature, value, record.get(field_of.get(feature, feature)))
+                kept.append(Reason(feature, value, cj, text, round(points, 2)))
+        out.append((ranked.bases[i], raw, sides[0], sides[1]))
+    return proba, out
 
 
 def _tiers(model: ServedModel, scores: list[int], bounds: np.ndarray | None
@@ -88,37 +129,37 @@ def _inputs(record: Mapping[str, Any], id_: str | None) -> dict[str, Any]:
 
 def score_leads(model: ServedModel, bodies: Sequence[Struct],
                 tier_bounds: np.ndarray | None = None,
-                displays: Mapping[str, FieldDisplay] | None = None, *, horizon: str = "",
+                displays: Displays = None, *, horizon: str = "",
                 ) -> tuple[list[LeadScore], LogRows]:
     """``tier_bounds``: the batch scores' published boundaries for this version (default: the
-    bundle's own); ``displays``: the lead profile's labels and units for the reasons;
+    bundle's own); ``displays``: the lead profile's labels and units for the reasons (a
+    ``ReasonTexts`` of them remembers the texts from one request to the next);
     ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
     records, ids = records_of(bodies)
-    proba, explanations = _binary(model, records)
+    proba, explained = _binary(model, records, texts_of(displays))
     # 0-100, half to even: Python's round and numpy's rint agree
-    scores = ([round(100.0 * proba[0])] if len(records) == 1
-              else np.rint(100.0 * np.asarray(proba)).astype(int).tolist())
+    if len(records) == 1:
+        probabilities, scores = [float(proba[0])], [round(100.0 * proba[0])]
+    else:
+        probabilities = np.asarray(proba, dtype=np.float64).tolist()
+        scores = np.rint(100.0 * np.asarray(proba)).astype(int).tolist()
     tiers = _tiers(model, scores, tier_bounds)
+    name, version = model.name, model.version
     out, log = [], []
-    for i, explanation in enumerate(explanations):
-        p, s = float(proba[i]), scores[i]
-        reasons_for, reasons_against = _reasons(explanation)
-        raw = explanation.raw_score
-        reasons_for = humanise(model, reasons_for, raw, records[i], displays)
-        reasons_against = humanise(model, reasons_against, raw, records[i], displays)
+    for i, (base, raw, reasons_for, reasons_against) in enumerate(explained):
+        p, s, t = probabilities[i], scores[i], tiers[i]
         out.append(LeadScore(
-            id=ids[i], probability=p, score=s, tier=tiers[i], reasons_for=reasons_for,
-            reasons_against=reasons_against, base_value=explanation.base_value,
-            raw_score=explanation.raw_score, model=model.name, version=model.version,
-            horizon=horizon))
-        log.append((bodies[i], {"probability": p, "score": s, "tier": tiers[i]}))
+            id=ids[i], probability=p, score=s, tier=t, reasons_for=reasons_for,
+            reasons_against=reasons_against, base_value=base, raw_score=raw, model=name,
+            version=version, horizon=horizon))
+        log.append((bodies[i], {"probability": p, "score": s, "tier": t}))
     return out, log
 
 
 def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
                 risk: Callable[[float], str], *, records: list[dict[str, Any]] | None = None,
                 ids: list[str | None] | None = None, as_of: str | None = None,
-                displays: Mapping[str, FieldDisplay] | None = None, horizon: str = "",
+                displays: Displays = None, horizon: str = "",
                 ) -> tuple[list[ChurnRisk], LogRows]:
     if records is None:
         records, ids = records_of(bodies or [])
@@ -126,20 +167,15 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
     else:
         inputs = [_inputs(r, i) for r, i in zip(records, ids or [None] * len(records),
                                                 strict=True)]
-    proba, explanations = _binary(model, records)
+    proba, explained = _binary(model, records, texts_of(displays))
     out, log = [], []
-    for i, explanation in enumerate(explanations):
+    for i, (base, raw, reasons_for, reasons_against) in enumerate(explained):
         p = float(proba[i])
         level = risk(p)
-        reasons_for, reasons_against = _reasons(explanation)
-        raw = explanation.raw_score
-        reasons_for = humanise(model, reasons_for, raw, records[i], displays)
-        reasons_against = humanise(model, reasons_against, raw, records[i], displays)
         out.append(ChurnRisk(
             id=ids[i], probability=p, risk=level, reasons_for=reasons_for,
-            reasons_against=reasons_against, base_value=explanation.base_value,
-            raw_score=explanation.raw_score, model=model.name, version=model.version,
-            as_of=as_of, horizon=horizon))
+            reasons_against=reasons_against, base_value=base, raw_score=raw,
+            model=model.name, version=model.version, as_of=as_of, horizon=horizon))
         log.append((inputs[i], {"probability": p, "risk": level}))
     return out, log
 

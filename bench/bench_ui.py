@@ -30,9 +30,8 @@ import pandas as pd
 
 from api.app import create_app
 from api.config import LEAD_CONVERSION, PLAN, ApiSettings
-from leadscore_assets.scores.assets import LEAD_EXPORT, export_csv, quartile_tiers, reason_columns
+from leadscore_assets.scores.assets import LEAD_EXPORT, export_csv, scored_leads_frame
 from leadscore_core.published import open_leads_path, publish_file
-from leadscore_core.reasons import bundle_link
 from leadscore_core.serving import Encoder, ModelBundle
 from leadscore_core.settings import Settings
 
@@ -85,18 +84,11 @@ class MemoryRegistry:
 
 def publish(data_dir: Path, bundle: ModelBundle, n: int) -> pd.DataFrame:
     features = leads(n, 42)
-    X = bundle.encoder.transform_frame(features)
-    probability = bundle.predict_proba(X)
-    scores = ModelBundle.score(probability)
-    tiers, _ = quartile_tiers(scores)
     ids = [f"lead-{i:05d}@example.com" for i in range(n)]
-    frame = pd.concat([pd.DataFrame({
-        "lead_id": ids, "email": ids,
-        "created_at": pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n), "min"),
-        "score": scores, "tier": tiers, "probability": probability.round(6)}),
-        reason_columns(bundle.explain(X, top_k=3), bundle_link(bundle))], axis=1)
-    frame = frame.sort_values(["score", "lead_id"], ascending=[False, True], ignore_index=True)
-    frame["model_version"] = "1"
+    frame, _ = scored_leads_frame(features.assign(
+        lead_id=ids, email=ids,
+        created_at=pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n), "min")),
+        bundle, "1")
     export_csv(frame, data_dir / "exports" / LEAD_EXPORT)
     published = frame.merge(features.assign(lead_id=ids, name=[f"Person {i}" for i in range(n)],
                                             company=[f"Company {i}" for i in range(n)]),

@@ -8,12 +8,15 @@ the softmax input of a class for a multi-class one).
 Tree models: decision-path attribution (Saabas; XGBoost's ``approx_contribs``). Every split
 hands the change in the node's expected value to the feature it splits on, so a tree's
 contributions depend only on the leaf a row reaches: they are computed once per leaf when
-the model loads, and a row asks LightGBM for its leaves (``pred_leaf``) and adds up
-precomputed rows. Per tree the steps telescope from the root's value to the leaf's value,
-hence the identity above. Exact TreeSHAP (LightGBM's ``pred_contrib``) was measured on the
-served lead model (242 trees, one row): median 99 us, p99 126 us, against 18 us / 37 us for
-path attribution; the API answers a scored lead in about 46 us of CPU, so SHAP would have
-tripled it and cost the API its throughput target (at least half the no-op rate).
+the model loads, and a row asks for its leaves and adds up precomputed rows. One row asks
+LightGBM (``pred_leaf`` through its single-row handle); a batch is looked up in tables
+(``leadscore_core.leaves``: all rows and trees at once, several times faster than LightGBM's
+walk, and checked against it when built). Per tree the steps telescope from the root's value
+to the leaf's value, hence the identity above. Exact TreeSHAP (LightGBM's ``pred_contrib``)
+was measured on the served lead model (242 trees, one row): median 99 us, p99 126 us, against
+18 us / 37 us for path attribution; the API answers a scored lead in about 46 us of CPU, so
+SHAP would have tripled it and cost the API its throughput target (at least half the no-op
+rate).
 
 Linear models (the logistic baseline): ``coef * (x - mean)`` in log-odds, per feature summed
 over its design columns (one-hot categories, the scaled value and its missing indicator),
@@ -28,6 +31,7 @@ No Dagster imports: the API imports this module.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +41,10 @@ import numpy as np
 
 if TYPE_CHECKING:
     from leadscore_core.fastrow import FastRow
+    from leadscore_core.leaves import TreeLeaves
     from leadscore_core.serving import Encoder, Explanation, ModelBundle
+
+log = logging.getLogger(__name__)
 
 # The decision of a class the baseline never saw in training: its probability is nil.
 ABSENT_CLASS_LOGIT = -1000.0
@@ -184,14 +191,24 @@ class TreePaths:
             rows.extend(table)
         self.table = np.asarray(rows, dtype=np.float64).reshape(-1, n_features)
         self.leaf_row: FastRow | None = None
+        # the batch look-up (``leadscore_core.leaves``), built with the first batch: True
+        # until then, None where it does not fit the model
+        self.batch_leaves: TreeLeaves | bool | None = True
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 1 and self.leaf_row is not None:
             leaves = self.leaf_row(X[0]).astype(np.int64)
+        elif (look_up := self._batch_look_up()) is not None:
+            leaves = look_up(X)
         else:
             leaves = np.asarray(self.booster.predict(X, pred_leaf=True, num_threads=1),
                                 dtype=np.int64)
         return leaves.reshape(len(X), -1) + self.offsets
+
+    def _batch_look_up(self) -> TreeLeaves | None:
+        if self.batch_leaves is True:
+            self.batch_leaves = _batch_leaves(self.booster, self.table.shape[1])
+        return self.batch_leaves  # type: ignore[return-value]
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """(rows, classes, features)."""
@@ -222,6 +239,22 @@ class TreePaths:
 
 
 # -- the explainer --------------------------------------------------------------------------
+
+
+@dataclass
+class Ranked:
+    """Per row of a batch: the explained class's contributions (by feature), the encoded
+    values, the features of the ``top_k`` largest and smallest contributions (candidates for
+    reasons for and against: only positive and negative ones are reasons), the base value,
+    the raw score and the explained class (multi-class models)."""
+
+    contributions: list[list[float]]
+    codes: list[list[float]]
+    top: list[list[int]]
+    bottom: list[list[int]]
+    bases: list[float]
+    raws: list[float]
+    classes: list[str | None]
 
 
 class Explainer:
@@ -282,6 +315,25 @@ class Explainer:
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.bundle.encoder.specs))
         if len(X) == 1 and self._fast:
             return [self._explain_one(X[0], top_k, reason)]
+        ranked = self.ranked(X, top_k)
+        names, decode = self._names, self._decode
+        out = []
+        for i, c in enumerate(ranked.contributions):
+            x = ranked.codes[i]
+            reasons_for = [reason(names[j], decode[j](x[j]), c[j]) for j in ranked.top[i]
+                           if c[j] > 0]
+            reasons_against = [reason(names[j], decode[j](x[j]), c[j])
+                               for j in ranked.bottom[i] if c[j] < 0]
+            out.append(Explanation(base_value=ranked.bases[i], raw_score=ranked.raws[i],
+                                   explained_class=ranked.classes[i], reasons_for=reasons_for,
+                                   reasons_against=reasons_against))
+        return out
+
+    def ranked(self, X: np.ndarray, top_k: int = 3) -> Ranked:
+        """What ``explain`` makes its reasons of, for every row at once, as plain lists: a
+        caller building its own answers (the API's) reads them without an ``Explanation``
+        per row in between."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.bundle.encoder.specs))
         contrib = self.contributions(X)
         classes: list[str | None] = [None] * len(X)
         if self.bundle.task == "multiclass":
@@ -290,26 +342,13 @@ class Explainer:
             classes = [self.bundle.classes[w] for w in winners]
         else:
             rows = contrib[:, 0]
-        names, decode = self._names, self._decode
         values = rows[:, :-1]
         # every row ranked at once; "against" is the stable descending order read backwards
         order = np.argsort(-values, axis=1, kind="stable")
-        top = order[:, :top_k].tolist()
-        bottom = order[:, ::-1][:, :top_k].tolist()
-        contributions = values.tolist()
-        codes = X.tolist()
-        bases = rows[:, -1].tolist()
-        raws = rows.sum(axis=1).tolist()
-        out = []
-        for i, c in enumerate(contributions):
-            x = codes[i]
-            reasons_for = [reason(names[j], decode[j](x[j]), c[j]) for j in top[i] if c[j] > 0]
-            reasons_against = [reason(names[j], decode[j](x[j]), c[j]) for j in bottom[i]
-                               if c[j] < 0]
-            out.append(Explanation(base_value=bases[i], raw_score=raws[i],
-                                   explained_class=classes[i], reasons_for=reasons_for,
-                                   reasons_against=reasons_against))
-        return out
+        return Ranked(contributions=values.tolist(), codes=X.tolist(),
+                      top=order[:, :top_k].tolist(), bottom=order[:, ::-1][:, :top_k].tolist(),
+                      bases=rows[:, -1].tolist(), raws=rows.sum(axis=1).tolist(),
+                      classes=classes)
 
     def _explain_one(self, x: np.ndarray, top_k: int, reason: type) -> Explanation:
         """One row of a binary model, as ``explain`` answers it, in plain Python: for a
@@ -338,6 +377,21 @@ class Explainer:
         raw = math.fsum(c) + base
         return Explanation(base_value=base, raw_score=raw, explained_class=None,
                            reasons_for=reasons_for, reasons_against=reasons_against)
+
+
+def _batch_leaves(booster, n_features: int) -> TreeLeaves | None:
+    """The table look-up of a batch's leaves (``leadscore_core.leaves``) when it gives
+    LightGBM's own leaves on the probe rows; else None (LightGBM walks the trees)."""
+    from leadscore_core.leaves import TreeLeaves
+
+    try:
+        found = TreeLeaves(booster.dump_model(), booster.model_to_string(), n_features)
+    except ValueError:  # trees too large for a 64-bit mask
+        return None
+    if not found.matches(booster):
+        log.warning("batch leaf look-up disagrees with LightGBM on this model; not used")
+        return None
+    return found
 
 
 def mean_abs_share(explainer: Explainer, X: np.ndarray) -> np.ndarray:

@@ -181,7 +181,13 @@ def points_text(points: float) -> str:
 
 def reason_points(contribution: float, raw_score: float, link: Link) -> float:
     """What this contribution adds to the 0-100 score (see the module docstring)."""
-    return 100.0 * (_probability(link, raw_score) - link(raw_score - contribution))
+    return points_given(_probability(link, raw_score), contribution, raw_score, link)
+
+
+def points_given(probability: float, contribution: float, raw_score: float, link: Link
+                 ) -> float:
+    """``reason_points`` when the raw score's probability (``link(raw_score)``) is known."""
+    return 100.0 * (probability - link(raw_score - contribution))
 
 
 # The reasons of one answer share its raw score: its probability is worked out once.
@@ -216,14 +222,49 @@ def human_reason(feature: str, value: Any, contribution: float, *, raw_score: fl
             return None
         text = f"{shown.label} not given"
     else:
-        if isinstance(sent, str) and sent.strip() and isinstance(value, str):
-            value_text = " ".join(sent.split())
-        else:
-            value_text = format_value(value, shown.unit)
-        text = (f"{shown.label}: {value_text}" if isinstance(value, bool)
-                else f"{shown.label} is {value_text}")
+        text = reason_text(shown, value, sent)
     return HumanReason(text=text, points=points, feature=feature,
                        value=None if missing else value, contribution=contribution)
+
+
+def reason_text(shown: FieldDisplay, value: Any, sent: Any = None) -> str:
+    """The text of a reason whose value is given (``human_reason``'s ``text``)."""
+    if isinstance(sent, str) and sent.strip() and isinstance(value, str):
+        value_text = " ".join(sent.split())
+    else:
+        value_text = format_value(value, shown.unit)
+    return (f"{shown.label}: {value_text}" if isinstance(value, bool)
+            else f"{shown.label} is {value_text}")
+
+
+class ReasonTexts:
+    """``human_reason``'s text, remembered per field, value and spelling sent: the reasons
+    of a batch repeat the same few values, and writing one costs more than looking it up.
+    Bounded: arbitrary numbers cannot grow it without limit."""
+
+    def __init__(self, displays: Mapping[str, FieldDisplay] | None = None,
+                 limit: int = 65_536):
+        self.displays = displays
+        self.limit = limit
+        self._texts: dict[tuple[str, type, Any, Any], str] = {}
+
+    def __call__(self, feature: str, value: Any, sent: Any = None) -> str:
+        """The text for a given (not missing) value; ``sent`` as for ``human_reason``."""
+        # the spelling sent counts only for a category sent as text; the value's type is in
+        # the key because True, 1 and 1.0 are equal keys but are written differently
+        spelt = sent if type(sent) is str and type(value) is str else None
+        key = (feature, type(value), value, spelt)
+        text = self._texts.get(key)
+        if text is None:
+            text = reason_text(field_display(feature, self.displays), value, spelt)
+            if len(self._texts) >= self.limit:
+                self._texts.clear()
+            self._texts[key] = text
+        return text
+
+    def missing(self, feature: str) -> str:
+        """The text for a missing value."""
+        return f"{field_display(feature, self.displays).label} not given"
 
 
 def logistic_link(task: str, calibration: Mapping[str, Any] | None,

@@ -8,7 +8,7 @@ file; MLflow is a SQLite store in the test's folder. Nothing is mocked.
 from __future__ import annotations
 
 import json
-import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -48,6 +48,7 @@ from leadscore_core.registry import (
     REFERENCE_ARTIFACT,
 )
 from leadscore_core.tiers import customer_risk
+from tests.support.api_models import wait_ready
 from tests.support.pipeline import MODEL_KEYS, Stack, fast, make_clean_tables
 
 # -- one full run, shared by the tests of this module ---------------------------------------
@@ -320,15 +321,26 @@ def test_asset_graph_of_the_model_stage():
     assert gates == {f"models/{m}/champion" for m in MODELS}
 
 
-def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
-    """The one explainer: the batch scores' reasons and probability for each open lead are
-    what the API answers for the same lead, served from the same registry."""
+@contextmanager
+def lead_api(stack: Stack):
+    """The API over this stack's registry and data folder, serving lead conversion, ready."""
     from litestar.testing import TestClient
 
     from api.app import create_app
     from api.config import LEAD_CONVERSION, ApiSettings
     from leadscore_core.settings import Settings
 
+    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
+    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+                                                         prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
+    """The one explainer: the batch scores' reasons and probability for each open lead are
+    what the API answers for the same lead, served from the same registry."""
     stack, _ = full_run
     with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
         scored = conn.execute("SELECT * FROM scores.leads ORDER BY lead_id LIMIT 40").df()
@@ -339,14 +351,7 @@ def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):
     bodies = [{"id": r["lead_id"], **{k: v for k, v in r.items()
                                       if k in names and v is not None and v == v}}
               for r in rows.to_dict(orient="records")]
-    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
-                                                         prediction_log=False))
-    with TestClient(app) as client:
-        for _ in range(300):
-            if client.get("/ready").status_code == 200:
-                break
-            time.sleep(0.1)
+    with lead_api(stack) as client:
         batch = client.post("/v1/leads/score", json=bodies).json()
         singles = [client.post("/v1/leads/score", json=b).json() for b in bodies[:10]]
     assert len(batch) == len(scored) >= 5
@@ -391,10 +396,7 @@ def test_a_lead_landed_from_a_csv_and_posted_gets_the_same_probability_and_reaso
     import os
 
     from dagster_duckdb import DuckDBResource
-    from litestar.testing import TestClient
 
-    from api.app import create_app
-    from api.config import LEAD_CONVERSION, ApiSettings
     from leadscore_assets.clean.assets import CLEAN_ASSETS
     from leadscore_assets.features.assets import lead_features_asset
     from leadscore_assets.ingest.assets import land_file
@@ -421,14 +423,7 @@ def test_a_lead_landed_from_a_csv_and_posted_gets_the_same_probability_and_reaso
         (stack.data / "exports" / LEAD_EXPORT).read_text(encoding="utf-8")))}
     assert set(export) == {"ana@clinic.example", "bob@shop.example", "cy@agency.example"}
 
-    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
-                                                         prediction_log=False))
-    with TestClient(app) as client:
-        for _ in range(300):
-            if client.get("/ready").status_code == 200:
-                break
-            time.sleep(0.1)
+    with lead_api(stack) as client:
         served = set(client.get("/v1/models").json()[0]["features"])
         for row in csv.DictReader(io.StringIO(FORM_CSV)):
             lead_id = row["email"].strip().lower()
@@ -458,7 +453,8 @@ def test_a_lead_landed_from_a_csv_and_posted_gets_the_same_probability_and_reaso
         assert not any(f" is {word.lower()}:" in every for word in spelled if word != "email"
                        ), every
         # the pages' open leads carry the same spellings, so a lead page posts them
-        published = pd.read_parquet(open_leads_path(settings.serving_snapshot))
+        published = pd.read_parquet(open_leads_path(
+            Settings(data_dir=stack.data).serving_snapshot))
         bob = published.set_index("lead_id").loc["bob@shop.example"]
         assert (bob["business_type"], bob["utm_medium"]) == ("RETAIL", "CPC")
         assert pd.isna(bob["utm_campaign"]) and bob["company"] == "Ray Retail"

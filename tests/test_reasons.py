@@ -9,6 +9,7 @@ import pytest
 
 from leadscore_core.reasons import (
     FieldDisplay,
+    ReasonTexts,
     displays_for,
     format_number,
     format_value,
@@ -49,6 +50,23 @@ def test_points_are_what_the_contribution_adds_to_the_score():
     assert points_text(-1.2) == "-1 point"
     assert points_text(0.36) == "+0.4 points"
     assert points_text(0.96) == "+1 point"
+
+
+def test_remembered_texts_are_human_reasons_own():
+    displays = displays_for({"plan": {"label": "Plan"}, "seats": {"label": "Seats",
+                                                                 "unit": "seats"}})
+    texts = ReasonTexts(displays, limit=3)
+    cases = [("plan", "pro", " Pro  Plus"), ("plan", "pro", "pro"), ("plan", "pro", 3),
+             ("seats", 1.0, None), ("seats", True, None), ("seats", 12.5, "12.5"),
+             ("newsletter", True, "yes"), ("plan", "pro", " Pro  Plus")]
+    for feature, value, sent in cases * 2:  # the second time from memory (or after a clear)
+        expected = human_reason(feature, value, 0.5, raw_score=0.0, link=LINK,
+                                displays=displays, sent=sent)
+        assert texts(feature, value, sent) == expected.text
+    assert texts("seats", 1.0) != texts("seats", True)  # equal keys, written differently
+    assert texts.missing("plan") == human_reason(
+        "plan", None, 3.0, raw_score=0.0, link=LINK, displays=displays).text
+    assert len(texts._texts) <= 3
 
 
 def test_a_category_reads_with_its_label_and_as_sent():

@@ -118,6 +118,12 @@ def created(result) -> pd.Series:
     return pd.Series(frame["created_at"].to_numpy(), index=frame["lead_id"].astype(str).tolist())
 
 
+def assert_created_at(result, expected: pd.Series) -> None:
+    """The clean leads' creation times, by lead id, are ``expected``."""
+    pd.testing.assert_series_equal(created(result).sort_index(), expected.sort_index(),
+                                   check_names=False, check_freq=False)
+
+
 def original_times(rows: list[list[str]]) -> pd.Series:
     return pd.Series(pd.to_datetime([r[1] for r in rows]), index=[r[0] for r in rows])
 
@@ -133,8 +139,7 @@ def test_times_with_an_offset_are_converted_to_utc(codepro, tmp_path: Path, offs
     expected = original_times(rows) - pd.Timedelta(hours=hours)
     if offset.startswith("."):  # fractional seconds written before the Z
         expected = expected + pd.Timedelta(milliseconds=250)
-    pd.testing.assert_series_equal(created(result).sort_index(), expected.sort_index(),
-                                   check_names=False, check_freq=False)
+    assert_created_at(result, expected)
 
 
 def test_times_without_an_offset_beside_ones_with_are_quarantined_with_both_readings(
@@ -157,8 +162,7 @@ def test_times_without_an_offset_beside_ones_with_are_quarantined_with_both_read
     assert f"{shifted:%Y-%m-%d %H:%M} UTC if written in +05:30" in first["value"]
     # the rows with an offset land in UTC
     expected = (original_times(rows[::2]) - pd.Timedelta(hours=5, minutes=30)).sort_index()
-    pd.testing.assert_series_equal(created(result).sort_index(), expected,
-                                   check_names=False, check_freq=False)
+    assert_created_at(result, expected)
     assert result.accounted == result.rows_in
 
 
@@ -183,8 +187,7 @@ def test_offsets_in_one_file_and_none_in_another_follow_a_declared_timezone(
         result, _ = clean_records(both, "leads", profile)
         assert result.quarantined == {}
         expected = original_times(rows) - pd.Timedelta(hours=5, minutes=30)
-        pd.testing.assert_series_equal(created(result).sort_index(), expected.sort_index(),
-                                       check_names=False, check_freq=False)
+        assert_created_at(result, expected)
 
 
 def test_a_local_time_a_daylight_saving_change_repeats_is_never_moved(

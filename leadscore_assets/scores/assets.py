@@ -114,6 +114,34 @@ def reason_columns(explanations: list[Explanation], link: Link,
         {c: "float64" for c in columns if c.endswith("_contribution")})
 
 
+def scored_leads_frame(open_leads: pd.DataFrame, bundle: ModelBundle, version: str, *,
+                       displays: dict[str, FieldDisplay] | None = None,
+                       sent: list[dict] | None = None) -> tuple[pd.DataFrame, list[float]]:
+    """The rows of ``scores/leads`` for these open leads (``lead_id``, ``email``,
+    ``created_at`` and the model's features): score, tier by the quartiles of these scores,
+    probability and the top reasons, best first; and the tier boundaries."""
+    X = bundle.encoder.transform_frame(open_leads)
+    probability = bundle.predict_proba(X) if len(open_leads) else np.empty(0)
+    scores = ModelBundle.score(probability)
+    tiers, bounds = quartile_tiers(scores) if len(scores) else ([], [])
+    frame = pd.concat([
+        pd.DataFrame({
+            "lead_id": open_leads["lead_id"].astype("string"),
+            "email": open_leads["email"].astype("string"),
+            "created_at": pd.to_datetime(open_leads["created_at"]),
+            "score": scores.astype("int64"),
+            "tier": pd.Series(tiers, dtype="string"),
+            "probability": probability.round(6),
+        }),
+        reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else [],
+                       bundle_link(bundle), displays, sent=sent),
+    ], axis=1)
+    frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
+                              ignore_index=True)
+    frame["model_version"] = version
+    return frame, bounds
+
+
 def export_csv(frame: pd.DataFrame, path: Path) -> Path:
     """CRM-importable CSV: header, ISO dates, UTF-8; replaced atomically."""
     out = frame.copy()
@@ -223,30 +251,13 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         profile = active_profile(settings, "leads", conn)
         leads = required_table(conn, "features.lead_features")
         open_leads = leads[leads["converted"].isna()].reset_index(drop=True)
-        X = bundle.encoder.transform_frame(open_leads)
-        probability = bundle.predict_proba(X) if len(open_leads) else np.empty(0)
         # the reasons word a category as the lead's file spelled it, as the API words it
         # as the request sent it
         records = raw_records(conn, open_leads)
-        sent = [records.get(i) or {} for i in open_leads["lead_id"]]
-        scores = ModelBundle.score(probability)
-        tiers, bounds = quartile_tiers(scores) if len(scores) else ([], [])
-        frame = pd.concat([
-            pd.DataFrame({
-                "lead_id": open_leads["lead_id"].astype("string"),
-                "email": open_leads["email"].astype("string"),
-                "created_at": pd.to_datetime(open_leads["created_at"]),
-                "score": scores.astype("int64"),
-                "tier": pd.Series(tiers, dtype="string"),
-                "probability": probability.round(6),
-            }),
-            reason_columns(bundle.explain(X, top_k=TOP_REASONS) if len(X) else [],
-                           bundle_link(bundle),
-                           displays_for(profile.display if profile else None), sent=sent),
-        ], axis=1)
-        frame = frame.sort_values(["score", "lead_id"], ascending=[False, True],
-                                  ignore_index=True)
-        frame["model_version"] = version
+        frame, bounds = scored_leads_frame(
+            open_leads, bundle, version,
+            displays=displays_for(profile.display if profile else None),
+            sent=[records.get(i) or {} for i in open_leads["lead_id"]])
         frame["horizon"] = lead_horizon(settings.get(), profile)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.leads", frame)

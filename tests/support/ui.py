@@ -18,8 +18,7 @@ from leadscore_assets.scores.assets import (
     LEAD_EXPORT,
     customer_rows,
     export_csv,
-    quartile_tiers,
-    reason_columns,
+    scored_leads_frame,
 )
 from leadscore_core.horizons import churn_horizon
 from leadscore_core.published import (
@@ -28,7 +27,6 @@ from leadscore_core.published import (
     realised_over_time_path,
     realised_performance_path,
 )
-from leadscore_core.reasons import bundle_link
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
 from leadscore_core.warehouse import snapshot_dir, snapshot_path
@@ -41,20 +39,11 @@ def publish_open_leads(data_dir: Path, bundle: ModelBundle, n: int = 60, seed: i
                        ) -> pd.DataFrame:
     """Score ``n`` open leads as ``scores/leads`` does and publish its two files."""
     features = lead_frame(n, seed)
-    X = bundle.encoder.transform_frame(features)
-    probability = bundle.predict_proba(X)
-    scores = ModelBundle.score(probability)
-    tiers, _ = quartile_tiers(scores)
     ids = [f"lead-{i:03d}@example.com" for i in range(n)]
-    frame = pd.concat([pd.DataFrame({
-        "lead_id": pd.Series(ids, dtype="string"),
-        "email": pd.Series(ids, dtype="string"),
-        "created_at": pd.Timestamp("2026-03-01 06:07") + pd.to_timedelta(np.arange(n), "h"),
-        "score": scores.astype("int64"), "tier": pd.Series(tiers, dtype="string"),
-        "probability": probability.round(6)}),
-        reason_columns(bundle.explain(X, top_k=3), bundle_link(bundle))], axis=1)
-    frame = frame.sort_values(["score", "lead_id"], ascending=[False, True], ignore_index=True)
-    frame["model_version"] = "1"
+    frame, _ = scored_leads_frame(features.assign(
+        lead_id=ids, email=ids,
+        created_at=pd.Timestamp("2026-03-01 06:07") + pd.to_timedelta(np.arange(n), "h")),
+        bundle, "1")
     frame["scored_at"] = pd.Timestamp("2026-03-05 10:00")
     export_csv(frame, data_dir / "exports" / LEAD_EXPORT)
     by_id = features.assign(lead_id=ids, name=[f"Person {i}" for i in range(n)],
