@@ -79,11 +79,11 @@ from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizons, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
+from leadscore_core.published import customer_accounts_path
 from leadscore_core.reasons import ReasonTexts, displays_for
 from leadscore_core.registry import MODELS
 from leadscore_core.settings import Settings, get_settings
 from leadscore_core.tiers import CHURN_MODELS, PublishedTiers, lead_tiers_path, risk_rule
-from leadscore_core.warehouse import snapshot_dir, snapshot_path
 
 log = logging.getLogger("leadscore.api")
 
@@ -178,11 +178,11 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     churn_within = churn_horizons(settings, customer_profile)
     snapshot_within = churn_within["snapshot_churn"]
     # what the route and the customer pages look known customers up in: the activity
-    # features (the serving snapshot) and the account snapshots' features, both published
+    # features (the serving snapshot) and the account snapshots' features as their files
+    # spelled them (published by scores/customers), both read-only
     known_customers = KnownCustomers(
         {"activity_churn": snapshot,
-         "snapshot_churn": ServingSnapshot(snapshot_path(snapshot_dir(settings.warehouse),
-                                                         "features.customer_snapshot"))},
+         "snapshot_churn": ServingSnapshot(customer_accounts_path(settings.serving_snapshot))},
         state_models, risk, churn_within,
         {"activity_churn": None, "snapshot_churn": customer_displays})
     suggesters: dict[tuple[str, str], Suggester] = {}

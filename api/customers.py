@@ -3,10 +3,11 @@ scores posted ones.
 
 A customer may be known to either churn model or to both: the activity model reads the
 serving snapshot (``features.customer_activity_latest``, the invoices' customers), the
-snapshot model the account snapshots' features (``snapshots/features.customer_snapshot.parquet``,
-Telco-style accounts). Both files are published by Dagster and read-only here, never the
-warehouse. ``GET /v1/customers/{id}/churn`` and the customer pages look customers up through
-this one class, so they find the same customers and state each model's own horizon.
+snapshot model the account snapshots' features (``serving/customer_accounts.parquet``, which
+``scores/customers`` publishes with each category as the file spelled it: Telco-style
+accounts). Both files are published by Dagster and read-only here, never the warehouse.
+``GET /v1/customers/{id}/churn`` and the customer pages look customers up through this one
+class, so they find the same customers and state each model's own horizon.
 """
 
 from __future__ import annotations
