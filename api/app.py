@@ -39,12 +39,12 @@ from litestar.params import FromPath, JSONBody, KwargDefinition, Parameter
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from api.config import (
-    ACTIVITY_CHURN,
     LEAD_CONVERSION,
     PLAN,
     SNAPSHOT_CHURN,
     ApiSettings,
 )
+from api.customers import KnownCustomers
 from api.direct import DirectRoute
 from api.metrics import SCOPE_KEY, ApiMetrics
 from api.models import MlflowRegistry, ModelRegistry, ModelWatcher, ServedModel, ServedModels
@@ -76,12 +76,14 @@ from api.ui.pages import UiContext, docs_assets, template_config, ui_router
 from api.webhooks.config import WebhookSettings
 from api.webhooks.receiver import WebhookReceiver
 from api.webhooks.routes import webhook_router
-from leadscore_core.horizons import churn_horizon, lead_horizon
+from leadscore_core.horizons import churn_horizons, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
 from leadscore_core.reasons import ReasonTexts, displays_for
+from leadscore_core.registry import MODELS
 from leadscore_core.settings import Settings, get_settings
-from leadscore_core.tiers import PublishedTiers, lead_tiers_path, risk_rule
+from leadscore_core.tiers import CHURN_MODELS, PublishedTiers, lead_tiers_path, risk_rule
+from leadscore_core.warehouse import snapshot_dir, snapshot_path
 
 log = logging.getLogger("leadscore.api")
 
@@ -170,11 +172,19 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     snapshot = ServingSnapshot(settings.serving_snapshot)
     tiers = PublishedTiers(lead_tiers_path(settings.serving_snapshot))
     risk = risk_rule(settings.churn_high, settings.churn_medium)
-    # a posted snapshot is scored by the snapshot model (its profile's horizon); a known
-    # customer by the activity model (the activity horizon)
+    # each churn model states its own horizon: a posted snapshot is scored by the snapshot
+    # model (its profile's), a known customer by the model whose snapshot has them
     lead_within = lead_horizon(settings, lead_profile)
-    snapshot_within, churn_within = churn_horizon(settings, customer_profile), churn_horizon(
-        settings)
+    churn_within = churn_horizons(settings, customer_profile)
+    snapshot_within = churn_within["snapshot_churn"]
+    # what the route and the customer pages look known customers up in: the activity
+    # features (the serving snapshot) and the account snapshots' features, both published
+    known_customers = KnownCustomers(
+        {"activity_churn": snapshot,
+         "snapshot_churn": ServingSnapshot(snapshot_path(snapshot_dir(settings.warehouse),
+                                                         "features.customer_snapshot"))},
+        state_models, risk, churn_within,
+        {"activity_churn": None, "snapshot_churn": customer_displays})
     suggesters: dict[tuple[str, str], Suggester] = {}
 
     def suggester(served: ServedModel, actionable: Sequence[str]) -> Suggester:
@@ -439,26 +449,33 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
 
     @get("/customers/{customer_id:str}/churn", responses=_errors(404, 503, *auth),
          summary="Churn risk of a known customer",
-         description="From the customer's latest activity features (the serving snapshot "
-                     "Dagster publishes) and the activity-churn model.")
+         description="From the features Dagster publishes for the customer (read-only "
+                     "snapshots): a purchase-activity customer by the activity-churn model, "
+                     "a customer only the account snapshots know by the snapshot-churn "
+                     "model; each answer states its model's horizon.")
     async def churn_known(request: Request, customer_id: FromPath[str],
                           models: NamedDependency[ServedModels],
                           suggest: SuggestParam = False) -> ChurnRisk:
-        served = require(models, ACTIVITY_CHURN)
+        keys = tuple(k for k in CHURN_MODELS if MODELS[k] in served_names)
+        if not keys:
+            raise NotFoundException("no churn model is served by this API")
         try:
-            found = snapshot.lookup(customer_id)
+            found = known_customers.find(customer_id, keys)
         except SnapshotUnavailable as exc:
             raise ServiceUnavailableException(str(exc)) from exc
-        if found is None:
-            raise NotFoundException(f"customer {customer_id!r} is not in the serving snapshot")
-        features, as_of = found
-        out, log_rows = churn_risks(served, None, risk, records=[dict(features)],
-                                    ids=[customer_id], as_of=as_of, horizon=churn_within)
-        add_suggestions(request.scope, served, out, lambda: [dict(features)],
+        if not found:
+            raise NotFoundException(f"customer {customer_id!r} is in no published customer "
+                                    "snapshot")
+        first = found[0]  # the activity model first, when it knows the customer
+        served = require(models, MODELS[first.key])
+        known = known_customers.score(first, customer_id)
+        if known is None:  # unloaded between require and score (a swap): never in practice
+            raise ServiceUnavailableException(f"model {served.name} not loaded yet")
+        add_suggestions(request.scope, served, [known.answer], lambda: [known.features],
                         customer_profile.actionable, churn=True)
-        record(request.scope, served, "/v1/customers/{customer_id}/churn", log_rows,
-               [out[0].probability], [out[0].risk])
-        return out[0]
+        record(request.scope, served, "/v1/customers/{customer_id}/churn", known.log_rows,
+               [known.answer.probability], [known.answer.risk])
+        return known.answer
 
     @get("/models", responses=_errors(*auth),
          summary="The served model versions, when trained, held-out metrics")
@@ -514,8 +531,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     pages, page_middleware = ui_router(UiContext(
         settings=settings, api=api, models=state_models, registry=registry,
         lead_profile=lead_profile, lead_struct=Lead, plan_struct=PlanLead, tiers=tiers,
-        snapshot=snapshot, risk=risk, prices=prices, lead_displays=lead_displays,
-        customer_displays=customer_displays))
+        customers=known_customers, prices=prices, lead_displays=lead_displays))
     docs = docs_assets()
 
     app = Litestar(

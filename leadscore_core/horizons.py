@@ -7,7 +7,8 @@ export gives a lead to convert, or what its churn label means, e.g. "left within
 month"); without one, the settings say (``LEADSCORE_LEAD_WINDOW_DAYS``,
 ``LEADSCORE_CHURN_HORIZON_DAYS``). The features stage labels the training rows with the same
 window, so the horizon the API, the exports and the pages state is the one the model learned.
-Activity churn (invoices, no profile) always uses the setting.
+Activity churn (invoices, no profile) always uses the setting; snapshot churn the customer
+profile's: ``churn_horizons`` says which churn model states which, for every caller.
 
 No Dagster imports: the API, the scores stage and the pages use this module.
 """
@@ -55,3 +56,12 @@ def churn_horizon(settings: Settings, profile: Profile | None = None) -> str:
         return f"churns (leaves, as the {profile.name} export's label says) within the next " \
                f"{days} days"
     return f"churns (buys and pays nothing) within the next {days} days"
+
+
+def churn_horizons(settings: Settings, customer_profile: Profile | None = None
+                   ) -> dict[str, str]:
+    """Each churn model's horizon (by ``MODELS`` key): what a customer's churn probability
+    is of depends on the model that scored it, the activity model's setting or the customer
+    profile's own label (Telco: left within the last month)."""
+    return {"activity_churn": churn_horizon(settings),
+            "snapshot_churn": churn_horizon(settings, customer_profile)}

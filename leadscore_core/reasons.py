@@ -42,7 +42,9 @@ class FieldDisplay:
 
     ``unit``: an ISO 4217 currency code (``USD``) for money, ``money`` for an amount whose
     currency is not known, ``time_of_day`` for hours after midnight (6.1167 -> ``06:07``),
-    or a word written after the number (``days``, ``months``, ``seats``).
+    ``share`` for a fraction written as a percentage (0.25 -> ``25%``), ``weekday`` for a
+    day's name (``friday`` -> ``Friday``), or a word written after the number (``days``,
+    ``months``, ``seats``; singular after 1).
     """
 
     label: str
@@ -52,14 +54,14 @@ class FieldDisplay:
 # Fields the feature stage derives (not columns of any export), named for people.
 DERIVED: dict[str, FieldDisplay] = {
     "created_hour": FieldDisplay("Time of day", "time_of_day"),
-    "created_weekday": FieldDisplay("Day of the week"),
+    "created_weekday": FieldDisplay("Day of the week", "weekday"),
     "recency_days": FieldDisplay("Days since last purchase", "days"),
     "frequency": FieldDisplay("Purchases"),
     "monetary": FieldDisplay("Spend", "money"),
     "tenure_days": FieldDisplay("Days as a customer", "days"),
     "avg_basket": FieldDisplay("Average basket", "money"),
     "distinct_products": FieldDisplay("Different products bought"),
-    "return_rate": FieldDisplay("Share of items returned"),
+    "return_rate": FieldDisplay("Share of items returned", "share"),
     "mean_days_between": FieldDisplay("Average days between purchases", "days"),
     "spend_30d": FieldDisplay("Spend in the last 30 days", "money"),
     "spend_90d": FieldDisplay("Spend in the last 90 days", "money"),
@@ -75,9 +77,17 @@ DERIVED: dict[str, FieldDisplay] = {
     "avg_quantity": FieldDisplay("Average quantity per line"),
     "avg_unit_price": FieldDisplay("Average unit price", "money"),
     "lines_per_invoice": FieldDisplay("Lines per invoice"),
-    "tenure_share": FieldDisplay("Share of the data's history as a customer"),
+    "tenure_share": FieldDisplay("Share of the data's history as a customer", "share"),
     "history_censored": FieldDisplay("Customer since before the data starts"),
     "country": FieldDisplay("Country"),
+    # an account snapshot's payment history (features.snapshot.PAYMENT_FEATURES)
+    "payments_count": FieldDisplay("Payments"),
+    "payments_failed": FieldDisplay("Failed payments"),
+    "failed_share": FieldDisplay("Share of payments that failed", "share"),
+    "refunds_count": FieldDisplay("Refunds"),
+    "amount_paid": FieldDisplay("Amount paid", "money"),
+    "amount_refunded": FieldDisplay("Amount refunded", "money"),
+    "disputes_count": FieldDisplay("Disputes"),
 }
 
 
@@ -151,8 +161,15 @@ def format_value(value: Any, unit: str | None = None) -> str:
             return format_currency(number, unit, locale=LOCALE)
         if unit == "money":
             return f"{number:,.2f}"
+        if unit == "share":  # whole percent from 10% up; below, one or two figures
+            percent = 100 * number
+            return f"{format_number(float(round(percent)) if abs(percent) >= 10 else percent)}%"
         text = format_number(number)
-        return f"{text} {unit}" if unit else text
+        if not unit:
+            return text
+        return f"{text} {unit[:-1] if text == '1' and unit.endswith('s') else unit}"
+    if unit == "weekday":
+        return str(value).capitalize()
     return str(value)
 
 
@@ -172,11 +189,16 @@ def format_number(number: float) -> str:
 
 
 def points_text(points: float) -> str:
-    """``+12 points``, ``-3 points``, ``+0.4 points`` (a reason never reads "0 points")."""
+    """``+12 points``, ``-3 points``, ``+0.4 points``, ``+0.04 points``, ``+<0.01 points``
+    (a reason never reads "0 points")."""
     if abs(round(points, 1)) >= 1:
         whole = round(points)
         return f"{whole:+d} point{'s' if abs(whole) != 1 else ''}"
-    return f"{points:+.1f} points"
+    if abs(points) >= 0.095:
+        return f"{points:+.1f} points"
+    if abs(points) >= 0.0095:
+        return f"{points:+.2f} points"
+    return f"{'-' if points < 0 else '+'}<0.01 points"
 
 
 def reason_points(contribution: float, raw_score: float, link: Link) -> float:

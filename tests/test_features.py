@@ -213,3 +213,20 @@ def test_snapshot_features_join_payment_aggregates_by_email():
     assert c1["amount_paid"] == pytest.approx(30.0)
     assert not out.loc["2", "payments_matched"] and math.isnan(out.loc["2", "payments_count"])
     assert not out.loc["3", "payments_matched"]
+
+
+def test_the_profile_of_a_source_is_read_from_the_published_feature_table(tmp_path):
+    """The models read the published snapshots, which hold the feature tables and not the
+    clean ones: the profile their rows were typed with (recorded on the model version) and
+    the export's column names come from the feature table then."""
+    from leadscore_assets.features.assets import table_profile
+    from leadscore_core.warehouse import snapshot_path, snapshot_reader
+
+    for table, profile in (("features.lead_features", "xeducation"),
+                           ("features.customer_snapshot", "telco")):
+        pd.DataFrame({"profile": [None, profile], "x": [1.0, 2.0]}).to_parquet(
+            snapshot_path(tmp_path, table), index=False)
+    with snapshot_reader(tmp_path) as conn:
+        assert table_profile(conn, "leads") == "xeducation"
+        assert table_profile(conn, "customers") == "telco"
+        assert table_profile(conn, "invoices") is None  # no profile anywhere: none guessed

@@ -11,6 +11,7 @@ from leadscore_core.reasons import (
     FieldDisplay,
     ReasonTexts,
     displays_for,
+    field_display,
     format_number,
     format_value,
     human_reason,
@@ -31,6 +32,12 @@ LINK = sigmoid_link()
     (3.14159, None, "3.1"),
     (0.012345, None, "0.012"),
     (12.0, "months", "12 months"),
+    (1.0, "days", "1 day"),  # singular after 1
+    (1.0, "months", "1 month"),
+    (0.6667, "share", "67%"),
+    (0.053, "share", "5.3%"),
+    (0.0, "share", "0%"),
+    ("friday", "weekday", "Friday"),
     (True, None, "yes"),
     ("Dental", None, "Dental"),
 ])
@@ -50,6 +57,24 @@ def test_points_are_what_the_contribution_adds_to_the_score():
     assert points_text(-1.2) == "-1 point"
     assert points_text(0.36) == "+0.4 points"
     assert points_text(0.96) == "+1 point"
+    # a small effect is still not "0 points": two decimals, then an upper bound
+    assert points_text(0.04) == "+0.04 points"
+    assert points_text(-0.012) == "-0.01 points"
+    assert points_text(0.004) == "+<0.01 points"
+    assert points_text(-0.0001) == "-<0.01 points"
+
+
+def test_an_account_snapshots_payment_history_is_named_for_people():
+    """The payment aggregates the features stage adds to an account snapshot are no
+    export's columns: they read with their own names, never as snake_case."""
+    from leadscore_assets.features.snapshot import PAYMENT_FEATURES
+
+    for feature in PAYMENT_FEATURES:
+        assert "_" not in field_display(feature).label, feature
+    failed = human_reason("failed_share", 0.6667, 0.5, raw_score=0.0, link=LINK)
+    assert failed.text == "Share of payments that failed is 67%"
+    paid = human_reason("amount_paid", 2899.0, -0.2, raw_score=0.0, link=LINK)
+    assert paid.text == "Amount paid is 2,899.00"
 
 
 def test_remembered_texts_are_human_reasons_own():

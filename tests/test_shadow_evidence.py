@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from sklearn.metrics import roc_auc_score
 
 from api.app import create_app
-from api.config import LEAD_CONVERSION, ApiSettings
+from api.config import LEAD_CONVERSION, PLAN, ApiSettings
 from leadscore_assets.cli import main
 from leadscore_assets.models.checks import CHAMPION_GATE
 from leadscore_assets.monitoring.shadow import shadow_evidence, shadow_gate_sensor
@@ -29,10 +29,13 @@ from leadscore_core.shadow import LiveEvidence, evidence_json, read_evidence
 from leadscore_core.tiers import tiers_of
 from leadscore_core.warehouse import publish_snapshot, snapshot_dir, snapshot_reader
 from tests.support.api_models import (
+    LEAD_FEATURES,
+    PLANS,
     lead_frame,
     lead_model,
     leads_payload,
     register,
+    train_bundle,
     wait_for_challenger,
     wait_ready,
 )
@@ -97,6 +100,56 @@ def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
     with snapshot_reader(snapshot_dir(data / "warehouse.duckdb")) as conn:
         assert conn.execute("SELECT requests, changed, judged FROM monitoring.shadow_evidence"
                             ).fetchall() == [(80, expected_changes, 60)]
+
+
+def test_a_plan_challenger_is_judged_by_the_plans_leads_then_bought(store_copy, tmp_path):
+    """Plan recommendations have no probability to rank: once leads buy, the lift is the
+    challenger's share recommended the plan they bought minus the champion's."""
+    frame = lead_frame(800, 8)
+    # another rule than the champion's: the plan follows the traffic's medium
+    y = frame.utm_medium.map({"cpc": 0, "email": 1, "organic": 3}).to_numpy()
+    challenger_bundle = train_bundle(frame, LEAD_FEATURES, y, task="multiclass",
+                                     classes=PLANS, rounds=20)
+    version = register(store_copy, PLAN, challenger_bundle, tmp_path, promote=False)
+    ModelRegistry(store_copy).set_challenger(PLAN, version)
+    champion = str(ModelRegistry(store_copy).by_alias(PLAN, CHAMPION).version)
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data, mlflow_tracking_uri=store_copy)
+    leads = lead_frame(60, 22)
+    ids = [f"lead-{i}@example.com" for i in range(60)]
+    app = create_app(settings, api_settings=ApiSettings(models=PLAN, poll_seconds=0.1))
+    with TestClient(app) as c:
+        wait_ready(c)
+        wait_for_challenger(c, PLAN, version)
+        answered = c.post("/v1/leads/plan", json=leads_payload(leads.assign(id=ids))).json()
+    champion_plans = [a["plan"] for a in answered]
+    proba = challenger_bundle.predict_proba(challenger_bundle.encoder.transform_frame(leads))
+    challenger_plans = [PLANS[int(k)] for k in np.argmax(proba, axis=1)]
+    assert champion_plans != challenger_plans
+
+    warehouse = DuckDBResource(database=str(data / "warehouse.duckdb"))
+    assert all(r.success for r in land_prediction_log(data, warehouse))
+    # the first 40 leads buy the plan the challenger recommended, in the export's case
+    bought = pd.DataFrame({"lead_id": ids[:40],
+                           "plan": [p.upper() for p in challenger_plans[:40]]})
+    with duckdb.connect(str(data / "warehouse.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS features")
+        conn.register("bought", bought)
+        conn.execute("CREATE TABLE features.plan_labels AS SELECT * FROM bought")
+        publish_snapshot(conn, "features.plan_labels", snapshot_dir(data / "warehouse.duckdb"))
+    resources = {"warehouse": warehouse, "settings": SettingsResource(data_dir=str(data))}
+    dg.materialize([shadow_evidence], resources=resources)
+    [evidence] = read_evidence(shadow_evidence_path(data / "monitoring"))
+    champion_right = sum(a == b for a, b in zip(champion_plans[:40], challenger_plans[:40],
+                                                 strict=True)) / 40
+    assert (evidence.model, evidence.champion_version, evidence.challenger_version) == (
+        "plan", champion, version)
+    assert evidence.requests == 60 and evidence.judged == 40
+    assert evidence.metric == "accuracy"
+    assert evidence.challenger_realised == pytest.approx(1.0)
+    assert evidence.champion_realised == pytest.approx(champion_right)
+    assert evidence.lift == pytest.approx(1.0 - champion_right)
+    assert "realised accuracy (the plan bought) 1.0000" in evidence.describe()
 
 
 # -- the rule ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ real registry and the files Dagster publishes (never the warehouse)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from html.parser import HTMLParser
@@ -163,6 +164,24 @@ def test_customers_of_the_account_snapshot_model_are_listed_and_shown(ui):
     assert ui.get("/ui/customers/0000-NOBODY").status_code == 404
 
 
+def test_each_customer_states_the_horizon_of_the_model_that_scored_them(store, published):  # noqa: F811
+    """With Telco's profile (its churn label: left within the last month), a customer only
+    the account snapshots know is stated with that horizon, on the page and over the API;
+    a purchase-activity customer keeps the activity horizon."""
+    app = create_app(make_settings(store, customer_profile="telco"),
+                     api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        api = client.get("/v1/customers/7591-ACCT01/churn").json()
+        account = html.unescape(text_of(client.get("/ui/customers/7591-ACCT01").text))
+        activity = text_of(client.get("/ui/customers/17000").text)
+    telco = "churns (leaves, as the telco export's label says) within the next 30 days"
+    assert api["horizon"] == telco
+    assert f"chance it {telco}" in account
+    assert "chance it churns (buys and pays nothing) within the next 90 days" in activity
+    assert "30 days" not in activity
+
+
 def test_a_customer_both_models_know_gets_one_risk_level_from_the_higher_chance(ui, store):
     settings = make_settings(store)
     activity = ui.get("/v1/customers/17045/churn").json()
@@ -185,6 +204,13 @@ def test_models_page_shows_champion_metrics_history_plot_and_drift_report(ui):
     assert "champion version 1" in page
     assert "Data has drifted" in page
     assert "<svg" in page
+
+
+def test_the_models_page_names_its_metrics_for_people(ui):
+    page = text_of(ui.get("/ui/models").text)
+    assert "Held-out ROC-AUC" in page and "Held-out Macro F1" in page
+    for key in ("roc_auc", "pr_auc", "log_loss", "lift_top_decile", "macro_f1"):
+        assert key not in page, key
 
 
 def test_realised_performance_is_plotted_over_calendar_time_with_the_estimate(ui):

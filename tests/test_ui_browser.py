@@ -230,6 +230,36 @@ def test_customers_and_models_pages(page, server):
     assert "Drift report" in page.content()
 
 
+def test_the_api_answers_a_customer_only_the_account_snapshots_know(page, server):
+    """``GET /v1/customers/{id}/churn`` finds the customers the pages list, from the same
+    published snapshots: an account-snapshot customer by the snapshot model, with the
+    same chance and horizon the page states."""
+    from api.config import ACTIVITY_CHURN, SNAPSHOT_CHURN
+
+    answer = httpx.get(f"{server.url}/v1/customers/7591-ACCT01/churn")
+    assert answer.status_code == 200, answer.text
+    account = answer.json()
+    assert account["model"] == SNAPSHOT_CHURN and account["id"] == "7591-ACCT01"
+    assert account["horizon"].startswith("churns") and account["reasons_for"]
+    page.goto(f"{server.url}/ui/customers/7591-ACCT01")
+    assert page.get_by_test_id("churn").inner_text() == f"{100 * account['probability']:.0f}%"
+    assert page.get_by_test_id("horizon").inner_text() == f"chance it {account['horizon']}"
+    shot(page, "customer-account-snapshot")
+    # a purchase-activity customer is still the activity model's; nobody is still 404
+    activity = httpx.get(f"{server.url}/v1/customers/17003/churn").json()
+    assert activity["model"] == ACTIVITY_CHURN
+    assert httpx.get(f"{server.url}/v1/customers/0000-NOBODY/churn").status_code == 404
+
+
+def test_the_models_page_reads_without_metric_keys(page, server):
+    page.goto(f"{server.url}/ui/models")
+    shown = page.locator("main").inner_text()
+    assert "Held-out ROC-AUC" in shown
+    for key in ("roc_auc", "pr_auc", "log_loss", "lift_top_decile", "macro_f1"):
+        assert key not in shown, key
+    shot(page, "models-metrics")
+
+
 def test_the_pages_work_from_the_keyboard(page, server):
     page.goto(f"{server.url}/ui/leads")
     page.keyboard.press("Tab")

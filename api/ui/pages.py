@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,9 +38,10 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from api.config import LEAD_CONVERSION, PLAN, ApiSettings
+from api.customers import KnownCustomers
 from api.models import ModelRegistry, ServedModels
-from api.scoring import churn_risks, recommend_plans, score_leads
-from api.snapshot import ServingSnapshot, SnapshotUnavailable, customer_key
+from api.scoring import recommend_plans, score_leads
+from api.snapshot import customer_key
 from api.ui.data import (
     PAGE_SIZE,
     LeadQuery,
@@ -55,10 +57,16 @@ from api.ui.data import (
     when,
 )
 from leadscore_core.estimation import realised_rows, summary_rows
-from leadscore_core.horizons import churn_horizon, lead_window_days
+from leadscore_core.horizons import lead_window_days
 from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
-from leadscore_core.reasons import FieldDisplay, field_display, format_value, points_text
+from leadscore_core.reasons import (
+    FieldDisplay,
+    field_display,
+    format_number,
+    format_value,
+    points_text,
+)
 from leadscore_core.registry import MODELS, PRIMARY_METRIC, TAG_PROFILE
 from leadscore_core.serving import normalise_category_value
 from leadscore_core.settings import Settings
@@ -75,6 +83,22 @@ CHURN_SOURCES = {"activity_churn": "purchase activity", "snapshot_churn": "accou
 # held-out figures worth a line on the models page (the run logs counts and timings too)
 SHOWN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "lift_top_decile", "macro_f1",
                  "accuracy", "log_loss_multiclass")
+# the metrics' names for people (the registry and the gate's reasons use the keys)
+METRIC_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "Log loss",
+                 "brier": "Brier score", "lift_top_decile": "Lift in the top 10%",
+                 "macro_f1": "Macro F1", "accuracy": "Accuracy",
+                 "log_loss_multiclass": "Log loss"}
+_METRIC_WORD = re.compile(r"\b(" + "|".join(sorted(METRIC_LABELS, key=len, reverse=True))
+                          + r")\b")
+
+
+def metric_label(key: str) -> str:
+    return METRIC_LABELS.get(key, key)
+
+
+def metric_words(text: str) -> str:
+    """A sentence with every metric key in it named for people (a gate's reason)."""
+    return _METRIC_WORD.sub(lambda m: METRIC_LABELS[m.group(1)], text or "")
 
 
 @dataclass
@@ -89,11 +113,9 @@ class UiContext:
     lead_struct: type
     plan_struct: type
     tiers: PublishedTiers
-    snapshot: ServingSnapshot
-    risk: Callable[[float], str]
+    customers: KnownCustomers  # the same lookup as GET /v1/customers/{id}/churn
     prices: Mapping[str, Mapping[str, Any]]
     lead_displays: Mapping[str, FieldDisplay]
-    customer_displays: Mapping[str, FieldDisplay] | None = None
 
 
 def static_url(path: str) -> str:
@@ -112,10 +134,14 @@ def docs_assets() -> dict[str, str]:
 def template_config() -> TemplateConfig:
     def setup(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
-        env.globals.update(static=static_url, when=when, points=points_text)
+        env.globals.update(static=static_url, when=when, points=points_text,
+                           shown=format_value)
         env.filters["pct"] = lambda p: "" if p is None else f"{100 * float(p):.0f}%"
         env.filters["pct1"] = lambda p: "" if p is None else f"{100 * float(p):.1f}%"
         env.filters["num"] = lambda v, d=3: "–" if v is None else f"{float(v):.{d}f}"
+        env.filters["metric"] = metric_label
+        env.filters["figure"] = lambda v: "–" if v is None else format_number(float(v))
+        env.filters["metric_words"] = metric_words
 
     return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
                           engine_callback=setup)
@@ -143,13 +169,6 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
     published = snapshot_dir(settings.warehouse)
     customer_scores = PublishedFile(snapshot_path(published, "scores.customers"),
                                     read_customer_scores)
-    # what each churn model reads a known customer from: the activity features the API's
-    # lookup serves, and the account snapshots' features
-    customer_features = {
-        "activity_churn": ctx.snapshot,
-        "snapshot_churn": ServingSnapshot(snapshot_path(published,
-                                                        "features.customer_snapshot"))}
-    customer_displays = {"activity_churn": None, "snapshot_churn": ctx.customer_displays}
     overview = ModelOverview(ctx.registry, settings.root / "monitoring")
     actions = {"High": ctx.api.action_high, "Medium": ctx.api.action_medium,
                "Low": ctx.api.action_low}
@@ -288,6 +307,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
                 if len(values):
                     item["min"], item["max"] = float(values.min()), float(values.max())
             unit = field_display(spec.original_name if spec else name, ctx.lead_displays).unit
+            item["unit"] = unit  # how its values read (the options of a day of the week)
             if kind == "numeric" and unit == "time_of_day":
                 item["kind"] = "time"  # people type 06:07, the model reads 6.1167
                 item.pop("min", None), item.pop("max", None)
@@ -313,26 +333,6 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
 
     # -- customers --------------------------------------------------------------------------
 
-    def churn_answers(customer_id: str, keys: tuple[str, ...] = CHURN_MODELS,
-                      ) -> dict[str, Any]:
-        """Each churn model's answer for a customer it has features for (key -> (answer,
-        features)), as ``/v1/customers/{id}/churn`` gives the activity model's."""
-        found: dict[str, Any] = {}
-        for key in keys:
-            served = ctx.models.get(MODELS[key])
-            try:
-                row = customer_features[key].lookup(customer_id)
-            except SnapshotUnavailable:
-                row = None
-            if served is None or row is None:
-                continue
-            features, as_of = row
-            out, _ = churn_risks(served, None, ctx.risk, horizon=churn_horizon(ctx.settings),
-                                 records=[dict(features)], ids=[customer_id], as_of=as_of,
-                                 displays=customer_displays[key])
-            found[key] = (out[0], features)
-        return found
-
     @get("/customers", name="ui-customers", include_in_schema=False)
     async def customers_page(request: Request) -> Template | Redirect:
         params = request.query_params
@@ -357,10 +357,10 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
                 number = 1
             rows, number, pages = page_of(frame, number)
             for row in rows:
-                answer = churn_answers(row["customer_id"], (row["risk_model"],)).get(
+                known = ctx.customers.answers(row["customer_id"], (row["risk_model"],)).get(
                     row["risk_model"])
-                row["why"] = ([*answer[0].reasons_for[:1], *answer[0].reasons_against[:1]]
-                              if answer else [])
+                row["why"] = ([*known.answer.reasons_for[:1], *known.answer.reasons_against[:1]]
+                              if known else [])
             counts = ranked["risk_level"].value_counts().to_dict()
             context.update(rows=rows, page=number, pages=pages, total=len(frame),
                            counts={k: int(counts.get(k, 0)) for k in RISK_ORDER},
@@ -374,27 +374,28 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         if not any(ctx.models.get(MODELS[k]) for k in CHURN_MODELS):
             return page("customer.html", request, nav="customers",
                         error="no churn model is loaded yet", customer_id=customer_id)
-        answers = churn_answers(customer_id)
+        answers = ctx.customers.answers(customer_id)
         if not answers:
             raise NotFoundException(f"customer {customer_id!r} is in no published customer "
                                     f"snapshot")
         keys = list(answers)
         # one risk level, by the one rule the batch scores use
-        _, levels, deciding = customer_risk(
-            np.array([[answers[k][0].probability for k in keys]]), keys,
+        _, levels, deciding_keys = customer_risk(
+            np.array([[answers[k].answer.probability for k in keys]]), keys,
             ctx.settings.churn_high, ctx.settings.churn_medium)
-        churn, features = answers[deciding[0]]
+        deciding = answers[deciding_keys[0]]
+        churn, features = deciding.answer, deciding.features
         facts = []
-        for s in ctx.models.get(MODELS[deciding[0]]).specs:
-            shown = field_display(s.original_name, customer_displays[deciding[0]])
+        for s in ctx.models.get(MODELS[deciding.key]).specs:
+            shown = field_display(s.original_name, ctx.customers.displays.get(deciding.key))
             facts.append((shown.label, format_value(features.get(s.name), shown.unit)
                           or "not given"))
-        models = [{"source": CHURN_SOURCES[k], "probability": answers[k][0].probability,
-                   "risk": answers[k][0].risk, "model": answers[k][0].model,
-                   "version": answers[k][0].version, "deciding": k == deciding[0]}
-                  for k in keys]
+        models = [{"source": CHURN_SOURCES[k], "probability": a.answer.probability,
+                   "risk": a.answer.risk, "model": a.answer.model,
+                   "version": a.answer.version, "deciding": k == deciding.key}
+                  for k, a in answers.items()]
         return page("customer.html", request, nav="customers", customer_id=customer_id,
-                    churn=churn, risk=levels[0], source=CHURN_SOURCES[deciding[0]],
+                    churn=churn, risk=levels[0], source=CHURN_SOURCES[deciding.key],
                     models=models, chart=_chart(churn, up_is_good=False), facts=facts,
                     action=actions.get(levels[0], ""))
 

@@ -88,13 +88,23 @@ def active_profile(settings: SettingsResource, source: str, conn=None) -> Profil
     return load_profiles(s.user_profiles_dir).get(name or s.profile_name(source))
 
 
+# Where a source's rows carry the profile they were typed with: the clean table, and the
+# feature table built from it (the published snapshots the models read hold only the latter).
+PROFILE_TABLES = {"leads": ("clean.leads", "features.lead_features"),
+                  "customers": ("clean.customers", "features.customer_snapshot")}
+
+
 def table_profile(conn, source: str) -> str | None:
-    """The profile of the rows of ``clean.<source>`` (None when it has none)."""
-    try:
-        row = conn.execute(f"SELECT any_value(profile) FROM clean.{source}").fetchone()
-    except duckdb.Error:
-        return None
-    return row[0] if row else None
+    """The profile of the rows of ``clean.<source>``, or of the feature table built from it
+    when the connection has no clean tables (None when neither has one)."""
+    for table in PROFILE_TABLES.get(source, (f"clean.{source}",)):
+        try:
+            row = conn.execute(f"SELECT any_value(profile) FROM {table}").fetchone()
+        except duckdb.Error:
+            continue
+        if row and row[0]:
+            return row[0]
+    return None
 
 
 def skipped(context: dg.AssetExecutionContext, *keys: list[str], reason: str):

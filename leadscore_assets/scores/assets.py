@@ -28,7 +28,7 @@ from leadscore_assets.features.assets import active_profile, markdown_table, req
 from leadscore_assets.models.champion import champion_key
 from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
-from leadscore_core.horizons import churn_horizon, lead_horizon
+from leadscore_core.horizons import churn_horizons, lead_horizon
 from leadscore_core.profiles import snake
 from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
@@ -352,9 +352,7 @@ def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
                              "models/activity_churn or models/snapshot_churn first")
         # each row states the horizon of the model its risk comes from: the activity horizon,
         # or the customer profile's (what the snapshot's own churn label means)
-        horizons = {"activity_churn": churn_horizon(settings.get()),
-                    "snapshot_churn": churn_horizon(
-                        settings.get(), active_profile(settings, "customers", conn))}
+        horizons = churn_horizons(settings.get(), active_profile(settings, "customers", conn))
         frame = customer_rows(columns, versions, high, medium, horizons)
         frame["scored_at"] = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         write_table(conn, "scores.customers", frame)

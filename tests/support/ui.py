@@ -20,7 +20,8 @@ from leadscore_assets.scores.assets import (
     export_csv,
     scored_leads_frame,
 )
-from leadscore_core.horizons import churn_horizon
+from leadscore_core.horizons import churn_horizons
+from leadscore_core.profiles import load_profiles
 from leadscore_core.published import (
     open_leads_path,
     publish_file,
@@ -85,6 +86,11 @@ SNAPSHOT_IDS = [f"{7590 + i}-ACCT{i:02d}" for i in range(30)] + [
     str(17040 + i) for i in range(10)]
 
 
+def customer_profile(settings: Settings):
+    """The customer profile the API loads (the snapshot model's horizon is its)."""
+    return load_profiles(settings.user_profiles_dir)[settings.profile_name("customers")]
+
+
 def publish_customers(data_dir: Path, store: dict) -> pd.DataFrame:
     """The account snapshots' features and ``scores/customers``' rows (both churn models,
     one risk level each), published as the features and scores stages publish them."""
@@ -106,7 +112,7 @@ def publish_customers(data_dir: Path, store: dict) -> pd.DataFrame:
     versions = {"activity_churn": store["versions"][ACTIVITY_CHURN],
                 "snapshot_churn": store["versions"][SNAPSHOT_CHURN]}
     rows = customer_rows(columns, versions, settings.churn_high, settings.churn_medium,
-                         churn_horizon(settings))
+                         churn_horizons(settings, customer_profile(settings)))
     rows["scored_at"] = pd.Timestamp("2026-03-05 10:00")
     export_csv(rows, data_dir / "exports" / CUSTOMER_EXPORT)
     publish_file(lambda tmp: rows.to_parquet(tmp, index=False),
