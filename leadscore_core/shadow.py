@@ -11,7 +11,8 @@ From the landed log, per model, champion version and challenger version:
 - *agreement*: of the predictions both answered, the share whose tier (risk level, plan)
   would change if the challenger answered instead (``disagreement``);
 - *realised lift*, once outcomes arrive: the challenger's realised ROC-AUC minus the
-  champion's, on the same predictions.
+  champion's, on the same predictions; for plan recommendations, the challenger's share of
+  leads recommended the plan they then bought minus the champion's (accuracy).
 
 ``monitoring/shadow_evidence`` publishes these (``published.shadow_evidence_path``);
 the gate (``registry.decide``), ``leadscore models`` and the models page read it. No Dagster
@@ -32,6 +33,8 @@ import pandas as pd
 
 SHADOW_KEY = "challenger"  # the challenger's answer inside a log entry's outputs
 ANSWER_KEYS = ("tier", "risk", "plan")  # what a person acts on, per kind of model
+METRIC_NAMES = {"roc_auc": "ROC-AUC", "accuracy": "accuracy (the plan bought)"}
+PLAN_MODEL = "plan"  # its outcome is a plan, judged by accuracy
 
 
 def changed(champion: Mapping[str, Any], challenger: Mapping[str, Any]) -> bool:
@@ -49,13 +52,18 @@ class LiveEvidence:
     requests: int  # predictions both versions answered
     changed: int  # of which the tier (risk level, plan) would change
     judged: int = 0  # of which the outcome is known
-    champion_realised: float | None = None  # realised ROC-AUC on the judged ones
+    champion_realised: float | None = None  # realised ``metric`` on the judged ones
     challenger_realised: float | None = None
     evaluated_at: str = ""
+    metric: str = "roc_auc"  # ``accuracy`` for plan recommendations
 
     @property
     def disagreement(self) -> float:
         return self.changed / self.requests if self.requests else 0.0
+
+    @property
+    def metric_name(self) -> str:
+        return METRIC_NAMES.get(self.metric, self.metric)
 
     @property
     def agreement(self) -> float:
@@ -71,7 +79,7 @@ class LiveEvidence:
         text = (f"{self.requests} shadow-scored requests, {self.disagreement:.1%} would change "
                 f"tier")
         if self.lift is not None:
-            text += (f", realised ROC-AUC {self.challenger_realised:.4f} vs "
+            text += (f", realised {self.metric_name} {self.challenger_realised:.4f} vs "
                      f"{self.champion_realised:.4f} (lift {self.lift:+.4f}) on "
                      f"{self.judged} outcomes")
         elif self.requests:
@@ -98,35 +106,55 @@ def shadow_answers(predictions: pd.DataFrame, short_name: Mapping[str, str]) -> 
     return pd.DataFrame(rows, columns=["model", "version", "challenger_version", "changed"])
 
 
-def live_evidence(shadowed: pd.DataFrame, judged: pd.DataFrame, evaluated_at: str = ""
-                  ) -> list[LiveEvidence]:
+def live_evidence(shadowed: pd.DataFrame, judged: pd.DataFrame, evaluated_at: str = "",
+                  judged_plans: pd.DataFrame | None = None) -> list[LiveEvidence]:
     """Evidence per (model, champion version, challenger version).
 
     ``shadowed``: from :func:`shadow_answers`. ``judged``: served predictions with a known
     ``outcome`` and ``challenger_version`` / ``challenger_probability`` columns (rows without
-    a challenger answer are ignored)."""
+    a challenger answer are ignored). ``judged_plans``: plan recommendations with the plan
+    bought as ``outcome`` and ``plan`` / ``challenger_version`` / ``challenger_plan``."""
     out = []
     has_judged = {"challenger_version", "challenger_probability", "outcome"} <= set(judged)
+    has_plans = judged_plans is not None and {
+        "challenger_version", "challenger_plan", "plan", "outcome"} <= set(judged_plans)
     for (model, version, challenger), group in shadowed.groupby(
             ["model", "version", "challenger_version"], sort=True):
-        champion_auc = challenger_auc = None
+        champion_realised = challenger_realised = None
         n_judged = 0
-        if has_judged:
-            same = judged[(judged["model"] == model) & (judged["version"].astype(str) == version)
-                          & (judged["challenger_version"].astype("string") == challenger)]
-            same = same[same["challenger_probability"].notna()]
+        if model == PLAN_MODEL:
+            if has_plans:
+                same = _same_pair(judged_plans, model, version, challenger, "challenger_plan")
+                n_judged = len(same)
+                if n_judged:
+                    bought = same["outcome"].astype(str).str.casefold()
+                    champion_realised = float(
+                        (same["plan"].astype(str).str.casefold() == bought).mean())
+                    challenger_realised = float(
+                        (same["challenger_plan"].astype(str).str.casefold() == bought).mean())
+        elif has_judged:
+            same = _same_pair(judged, model, version, challenger, "challenger_probability")
             n_judged = len(same)
             y = same["outcome"].astype(bool).to_numpy()
             if n_judged and len(np.unique(y)) == 2:
                 from sklearn.metrics import roc_auc_score
 
-                champion_auc = float(roc_auc_score(y, same["probability"].astype(float)))
-                challenger_auc = float(roc_auc_score(
+                champion_realised = float(roc_auc_score(y, same["probability"].astype(float)))
+                challenger_realised = float(roc_auc_score(
                     y, same["challenger_probability"].astype(float)))
         out.append(LiveEvidence(model, version, challenger, len(group),
-                                int(group["changed"].sum()), n_judged, champion_auc,
-                                challenger_auc, evaluated_at))
+                                int(group["changed"].sum()), n_judged, champion_realised,
+                                challenger_realised, evaluated_at,
+                                "accuracy" if model == PLAN_MODEL else "roc_auc"))
     return out
+
+
+def _same_pair(judged: pd.DataFrame, model: str, version: str, challenger: str,
+               answer: str) -> pd.DataFrame:
+    """The judged predictions of this champion version that this challenger also answered."""
+    same = judged[(judged["model"] == model) & (judged["version"].astype(str) == version)
+                  & (judged["challenger_version"].astype("string") == challenger)]
+    return same[same[answer].notna()]
 
 
 def evidence_json(evidence: Iterable[LiveEvidence]) -> str:

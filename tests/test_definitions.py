@@ -64,7 +64,7 @@ EXPECTED_GRAPH: dict[str, tuple[str, set[str]]] = {
         "features/lead_features", "raw/predictions"}),
     "monitoring/shadow_evidence": ("monitoring", {
         "features/customer_activity_latest", "features/customer_snapshot",
-        "features/lead_features", "raw/predictions"}),
+        "features/lead_features", "features/plan_labels", "raw/predictions"}),
     "monitoring/lead_conversion_estimated_performance": ("monitoring", {
         "features/lead_features", "models/lead_conversion/champion", "raw/predictions"}),
     "monitoring/activity_churn_estimated_performance": ("monitoring", {

@@ -548,7 +548,8 @@ def test_monitoring_stage_is_wired_into_the_code_location():
                            "features/lead_features", "raw/predictions"], "daily at 05:00"),
         "monitoring/shadow_evidence": (
             "monitoring", ["features/customer_activity_latest", "features/customer_snapshot",
-                           "features/lead_features", "raw/predictions"], hourly),
+                           "features/lead_features", "features/plan_labels",
+                           "raw/predictions"], hourly),
         "monitoring/lead_conversion_estimated_performance": (
             "monitoring", ["features/lead_features", "models/lead_conversion/champion",
                            "raw/predictions"], hourly),

@@ -4,6 +4,7 @@ evidence asset, the gate's live-evidence rule, its sensor, and ``leadscore model
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
@@ -16,7 +17,7 @@ from litestar.testing import TestClient
 from sklearn.metrics import roc_auc_score
 
 from api.app import create_app
-from api.config import LEAD_CONVERSION, ApiSettings
+from api.config import LEAD_CONVERSION, PLAN, ApiSettings
 from leadscore_assets.cli import main
 from leadscore_assets.models.checks import CHAMPION_GATE
 from leadscore_assets.monitoring.shadow import shadow_evidence, shadow_gate_sensor
@@ -29,10 +30,13 @@ from leadscore_core.shadow import LiveEvidence, evidence_json, read_evidence
 from leadscore_core.tiers import tiers_of
 from leadscore_core.warehouse import publish_snapshot, snapshot_dir, snapshot_reader
 from tests.support.api_models import (
+    LEAD_FEATURES,
+    PLANS,
     lead_frame,
     lead_model,
     leads_payload,
     register,
+    train_bundle,
     wait_for_challenger,
     wait_ready,
 )
@@ -42,20 +46,34 @@ from tests.support.predlog import land_prediction_log
 # -- from the API's log to the evidence ------------------------------------------------------
 
 
-def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
-    challenger_bundle = lead_model(seed=4)
-    version = register(store_copy, LEAD_CONVERSION, challenger_bundle, tmp_path, promote=False)
-    ModelRegistry(store_copy).set_challenger(LEAD_CONVERSION, version)
-    champion = str(ModelRegistry(store_copy).by_alias(LEAD_CONVERSION, CHAMPION).version)
-    data = tmp_path / "data"
-    settings = Settings(data_dir=data, mlflow_tracking_uri=store_copy)
-    frame = lead_frame(80, 21)
-    ids = [f"lead-{i}" for i in range(80)]
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
-                                                         poll_seconds=0.1))
+def in_the_shadow(store: str, tmp_path, model: str, bundle: ModelBundle
+                  ) -> tuple[str, str, object]:
+    """Register ``bundle`` as ``model``'s challenger: the champion's version, the
+    challenger's, and a data folder for the API's log."""
+    version = register(store, model, bundle, tmp_path, promote=False)
+    ModelRegistry(store).set_challenger(model, version)
+    champion = str(ModelRegistry(store).by_alias(model, CHAMPION).version)
+    return champion, version, tmp_path / "data"
+
+
+@contextmanager
+def shadow_api(store: str, data, model: str, challenger: str):
+    """The API serving ``model``, ready and scoring ``challenger`` in the shadow."""
+    settings = Settings(data_dir=data, mlflow_tracking_uri=store)
+    app = create_app(settings, api_settings=ApiSettings(models=model, poll_seconds=0.1))
     with TestClient(app) as c:
         wait_ready(c)
-        wait_for_challenger(c, LEAD_CONVERSION, version)
+        wait_for_challenger(c, model, challenger)
+        yield c
+
+
+def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
+    challenger_bundle = lead_model(seed=4)
+    champion, version, data = in_the_shadow(store_copy, tmp_path, LEAD_CONVERSION,
+                                            challenger_bundle)
+    frame = lead_frame(80, 21)
+    ids = [f"lead-{i}" for i in range(80)]
+    with shadow_api(store_copy, data, LEAD_CONVERSION, version) as c:
         answered = c.post("/v1/leads/score",
                           json=leads_payload(frame.assign(id=ids))).json()
 
@@ -97,6 +115,49 @@ def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
     with snapshot_reader(snapshot_dir(data / "warehouse.duckdb")) as conn:
         assert conn.execute("SELECT requests, changed, judged FROM monitoring.shadow_evidence"
                             ).fetchall() == [(80, expected_changes, 60)]
+
+
+def test_a_plan_challenger_is_judged_by_the_plans_leads_then_bought(store_copy, tmp_path):
+    """Plan recommendations have no probability to rank: once leads buy, the lift is the
+    challenger's share recommended the plan they bought minus the champion's."""
+    frame = lead_frame(800, 8)
+    # another rule than the champion's: the plan follows the traffic's medium
+    y = frame.utm_medium.map({"cpc": 0, "email": 1, "organic": 3}).to_numpy()
+    challenger_bundle = train_bundle(frame, LEAD_FEATURES, y, task="multiclass",
+                                     classes=PLANS, rounds=20)
+    champion, version, data = in_the_shadow(store_copy, tmp_path, PLAN, challenger_bundle)
+    leads = lead_frame(60, 22)
+    ids = [f"lead-{i}@example.com" for i in range(60)]
+    with shadow_api(store_copy, data, PLAN, version) as c:
+        answered = c.post("/v1/leads/plan", json=leads_payload(leads.assign(id=ids))).json()
+    champion_plans = [a["plan"] for a in answered]
+    proba = challenger_bundle.predict_proba(challenger_bundle.encoder.transform_frame(leads))
+    challenger_plans = [PLANS[int(k)] for k in np.argmax(proba, axis=1)]
+    assert champion_plans != challenger_plans
+
+    warehouse = DuckDBResource(database=str(data / "warehouse.duckdb"))
+    assert all(r.success for r in land_prediction_log(data, warehouse))
+    # the first 40 leads buy the plan the challenger recommended, in the export's case
+    bought = pd.DataFrame({"lead_id": ids[:40],
+                           "plan": [p.upper() for p in challenger_plans[:40]]})
+    with duckdb.connect(str(data / "warehouse.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS features")
+        conn.register("bought", bought)
+        conn.execute("CREATE TABLE features.plan_labels AS SELECT * FROM bought")
+        publish_snapshot(conn, "features.plan_labels", snapshot_dir(data / "warehouse.duckdb"))
+    resources = {"warehouse": warehouse, "settings": SettingsResource(data_dir=str(data))}
+    dg.materialize([shadow_evidence], resources=resources)
+    [evidence] = read_evidence(shadow_evidence_path(data / "monitoring"))
+    champion_right = sum(a == b for a, b in zip(champion_plans[:40], challenger_plans[:40],
+                                                 strict=True)) / 40
+    assert (evidence.model, evidence.champion_version, evidence.challenger_version) == (
+        "plan", champion, version)
+    assert evidence.requests == 60 and evidence.judged == 40
+    assert evidence.metric == "accuracy"
+    assert evidence.challenger_realised == pytest.approx(1.0)
+    assert evidence.champion_realised == pytest.approx(champion_right)
+    assert evidence.lift == pytest.approx(1.0 - champion_right)
+    assert "realised accuracy (the plan bought) 1.0000" in evidence.describe()
 
 
 # -- the rule ----------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ What is decided from the bytes, not from the file's name:
   delimiter is used unless the file shows another one and the declared one splits nothing.
 
 Arrow's multi-threaded parser reads the file; only when it finds a record that does not fit
-(or a NUL byte) is the file read again with the csv module, which knows each record's line.
+(or a NUL byte) is the file read again, by Arrow's parser in one thread, which numbers the
+records it skips, so each is marked in its place with its line. Where a line cannot be told
+from a record's number (blank lines, line breaks inside values) the csv module reads it.
 
 No Dagster imports here.
 """
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from leadscore_assets.ingest.encodings import EncodingProblem, decide_encoding, utf16_without_bom
@@ -50,6 +53,7 @@ BOMS = (
 SNIFF_BYTES = 64 * 1024
 SNIFF_RECORDS = 200
 STREAM_BLOCK_BYTES = 1 << 20
+MISFITS = "misfits"
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # Magic numbers of files people drop by mistake instead of the CSV/JSON export.
 BINARY_MAGIC = {
@@ -266,7 +270,12 @@ def _arrow_options(header: list[str], delimiter: str, *, block_size: int,
 
 
 def _has_nul(table: pa.Table) -> bool:
-    """A NUL byte anywhere in the text: memchr over each chunk's character buffer."""
+    """A NUL byte anywhere in the text."""
+    return _holds(table, b"\x00")
+
+
+def _holds(table: pa.Table, *marks: bytes) -> bool:
+    """One of ``marks`` anywhere in the text: memchr over each chunk's character buffer."""
     for column in table.columns:
         if not pa.types.is_string(column.type):
             continue
@@ -276,8 +285,8 @@ def _has_nul(table: pa.Table) -> bool:
                 continue
             bounds = np.frombuffer(offsets, dtype=np.int32)[[chunk.offset,
                                                             chunk.offset + len(chunk)]]
-            used = memoryview(data)[int(bounds[0]):int(bounds[1])]
-            if used.tobytes().find(b"\x00") >= 0:
+            used = memoryview(data)[int(bounds[0]):int(bounds[1])].tobytes()
+            if any(used.find(mark) >= 0 for mark in marks):
                 return True
     return False
 
@@ -295,6 +304,7 @@ def read_csv(path: Path, *, declared_delimiter: str | None = None,
     it is decompressed instead of holding its bytes (falls back to whole bytes for a file
     that is not UTF-8 or has rows that do not fit)."""
     plain = declared_encoding is None or codecs.lookup(declared_encoding).name == "utf-8"
+    misfits = False  # the streamed parse found records that do not fit
     if stream and plain:
         head = sniff_content(path)
         head_text = head.data.decode("utf-8", errors="replace")
@@ -302,8 +312,9 @@ def read_csv(path: Path, *, declared_delimiter: str | None = None,
             delimiter = decide_delimiter(path, head_text, declared_delimiter)
             header = parse_header(path, head_text, delimiter)
             fast = _read_streamed(path, head, header, delimiter, head_text)
-            if fast is not None:
+            if isinstance(fast, CsvTable):
                 return fast
+            misfits = fast == MISFITS
     content = load_content(path)
     named = content.bom or content.transcoded
     text, encoding = decode(path, content.data, None if named else declared_encoding)
@@ -321,7 +332,7 @@ def read_csv(path: Path, *, declared_delimiter: str | None = None,
         return "skip"
 
     table = None
-    if b"\x00" not in utf8:
+    if b"\x00" not in utf8 and not misfits:
         try:
             table = pacsv.read_csv(io.BytesIO(utf8), **_arrow_options(
                 header, delimiter, block_size=8 << 20, newlines_in_values=True,
@@ -329,8 +340,9 @@ def read_csv(path: Path, *, declared_delimiter: str | None = None,
         except pa.ArrowInvalid:
             table = None
     malformed = 0
-    if table is None or bad:
-        table, malformed = _read_python(text, header, delimiter)
+    if table is None or bad or misfits:
+        marked = _read_marked(utf8, header, delimiter)
+        table, malformed = marked or _read_python(text, header, delimiter)
     else:
         table = _finish(table, None)
     return CsvTable(table, header, encoding, delimiter, content.compressed, content.bom,
@@ -338,7 +350,9 @@ def read_csv(path: Path, *, declared_delimiter: str | None = None,
 
 
 def _read_streamed(path: Path, head: Content, header: list[str], delimiter: str,
-                   head_text: str) -> CsvTable | None:
+                   head_text: str) -> CsvTable | str | None:
+    """The streamed parse; ``MISFITS`` when records do not fit (read again whole, marked),
+    None when Arrow cannot parse the stream (not UTF-8)."""
     bad = 0
 
     def count(_row) -> str:
@@ -362,9 +376,86 @@ def _read_streamed(path: Path, head: Content, header: list[str], delimiter: str,
     except (OSError, pa.ArrowException) as exc:
         raise UnreadableFile(f"{path.name}: damaged or truncated data ({exc})") from exc
     if bad or _has_nul(table):
-        return None
+        return MISFITS
     return CsvTable(_finish(table, None), header, "utf-8-sig" if head.bom else "utf-8",
                     delimiter, head.compressed, head.bom, line_ending(head_text))
+
+
+def _malformed_record(line: int, rule: str, field_name: str | None, reason: str,
+                      fields: list[str]) -> str:
+    """``_malformed`` of a record that cannot be one row (see the module doc)."""
+    return json.dumps({"line": line, "rule": rule, "field": field_name,
+                       "reason": f"line {line} {reason}", "fields": fields}, ensure_ascii=False)
+
+
+def _nul_reason(name: str, value: str) -> str:
+    return f"field {name!r} holds a NUL byte at position {value.index(chr(0)) + 1}"
+
+
+def _read_marked(utf8: bytes, header: list[str], delimiter: str) -> tuple[pa.Table, int] | None:
+    """What :func:`_read_python` gives, from Arrow's parser: the records that fit parsed by
+    it, those that do not (a field too many or too few, a NUL byte) marked in place.
+
+    Arrow numbers a record it skips only when it parses in one thread (still far quicker
+    than the csv module). A record's line is its number plus the header's line where no
+    line is blank and no value holds a line break; elsewhere (and where the csv module
+    would split a skipped record otherwise) None: the caller reads with the csv module.
+    """
+    skipped: list[tuple[int | None, str]] = []
+
+    def mark(row) -> str:
+        skipped.append((row.number, row.text))
+        return "skip"
+
+    options = _arrow_options(header, delimiter, block_size=8 << 20, newlines_in_values=True,
+                             on_invalid=mark)
+    options["read_options"].use_threads = False
+    try:
+        good = pacsv.read_csv(io.BytesIO(utf8), **options)
+    except pa.ArrowInvalid:
+        return None
+    if not skipped and not _has_nul(good):
+        return _finish(good, None), 0
+    if (utf8[:1] in (b"\n", b"\r") or b"\n\n" in utf8 or b"\n\r\n" in utf8
+            or b"\r\r" in utf8 or any("\n" in name or "\r" in name for name in header)
+            or any(number is None or "\n" in text or "\r" in text for number, text in skipped)
+            or _holds(good, b"\n", b"\r")):
+        return None
+    width = len(header)
+    problems: dict[int, str] = {}  # record number (1-based) -> its _malformed
+    for number, text in skipped:
+        record = number - 1  # Arrow counts the header line as row 1
+        fields = next(csv.reader([text], delimiter=delimiter), [])
+        if len(fields) == width:  # the csv module would read it as a row
+            return None
+        problems[record] = _malformed_record(
+            record + 1, "ragged_row", None,
+            f"has {len(fields)} field(s), the header has {width}", fields)
+    n = good.num_rows + len(skipped)
+    is_skipped = np.zeros(n, dtype=bool)
+    is_skipped[[record - 1 for record in problems]] = True
+    kept = np.flatnonzero(~is_skipped)  # record index of each row Arrow parsed
+    rows = np.cumsum(~is_skipped) - 1  # the parsed row each record is, where it is one
+    if _has_nul(good):
+        nul = np.zeros(good.num_rows, dtype=bool)
+        for column in good.columns:
+            nul |= pc.fill_null(pc.match_substring(column, "\x00"), False).to_numpy(
+                zero_copy_only=False)
+        for row in np.flatnonzero(nul):
+            values = [good.column(name)[int(row)].as_py() for name in header]
+            name, value = next((name, value) for name, value in zip(header, values, strict=True)
+                               if value is not None and "\x00" in value)
+            record = int(kept[row]) + 1
+            problems[record] = _malformed_record(
+                record + 1, "nul_byte", name, _nul_reason(name, value),
+                ["" if v is None else v for v in values])
+        is_skipped[kept[nul]] = True
+    rows[is_skipped] = 0
+    table = good.take(pa.array(rows, mask=is_skipped))
+    malformed: list[str | None] = [None] * n
+    for record, problem in problems.items():
+        malformed[record - 1] = problem
+    return _finish(table, malformed), len(problems)
 
 
 def _read_python(text: str, header: list[str], delimiter: str) -> tuple[pa.Table, int]:
@@ -394,16 +485,11 @@ def _read_python(text: str, header: list[str], delimiter: str) -> tuple[pa.Table
         if problem is None:
             for name, value in zip(header, row, strict=True):
                 if "\x00" in value:
-                    problem = ("nul_byte", name,
-                               f"field {name!r} holds a NUL byte at position "
-                               f"{value.index(chr(0)) + 1}")
+                    problem = ("nul_byte", name, _nul_reason(name, value))
                     break
         if problem:
             bad += 1
-            rule, field_name, reason = problem
-            malformed.append(json.dumps({"line": line, "rule": rule, "field": field_name,
-                                         "reason": f"line {line} {reason}", "fields": row},
-                                        ensure_ascii=False))
+            malformed.append(_malformed_record(line, *problem, row))
             for column in columns:
                 column.append(None)
             continue

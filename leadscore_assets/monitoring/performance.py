@@ -7,7 +7,9 @@ window has closed:
   window; the lead features already hold that label (``converted``, ``label_source`` other
   than ``open``), so a lead prediction is joined to its lead by id or email;
 - a customer scored for churn churned if they bought nothing in the horizon after the
-  prediction; only predictions whose horizon ended before the latest data are judged.
+  prediction; only predictions whose horizon ended before the latest data are judged;
+- a plan recommended to a lead is judged once the lead has bought a plan (the plan model's
+  own label, ``features.plan_labels``): the outcome is the plan bought.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ def served_probabilities(predictions: pd.DataFrame) -> pd.DataFrame:
         inputs = json_object(rec.inputs)
         outputs = json_object(rec.outputs)
         p = next((outputs[k] for k in PROBABILITY_KEYS if outputs.get(k) is not None), None)
-        subject = next((inputs[k] for k in ID_KEYS if inputs.get(k) not in (None, "")), None)
+        subject = subject_of(inputs)
         if p is None or subject is None:
             continue
         shadow = outputs.get(SHADOW_KEY)
         shadow = shadow if isinstance(shadow, dict) else {}
         rows.append((rec.predicted_at, rec.model, str(rec.version),
-                     str(subject).strip().lower(), float(p),
+                     subject, float(p),
                      None if shadow.get("version") is None else str(shadow["version"]),
                      None if shadow.get("probability") is None else float(shadow["probability"])))
     return pd.DataFrame(rows, columns=["predicted_at", "model", "version", "subject",
@@ -52,19 +54,60 @@ def served_probabilities(predictions: pd.DataFrame) -> pd.DataFrame:
                                        "challenger_probability"])
 
 
+def subject_of(inputs: dict) -> str | None:
+    """The id a caller sent with a prediction, lower-cased (emails identify leads)."""
+    subject = next((inputs[k] for k in ID_KEYS if inputs.get(k) not in (None, "")), None)
+    return None if subject is None else str(subject).strip().lower()
+
+
+def served_plans(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Raw prediction log rows -> the plans recommended: ``predicted_at, model, version,
+    subject, plan, challenger_version, challenger_plan`` (rows without a plan or an id are
+    left out; the challenger columns are None where no challenger answered in the shadow)."""
+    rows = []
+    for rec in predictions.itertuples(index=False):
+        outputs = json_object(rec.outputs)
+        subject = subject_of(json_object(rec.inputs))
+        if outputs.get("plan") is None or subject is None:
+            continue
+        shadow = outputs.get(SHADOW_KEY)
+        shadow = shadow if isinstance(shadow, dict) else {}
+        rows.append((rec.predicted_at, rec.model, str(rec.version), subject,
+                     str(outputs["plan"]),
+                     None if shadow.get("version") is None else str(shadow["version"]),
+                     None if shadow.get("plan") is None else str(shadow["plan"])))
+    return pd.DataFrame(rows, columns=["predicted_at", "model", "version", "subject", "plan",
+                                       "challenger_version", "challenger_plan"])
+
+
+def _by_lead(known: pd.DataFrame, values: pd.Series) -> dict[str, object]:
+    """Each known lead's value, keyed by its email and its id, lower-cased (the id wins over
+    an email that repeats)."""
+    by_key: dict[str, object] = {}
+    for col in ("email", "lead_id"):
+        if col in known:
+            keys = known[col].astype("string").str.strip().str.lower()
+            by_key.update({k: v for k, v in zip(keys, values, strict=True)
+                           if k is not pd.NA and k})
+    return by_key
+
+
 def lead_outcomes(served: pd.DataFrame, lead_features: pd.DataFrame) -> pd.DataFrame:
     """Lead predictions whose lead has a known outcome, with ``outcome`` (converted)."""
     known = lead_features[lead_features["converted"].notna()]
     if "label_source" in known:
         known = known[known["label_source"].astype("string") != "open"]
-    by_key: dict[str, bool] = {}
-    for col in ("email", "lead_id"):  # the lead id wins over an email that repeats
-        if col in known:
-            keys = known[col].astype("string").str.strip().str.lower()
-            by_key.update({k: bool(v) for k, v in zip(keys, known["converted"], strict=True)
-                           if k is not pd.NA and k})
+    by_key = _by_lead(known, known["converted"].astype(bool))
     out = served.assign(outcome=served["subject"].map(by_key))
     return out[out["outcome"].notna()].assign(outcome=lambda d: d["outcome"].astype(bool))
+
+
+def plan_outcomes(served: pd.DataFrame, plan_labels: pd.DataFrame) -> pd.DataFrame:
+    """Plan recommendations (:func:`served_plans`) whose lead has bought a plan, with
+    ``outcome``: the plan bought."""
+    by_key = _by_lead(plan_labels, plan_labels["plan"].astype("string"))
+    out = served.assign(outcome=served["subject"].map(by_key))
+    return out[out["outcome"].notna()].reset_index(drop=True)
 
 
 def churn_outcomes(served: pd.DataFrame, activity: pd.DataFrame, horizon_days: int,

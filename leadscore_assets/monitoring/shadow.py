@@ -33,6 +33,7 @@ from leadscore_assets.monitoring.assets import (
     realised_performance,
     served_predictions,
 )
+from leadscore_assets.monitoring.performance import plan_outcomes, served_plans
 from leadscore_assets.resources import SettingsResource, published_snapshots
 from leadscore_core.horizons import churn_horizon_days
 from leadscore_core.published import publish_file, shadow_evidence_path
@@ -45,7 +46,7 @@ from leadscore_core.shadow import (
     read_evidence,
     shadow_answers,
 )
-from leadscore_core.warehouse import publish_snapshot, snapshot_dir
+from leadscore_core.warehouse import publish_snapshot, read_table, snapshot_dir
 
 EVIDENCE_KEY = dg.AssetKey(["monitoring", "shadow_evidence"])
 TABLE = "monitoring.shadow_evidence"
@@ -60,14 +61,16 @@ class ShadowEvidenceConfig(dg.Config):
 def evidence_frame(evidence: list[LiveEvidence]) -> pd.DataFrame:
     return pd.DataFrame([e.as_dict() for e in evidence], columns=[
         "model", "champion_version", "challenger_version", "requests", "changed",
-        "disagreement", "judged", "champion_realised", "challenger_realised", "lift",
+        "disagreement", "judged", "metric", "champion_realised", "challenger_realised", "lift",
         "evaluated_at"])
 
 
 @dg.asset(
     key=EVIDENCE_KEY,
-    # what realised performance reads: the log, and the tables the outcomes come from
-    deps=[dep.asset_key for spec in realised_performance.specs for dep in spec.deps],
+    # what realised performance reads: the log, and the tables the outcomes come from; and
+    # the plans leads bought, which judge the plan recommendations
+    deps=[*{dep.asset_key for spec in realised_performance.specs for dep in spec.deps},
+          dg.AssetKey(["features", "plan_labels"])],
     group_name=GROUP,
     kinds={"parquet", "scikit-learn"},
     # no writer pool: it reads the published snapshots and publishes its own
@@ -79,8 +82,9 @@ def shadow_evidence(context: dg.AssetExecutionContext, config: ShadowEvidenceCon
     """Live evidence on each challenger scored in the champion's shadow: how many served
     predictions it also answered, the share whose tier (risk level, plan) it would change,
     and, once outcomes arrive, its realised ROC-AUC against the champion's on the same
-    predictions (the lift). Snapshot ``monitoring.shadow_evidence``; JSON for the gate, the
-    command line and the pages."""
+    predictions (the lift; for plans, the share recommended the plan they then bought).
+    Snapshot ``monitoring.shadow_evidence``; JSON for the gate, the command line and the
+    pages."""
     s = settings.get()
     with published_snapshots(warehouse) as conn:
         predictions = served_predictions(conn)
@@ -88,7 +92,13 @@ def shadow_evidence(context: dg.AssetExecutionContext, config: ShadowEvidenceCon
         shadowed = (shadow_answers(predictions, SHORT_NAME) if predictions is not None else
                     shadow_answers(pd.DataFrame(columns=["model", "version", "outputs"]), {}))
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        evidence = live_evidence(shadowed, judged, now)
+        plans = read_table(conn, "features.plan_labels")
+        judged_plans = None
+        if predictions is not None and plans is not None:
+            recommended = served_plans(predictions)
+            recommended["model"] = recommended["model"].map(lambda m: SHORT_NAME.get(m, m))
+            judged_plans = plan_outcomes(recommended, plans)
+        evidence = live_evidence(shadowed, judged, now, judged_plans)
         frame = evidence_frame(evidence)
         conn.register("_evidence", frame)
         publish_snapshot(conn, TABLE, snapshot_dir(warehouse.database),
