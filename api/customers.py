@@ -44,8 +44,22 @@ class KnownChurn:
     log_rows: LogRows
 
 
+class FirstPublished:
+    """The first of several snapshots whose file has been published, looked up as one: the
+    account snapshots' features as their files spelled them, else (before ``scores/customers``
+    has published them) as the features stage published them."""
+
+    def __init__(self, *snapshots: ServingSnapshot):
+        self.snapshots = snapshots
+
+    def lookup(self, customer_id: str) -> tuple[dict[str, Any], str | None] | None:
+        chosen = next((s for s in self.snapshots if s.path.is_file()), self.snapshots[-1])
+        return chosen.lookup(customer_id)
+
+
 class KnownCustomers:
-    def __init__(self, snapshots: Mapping[str, ServingSnapshot], models: ServedModels,
+    def __init__(self, snapshots: Mapping[str, ServingSnapshot | FirstPublished],
+                 models: ServedModels,
                  risk: Callable[[float], str], horizons: Mapping[str, str],
                  displays: Mapping[str, Mapping[str, FieldDisplay] | None]):
         self.snapshots = dict(snapshots)  # churn model key -> the snapshot it reads
