@@ -139,6 +139,14 @@ class ServedModel:
             return [self._from_raw_one(explanations[0].raw_score)], explanations
         return self.probabilities(X, [e.raw_score for e in explanations]), explanations
 
+    def answered_probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Binary models: the probabilities a batch of these rows is answered with (from the
+        raw scores their contributions add up to, as ``score_and_explain`` gives them),
+        without the reasons. Safe off the event loop's thread (no single-row handle)."""
+        if self._from_raw is None or len(X) < 2:
+            return np.asarray(self.bundle.predict_proba(X), dtype=np.float64)
+        return self._from_raw(self.bundle.explainer.contributions(X)[:, 0].sum(axis=1))
+
     def probabilities(self, X: np.ndarray, raws: list[float]) -> np.ndarray:
         """Binary models: the probabilities of the rows of ``X`` whose raw scores (the sums of
         their contributions) are ``raws``."""

@@ -133,13 +133,15 @@ class ShadowScorer:
         """What the challenger would have answered: probability and tier for leads, risk
         level for churn, the plan (and its probability) for plans."""
         X = challenger.bundle.encoder.transform_records(records)
-        proba = np.asarray(challenger.bundle.predict_proba(X), dtype=np.float64)
         version = challenger.version
         if challenger.task == "multiclass":
+            proba = np.asarray(challenger.bundle.predict_proba(X), dtype=np.float64)
             proba = np.atleast_2d(proba)
             best = np.argmax(proba, axis=1)
             return [{"version": version, "plan": challenger.classes[int(b)],
                      "probability": float(proba[i, b])} for i, b in enumerate(best)]
+        # as the challenger would answer them if it were served
+        proba = challenger.answered_probabilities(X)
         proba = proba[:, -1] if proba.ndim == 2 else proba
         if challenger.name.endswith("churn"):
             return [{"version": version, "probability": float(p), "risk": self.risk(float(p))}
@@ -148,5 +150,5 @@ class ShadowScorer:
         bounds = self.tier_bounds(challenger.name, version)
         bounds = challenger.tier_bounds if bounds is None else bounds
         tiers = tiers_of(scores, bounds) if bounds is not None else [None] * len(scores)
-        return [{"version": version, "probability": float(p), "score": s, "tier": t}
-                for p, s, t in zip(proba, scores, tiers, strict=True)]
+        return [{"version": version, "probability": p, "score": s, "tier": t}
+                for p, s, t in zip(proba.tolist(), scores, tiers, strict=True)]

@@ -34,22 +34,24 @@ FOLLOW_INPUTS = (
 ).with_label("when inputs update and their blocking checks pass")
 # Not Dagster's on_missing(): it fires only for a target that becomes missing after the
 # condition's first evaluation, and a new deployment's models are missing from the first
-# tick, before their inputs exist, so they never trained. Here the trigger is the model
-# becoming trainable (missing, its inputs there and their blocking checks passed); it holds
-# until the model is requested or materialised, so it fires once, also when it first comes
-# true while a run is already training the model; a failed training is not retried.
-TRAINABLE = (
+# tick, before their inputs exist, so they never trained. Here a missing model is requested
+# when its inputs have been updated since it was last requested, trained or failed, exist and
+# passed their blocking checks, and nothing it depends on is running: once per arrival of
+# data, so a failed (or empty-handed) training is tried again only when new data comes, and
+# the daemon's first tick after `make demo` asks for nothing (Dagster counts no update on a
+# first evaluation).
+INPUTS_UPDATED = dg.AutomationCondition.any_deps_updated().since(
+    (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+     | dg.AutomationCondition.execution_failed().newly_true()
+     ).with_label("requested, materialised or failed")
+).with_label("inputs updated since")
+FIRST_TRAINING = (
     dg.AutomationCondition.missing()
+    & INPUTS_UPDATED
     & ~dg.AutomationCondition.any_deps_missing()
     & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("missing, inputs there and passed their blocking checks")
-FIRST_TRAINING = (
-    TRAINABLE.newly_true().since(
-        (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
-         ).with_label("requested or materialised"))
     & ~dg.AutomationCondition.in_progress()
     & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.execution_failed()
 ).with_label("first training (retraining: retraining_sensor)")
 
 def with_policy(assets: list, condition: dg.AutomationCondition) -> list:

@@ -105,17 +105,18 @@ class TreeLeaves:
         if not self.features:
             standing = np.repeat(self.full[None, :], n, axis=0)
         else:
-            values = X[:, self.features]
+            # features x rows: each feature's values and table rows are contiguous
+            values = X.T[self.features]
             # as LightGBM's dense-row reader: values within kZeroThreshold of zero are zero
             values = np.where(np.abs(values) <= ZERO, 0.0, values)
             rows = np.empty(values.shape, dtype=np.intp)
             for k, bounds in enumerate(self.bounds):
-                rows[:, k] = np.searchsorted(bounds, values[:, k], side="left")
-            rows += self.offsets
+                rows[k] = np.searchsorted(bounds, values[k], side="left")
+            rows += self.offsets[:, None]
             missing = np.isnan(values)
             if missing.any():
-                rows = np.where(missing, self.nan_rows, rows)
-            standing = np.bitwise_and.reduce(self.table[rows], axis=1)
+                rows = np.where(missing, self.nan_rows[:, None], rows)
+            standing = np.bitwise_and.reduce(self.table[rows], axis=0)
         if self._bit_index is not None:
             return self._bit_index[standing]
         return np.frexp(standing.astype(np.float64))[1].astype(np.int64) - 1

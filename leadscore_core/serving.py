@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -153,6 +154,11 @@ class Encoder:
         # 1 and 1.0 are equal dict keys but not the same category); bounded so arbitrary text
         # cannot grow it without limit.
         self._seen: list[dict[Any, float]] = [{None: NAN} for _ in self.specs]
+        for j, spec in enumerate(self.specs):
+            if spec.kind == "boolean":
+                # True, 1 and 1.0 are one key, and one flag (as False, 0 and 0.0 are): a
+                # boolean column's bools and numbers are looked up with its text
+                self._seen[j].update({True: boolean_value(True), False: boolean_value(False)})
         self._seen_limit = [4 * len(s.categories or ()) + 1024 for s in self.specs]
         self._columns = [(j, s.name, s.kind, self._encode_value(j, True),
                           self._encode_value(j, False)) for j, s in enumerate(self.specs)]
@@ -248,6 +254,7 @@ class Encoder:
                 if not math.isfinite(out[0, j]):
                     out[0, j] = NAN
             return out
+        columns = []
         for j, name, kind, true_code, false_code in self._columns:
             column = [r.get(name) for r in records]
             get = self._seen[j].get
@@ -257,13 +264,15 @@ class Encoder:
                           true_code if v is True else false_code if v is False else miss
                           for v in column]
             else:
-                values = [get(v, miss) if (t := type(v)) is str or v is None else
-                          true_code if v is True else false_code if v is False else miss
-                          for v in column]
-            for i, v in enumerate(values):
-                if v is miss:
-                    values[i] = encode(j, column[i])
-            out[:, j] = values
+                # text, None (and a boolean column's bools) from the table; the table holds
+                # no other keys, so anything else misses and is encoded below
+                values = list(map(get, column, repeat(miss)))
+            if miss in values:
+                for i, v in enumerate(values):
+                    if v is miss:
+                        values[i] = encode(j, column[i])
+            columns.append(values)
+        out = np.array(columns, dtype=np.float64).T.copy()
         if self._numeric_columns:
             block = out[:, self._numeric_columns]
             if not np.isfinite(block).all():  # inf and overflowing ints count as missing

@@ -1,4 +1,4 @@
-"""A missing model trains on its own once, when its inputs first exist and pass their checks.
+"""A missing model trains on its own once its inputs are updated, exist and pass their checks.
 
 Tick by tick with Dagster's own evaluator, on an instance with real runs: a new deployment
 (nothing landed), the inputs materialised, the model's run succeeding, failing, or still
@@ -91,7 +91,7 @@ def test_a_missing_model_is_requested_once_its_inputs_land(instance):
     assert ticks.model_requests() == 0
 
 
-def test_a_failed_first_training_is_not_retried_every_tick(instance):
+def test_a_failed_first_training_is_tried_again_only_when_new_data_comes(instance):
     ticks = Ticks(instance)
     assert ticks.model_requests() == 0
     assert run(instance, FEATURES).success
@@ -99,8 +99,8 @@ def test_a_failed_first_training_is_not_retried_every_tick(instance):
     Behaviour.model_fails = True
     assert not run(instance, MODEL).success
     assert [ticks.model_requests() for _ in range(3)] == [0, 0, 0]
-    assert run(instance, FEATURES).success  # new data does not retry it either
-    assert [ticks.model_requests() for _ in range(2)] == [0, 0]
+    assert run(instance, FEATURES).success  # new data: tried again, once
+    assert [ticks.model_requests() for _ in range(2)] == [1, 0]
 
 
 def test_inputs_failing_their_blocking_check_hold_the_model_back(instance):
@@ -129,5 +129,17 @@ def test_a_run_already_training_the_model_is_not_duplicated(instance):
     finally:
         Behaviour.model_may_finish.set()
         main.join(timeout=120)
-    # that run failed: the failure is for a person (or the retraining sensor) to act on
+    # that run failed: not retried on the same data
     assert [ticks.model_requests() for _ in range(2)] == [0, 0]
+    assert run(instance, FEATURES).success
+    assert [ticks.model_requests() for _ in range(2)] == [1, 0]
+
+
+def test_a_model_missing_when_the_daemon_starts_waits_for_new_data(instance):
+    """The daemon's first tick after a run that left the model missing (``make demo`` with
+    nothing for it to learn from) asks for nothing; the next data that lands trains it."""
+    assert run(instance, FEATURES).success
+    ticks = Ticks(instance)
+    assert [ticks.model_requests() for _ in range(2)] == [0, 0]
+    assert run(instance, FEATURES).success
+    assert [ticks.model_requests() for _ in range(2)] == [1, 0]

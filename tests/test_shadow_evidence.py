@@ -4,6 +4,7 @@ evidence asset, the gate's live-evidence rule, its sensor, and ``leadscore model
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
@@ -45,20 +46,34 @@ from tests.support.predlog import land_prediction_log
 # -- from the API's log to the evidence ------------------------------------------------------
 
 
-def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
-    challenger_bundle = lead_model(seed=4)
-    version = register(store_copy, LEAD_CONVERSION, challenger_bundle, tmp_path, promote=False)
-    ModelRegistry(store_copy).set_challenger(LEAD_CONVERSION, version)
-    champion = str(ModelRegistry(store_copy).by_alias(LEAD_CONVERSION, CHAMPION).version)
-    data = tmp_path / "data"
-    settings = Settings(data_dir=data, mlflow_tracking_uri=store_copy)
-    frame = lead_frame(80, 21)
-    ids = [f"lead-{i}" for i in range(80)]
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
-                                                         poll_seconds=0.1))
+def in_the_shadow(store: str, tmp_path, model: str, bundle: ModelBundle
+                  ) -> tuple[str, str, object]:
+    """Register ``bundle`` as ``model``'s challenger: the champion's version, the
+    challenger's, and a data folder for the API's log."""
+    version = register(store, model, bundle, tmp_path, promote=False)
+    ModelRegistry(store).set_challenger(model, version)
+    champion = str(ModelRegistry(store).by_alias(model, CHAMPION).version)
+    return champion, version, tmp_path / "data"
+
+
+@contextmanager
+def shadow_api(store: str, data, model: str, challenger: str):
+    """The API serving ``model``, ready and scoring ``challenger`` in the shadow."""
+    settings = Settings(data_dir=data, mlflow_tracking_uri=store)
+    app = create_app(settings, api_settings=ApiSettings(models=model, poll_seconds=0.1))
     with TestClient(app) as c:
         wait_ready(c)
-        wait_for_challenger(c, LEAD_CONVERSION, version)
+        wait_for_challenger(c, model, challenger)
+        yield c
+
+
+def test_agreement_and_lift_from_the_logged_requests(store_copy, tmp_path):
+    challenger_bundle = lead_model(seed=4)
+    champion, version, data = in_the_shadow(store_copy, tmp_path, LEAD_CONVERSION,
+                                            challenger_bundle)
+    frame = lead_frame(80, 21)
+    ids = [f"lead-{i}" for i in range(80)]
+    with shadow_api(store_copy, data, LEAD_CONVERSION, version) as c:
         answered = c.post("/v1/leads/score",
                           json=leads_payload(frame.assign(id=ids))).json()
 
@@ -110,17 +125,10 @@ def test_a_plan_challenger_is_judged_by_the_plans_leads_then_bought(store_copy, 
     y = frame.utm_medium.map({"cpc": 0, "email": 1, "organic": 3}).to_numpy()
     challenger_bundle = train_bundle(frame, LEAD_FEATURES, y, task="multiclass",
                                      classes=PLANS, rounds=20)
-    version = register(store_copy, PLAN, challenger_bundle, tmp_path, promote=False)
-    ModelRegistry(store_copy).set_challenger(PLAN, version)
-    champion = str(ModelRegistry(store_copy).by_alias(PLAN, CHAMPION).version)
-    data = tmp_path / "data"
-    settings = Settings(data_dir=data, mlflow_tracking_uri=store_copy)
+    champion, version, data = in_the_shadow(store_copy, tmp_path, PLAN, challenger_bundle)
     leads = lead_frame(60, 22)
     ids = [f"lead-{i}@example.com" for i in range(60)]
-    app = create_app(settings, api_settings=ApiSettings(models=PLAN, poll_seconds=0.1))
-    with TestClient(app) as c:
-        wait_ready(c)
-        wait_for_challenger(c, PLAN, version)
+    with shadow_api(store_copy, data, PLAN, version) as c:
         answered = c.post("/v1/leads/plan", json=leads_payload(leads.assign(id=ids))).json()
     champion_plans = [a["plan"] for a in answered]
     proba = challenger_bundle.predict_proba(challenger_bundle.encoder.transform_frame(leads))
