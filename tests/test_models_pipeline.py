@@ -25,7 +25,7 @@ from leadscore_assets.models.assets import (
     learnable,
     model_assets,
 )
-from leadscore_assets.models.champion import champion_assets
+from leadscore_assets.models.champion import champion_assets, champion_key
 from leadscore_assets.models.checks import CHAMPION_GATE
 from leadscore_assets.models.training import TrainConfig
 from leadscore_assets.scores.assets import (
@@ -458,6 +458,47 @@ def test_a_lead_landed_from_a_csv_and_posted_gets_the_same_probability_and_reaso
         bob = published.set_index("lead_id").loc["bob@shop.example"]
         assert (bob["business_type"], bob["utm_medium"]) == ("RETAIL", "CPC")
         assert pd.isna(bob["utm_campaign"]) and bob["company"] == "Ray Retail"
+
+
+def stand_in(key: dg.AssetKey, materialises: bool) -> dg.AssetsDefinition:
+    """An upstream asset of the scores that, in this run, is materialised or not (a
+    champion asset whose challenger lost is not)."""
+
+    @dg.asset(key=key, output_required=False)
+    def upstream():
+        if materialises:
+            yield dg.Output(None)
+
+    return upstream
+
+
+def test_new_features_are_scored_by_the_champion_kept_when_a_challenger_loses(
+        full_run, tmp_path):
+    stack = full_run[0].copy(tmp_path)
+    champions = [champion_key(m) for m in
+                 ("lead_conversion", "activity_churn", "snapshot_churn")]
+    features = [dg.AssetKey(["features", t]) for t in
+                ("lead_features", "customer_activity_latest", "customer_snapshot")]
+
+    def run(new_features: bool) -> set[str]:
+        result = dg.materialize(
+            [*(stand_in(k, False) for k in champions),
+             *(stand_in(k, new_features) for k in features), lead_scores, customer_scores],
+            resources=stack.resources(), raise_on_error=False)
+        assert result.success
+        return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        before = conn.execute("SELECT max(scored_at) FROM scores.leads").fetchone()[0]
+    # the champions kept, the features new: both scores run, by the kept versions
+    assert {"scores/leads", "scores/customers"} <= run(new_features=True)
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        scored_at, versions = conn.execute(
+            "SELECT max(scored_at), list(DISTINCT model_version) FROM scores.leads").fetchone()
+    assert scored_at > before
+    assert versions == [str(stack.registry.by_alias("lead_conversion", CHAMPION).version)]
+    # nothing new in the run: nothing scored, and the run is not a failure
+    assert not {"scores/leads", "scores/customers"} & run(new_features=False)
 
 
 def test_rescored_leads_publish_their_changes_and_moves_into_tier_a(full_run, tmp_path):

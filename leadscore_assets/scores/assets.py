@@ -5,7 +5,8 @@
 risk level (published as a Parquet snapshot too, which the customer pages rank). Both use
 the registry's ``champion`` versions (never the freshly trained
 challenger) and depend on the champion assets, which materialise only when a challenger is
-promoted: a challenger that loses leaves the scores as they were. Each table is also
+promoted; the scores run when a champion or their features are new in a run, so new data is
+scored by the champion kept when a challenger loses. Each table is also
 exported as a CSV a CRM can import: plain header, ISO 8601 dates, UTF-8, written to a
 temporary file and renamed into place so an importer never reads half a file.
 
@@ -250,16 +251,42 @@ def _as_sent(record: dict | None, column: str) -> str | None:
     return " ".join(value.split())
 
 
-@dg.asset(
+# The scoring steps take one fan-in of everything they read (champions and features): in a
+# run, a step is skipped only when none of it is new, so new features are scored by the
+# champion kept when a challenger loses, and a new champion rescores unchanged features.
+# Where no champion exists yet (a business without that source), nothing is scored and the
+# asset is not materialised: no failed run.
+SCORING_INPUTS = {"upstream": dg.In(dg.Nothing)}
+OPTIONAL_SCORES = dg.Out(dg.Nothing, is_required=False)
+
+
+@dg.op(name="score_leads", ins=SCORING_INPUTS, out=OPTIONAL_SCORES, pool=WAREHOUSE_POOL)
+def score_leads(context: dg.OpExecutionContext, warehouse: DuckDBResource,
+                settings: SettingsResource, model_registry: ModelRegistryResource):
+    """Score the open leads with the lead conversion champion (see ``lead_scores``)."""
+    registry = model_registry.registry()
+    if registry.by_alias("lead_conversion", CHAMPION) is None:
+        context.log.info(f"{MODELS['lead_conversion']} has no champion yet: no lead scored")
+        return
+    yield dg.Output(None, metadata=_score_leads(warehouse, settings, registry))
+
+
+@dg.graph_asset(
     key=["scores", "leads"],
-    deps=[champion_key("lead_conversion"), dg.AssetKey(["features", "lead_features"])],
-    group_name=GROUP, kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
+    ins={"champion": dg.AssetIn(champion_key("lead_conversion"), dagster_type=dg.Nothing),
+         "features": dg.AssetIn(["features", "lead_features"], dagster_type=dg.Nothing)},
+    group_name=GROUP, kinds={"duckdb", "csv"},
 )
-def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
-                model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+def lead_scores(champion, features):
     """Every open lead (no conversion decided yet) scored 0-100 by the champion model, tiered A
-    to D by quartile of the current open leads, with its top three reasons for and against."""
-    bundle, version = _champion(model_registry.registry(), "lead_conversion")
+    to D by quartile of the current open leads, with its top three reasons for and against.
+    Runs when the champion or the lead features are new."""
+    return score_leads(upstream=[champion, features])
+
+
+def _score_leads(warehouse: DuckDBResource, settings: SettingsResource,
+                 registry: ModelRegistry) -> dict[str, object]:
+    bundle, version = _champion(registry, "lead_conversion")
     with warehouse.get_connection() as conn:
         profile = active_profile(settings, "leads", conn)
         leads = required_table(conn, "features.lead_features")
@@ -288,7 +315,7 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         tiers_file = publish_file(
             lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2)),
             lead_tiers_path(settings.get().serving_snapshot))
-    return dg.MaterializeResult(metadata={
+    return {
         "dagster/row_count": len(frame),
         "model_version": version,
         "tier_boundaries": ", ".join(f"{b:g}" for b in bounds),
@@ -297,23 +324,21 @@ def lead_scores(warehouse: DuckDBResource, settings: SettingsResource,
         "export": dg.MetadataValue.path(str(path)),
         "top_leads": dg.MetadataValue.md(markdown_table(
             frame[["lead_id", "score", "tier", "reason_for_1", "reason_against_1"]].head(10))),
-    })
+    }
 
 
-@dg.op(
-    name="score_customers",
-    # each input is a fan-in: the step runs when either churn model's champion (and either
-    # model's features) is new in the run, and is skipped only when neither is, so a
-    # business with only customer snapshots (or only invoices) gets its scores
-    ins={"champions": dg.In(dg.Nothing), "features": dg.In(dg.Nothing)},
-    out=dg.Out(dg.Nothing),
-    pool=WAREHOUSE_POOL,
-)
+@dg.op(name="score_customers", ins=SCORING_INPUTS, out=OPTIONAL_SCORES, pool=WAREHOUSE_POOL)
 def score_customers(context: dg.OpExecutionContext, config: CustomerRiskConfig,
                     warehouse: DuckDBResource, settings: SettingsResource,
-                    model_registry: ModelRegistryResource) -> None:
-    """Score every customer with the churn champions there are (see ``customer_scores``)."""
-    context.add_output_metadata(_score_customers(config, warehouse, settings, model_registry))
+                    model_registry: ModelRegistryResource):
+    """Score every customer with the churn champions there are (see ``customer_scores``); a
+    business with only customer snapshots (or only invoices) is scored by its one model."""
+    registry = model_registry.registry()
+    if all(registry.by_alias(m, CHAMPION) is None for m in CHURN_MODELS):
+        context.log.info("no churn model has a champion yet: no customer scored")
+        return
+    yield dg.Output(None, metadata=_score_customers(config, warehouse, settings,
+                                                    model_registry))
 
 
 @dg.graph_asset(
@@ -335,12 +360,12 @@ def customer_scores(activity_champion, snapshot_champion, activity_features,
     """One row per customer: each churn model's probability in its own column (purchase
     activity from invoices, the account snapshot), each by its champion, and one risk level
     (High, Medium, Low) by ``customer_risk``'s rule: the highest of the probabilities. Runs
-    when either model has a new champion: a business with one of the two sources is scored
-    by its one model. Publishes the account snapshots' features for the customer pages and
-    the API with each category as the customer's file spelled it
+    when a champion or the features are new: a business with one of the two sources is
+    scored by its one model. Publishes the account snapshots' features for the customer
+    pages and the API with each category as the customer's file spelled it
     (``serving/customer_accounts.parquet``)."""
-    return score_customers(champions=[activity_champion, snapshot_champion],
-                           features=[activity_features, snapshot_features])
+    return score_customers(upstream=[activity_champion, snapshot_champion,
+                                     activity_features, snapshot_features])
 
 
 def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
