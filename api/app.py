@@ -44,7 +44,7 @@ from api.config import (
     SNAPSHOT_CHURN,
     ApiSettings,
 )
-from api.customers import KnownCustomers
+from api.customers import FirstPublished, KnownCustomers
 from api.direct import DirectRoute
 from api.metrics import SCOPE_KEY, ApiMetrics
 from api.models import MlflowRegistry, ModelRegistry, ModelWatcher, ServedModel, ServedModels
@@ -79,6 +79,7 @@ from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizons, lead_horizon
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
+from leadscore_core.published import customer_accounts_path
 from leadscore_core.reasons import ReasonTexts, displays_for
 from leadscore_core.registry import MODELS
 from leadscore_core.settings import Settings, get_settings
@@ -178,11 +179,15 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     churn_within = churn_horizons(settings, customer_profile)
     snapshot_within = churn_within["snapshot_churn"]
     # what the route and the customer pages look known customers up in: the activity
-    # features (the serving snapshot) and the account snapshots' features, both published
+    # features (the serving snapshot) and the account snapshots' features as their files
+    # spelled them (published by scores/customers; until then as the features stage
+    # published them), all read-only
     known_customers = KnownCustomers(
         {"activity_churn": snapshot,
-         "snapshot_churn": ServingSnapshot(snapshot_path(snapshot_dir(settings.warehouse),
-                                                         "features.customer_snapshot"))},
+         "snapshot_churn": FirstPublished(
+             ServingSnapshot(customer_accounts_path(settings.serving_snapshot)),
+             ServingSnapshot(snapshot_path(snapshot_dir(settings.warehouse),
+                                           "features.customer_snapshot")))},
         state_models, risk, churn_within,
         {"activity_churn": None, "snapshot_churn": customer_displays})
     suggesters: dict[tuple[str, str], Suggester] = {}

@@ -3,10 +3,11 @@ scores posted ones.
 
 A customer may be known to either churn model or to both: the activity model reads the
 serving snapshot (``features.customer_activity_latest``, the invoices' customers), the
-snapshot model the account snapshots' features (``snapshots/features.customer_snapshot.parquet``,
-Telco-style accounts). Both files are published by Dagster and read-only here, never the
-warehouse. ``GET /v1/customers/{id}/churn`` and the customer pages look customers up through
-this one class, so they find the same customers and state each model's own horizon.
+snapshot model the account snapshots' features (``serving/customer_accounts.parquet``, which
+``scores/customers`` publishes with each category as the file spelled it: Telco-style
+accounts). Both files are published by Dagster and read-only here, never the warehouse.
+``GET /v1/customers/{id}/churn`` and the customer pages look customers up through this one
+class, so they find the same customers and state each model's own horizon.
 """
 
 from __future__ import annotations
@@ -43,8 +44,22 @@ class KnownChurn:
     log_rows: LogRows
 
 
+class FirstPublished:
+    """The first of several snapshots whose file has been published, looked up as one: the
+    account snapshots' features as their files spelled them, else (before ``scores/customers``
+    has published them) as the features stage published them."""
+
+    def __init__(self, *snapshots: ServingSnapshot):
+        self.snapshots = snapshots
+
+    def lookup(self, customer_id: str) -> tuple[dict[str, Any], str | None] | None:
+        chosen = next((s for s in self.snapshots if s.path.is_file()), self.snapshots[-1])
+        return chosen.lookup(customer_id)
+
+
 class KnownCustomers:
-    def __init__(self, snapshots: Mapping[str, ServingSnapshot], models: ServedModels,
+    def __init__(self, snapshots: Mapping[str, ServingSnapshot | FirstPublished],
+                 models: ServedModels,
                  risk: Callable[[float], str], horizons: Mapping[str, str],
                  displays: Mapping[str, Mapping[str, FieldDisplay] | None]):
         self.snapshots = dict(snapshots)  # churn model key -> the snapshot it reads

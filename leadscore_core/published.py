@@ -21,6 +21,8 @@ from typing import Any, Generic, TypeVar
 # Beside the serving snapshot: the open leads as ``scores/leads`` ranked them (the rows of
 # ``lead_scores.csv`` plus each lead's features and contact fields, for the pages).
 OPEN_LEADS_FILE = "open_leads.parquet"
+# the account snapshots' features as their files spelled them (the customer pages, the API)
+CUSTOMER_ACCOUNTS_FILE = "customer_accounts.parquet"
 # In the monitoring folder: realised performance per served version (JSON list of rows).
 REALISED_PERFORMANCE_FILE = "realised_performance.json"
 # In the monitoring folder: live evidence on challengers from shadow scoring (JSON list).
@@ -34,6 +36,10 @@ T = TypeVar("T")
 
 def open_leads_path(serving_snapshot: Path) -> Path:
     return Path(serving_snapshot).parent / OPEN_LEADS_FILE
+
+
+def customer_accounts_path(serving_snapshot: Path) -> Path:
+    return Path(serving_snapshot).parent / CUSTOMER_ACCOUNTS_FILE
 
 
 def realised_performance_path(monitoring_dir: Path) -> Path:

@@ -233,6 +233,36 @@ def test_lead_tiers_document_rejects_boundaries_that_are_not_three_ascending_sco
         lead_tiers_document(LEAD_CONVERSION, "1", [10, 20], open_leads=3)
 
 
+def test_an_account_customer_is_known_before_its_spellings_are_published(model_store,
+                                                                         tmp_path):
+    """Before ``scores/customers`` publishes the accounts as their files spelled them, a
+    customer only the account snapshots know is answered from the features stage's
+    snapshot; afterwards from the published accounts."""
+    import pandas
+
+    from api.config import SNAPSHOT_CHURN
+    from leadscore_core.published import customer_accounts_path
+    from tests.support.ui import publish_customers
+
+    store = with_data_dir(model_store, tmp_path / "data")
+    publish_customers(store["data_dir"], store)
+    settings = make_settings(store)
+    accounts = customer_accounts_path(settings.serving_snapshot)
+    frame = pandas.read_parquet(accounts)
+    accounts.unlink()
+    app = create_app(settings, api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        before = client.get("/v1/customers/7591-ACCT01/churn")
+        assert before.status_code == 200, before.text
+        assert before.json()["model"] == SNAPSHOT_CHURN
+        frame["logins_30d"] = frame["logins_30d"] + 40  # the published accounts differ
+        write_snapshot(accounts, frame)
+        after = client.get("/v1/customers/7591-ACCT01/churn").json()
+        assert after["probability"] != before.json()["probability"]
+        assert client.get("/v1/customers/0000-NOBODY/churn").status_code == 404
+
+
 def test_known_customer_churn_reads_the_snapshot_and_follows_its_replacement(model_store,
                                                                           tmp_path):
     store = with_data_dir(model_store, tmp_path / "data")  # a snapshot of this test's own

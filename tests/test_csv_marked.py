@@ -26,6 +26,7 @@ def body(rows: list[str], newline: str = "\n") -> str:
     ("no final line break", body(["1,a,2.5,x", "2,b"]).rstrip("\n")),
     ("text beyond ASCII", body(["1,Café £,2,5", "2,naïve,3,€,x", "3,日本,4,\x00"])),
     ("first and last rows bad", body(["1,a", "2,b,3,4", "5,c,6,7,8"])),
+    ("every row bad", body(["1,a", "2", "3,b,c,d,e"])),
 ])
 def test_marked_rows_are_the_csv_modules(name: str, text: str) -> None:
     marked = _read_marked(text.encode(), HEADER, ",")

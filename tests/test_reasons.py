@@ -201,3 +201,33 @@ def test_published_open_leads_carry_the_profiles_contact_fields_from_the_raw_rec
     # a category as the file spelled it (white space folded), for the lead page to post
     assert out["business_type"].tolist()[1] == "Dental Clinic"
     assert pd.isna(out["business_type"].tolist()[0])
+
+
+def test_published_customer_accounts_spell_each_category_as_the_file_did(tmp_path):
+    """``scores/customers`` publishes the account snapshots' features for the customer pages
+    and ``GET /v1/customers/{id}/churn`` with each category as the customer's file spelled
+    it (``Home Services``, not the model's ``home services``), as a lead's are."""
+    import duckdb
+    import pandas as pd
+
+    from leadscore_assets.scores.assets import raw_records, spelt_as_sent
+    from leadscore_core.serving import Encoder
+
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute("CREATE SCHEMA raw")
+    conn.execute("CREATE TABLE raw.customers (_source_file VARCHAR, _row_number BIGINT, "
+                 "record JSON)")
+    conn.execute("INSERT INTO raw.customers VALUES ('c.csv', 1, ?), ('c.csv', 2, ?)", [
+        '{"customer_id": "10002", "business_type": "Home  Services", "seats": "3"}',
+        '{"customer_id": "10003", "business_type": ""}'])
+    accounts = pd.DataFrame({"customer_id": [10002, 10003],
+                             "business_type": ["home services", "medical"],
+                             "seats": [3.0, 1.0],
+                             "_source_file": ["c.csv", "c.csv"], "_row_number": [1, 2]})
+    bundle = type("B", (), {"encoder": Encoder.fit(accounts, {"business_type": "categorical",
+                                                              "seats": "numeric"})})()
+    out = spelt_as_sent(accounts, bundle, raw_records(conn, accounts, "customers",
+                                                      "customer_id"), "customer_id")
+    assert out["business_type"].tolist() == ["Home Services", "medical"]  # blank: as cleaned
+    assert out["seats"].tolist() == [3.0, 1.0]  # numbers as the model reads them
+    assert accounts["business_type"].tolist()[0] == "home services"  # the input untouched

@@ -30,7 +30,7 @@ from leadscore_assets.models.checks import ModelRegistryResource
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizons, lead_horizon
 from leadscore_core.profiles import snake
-from leadscore_core.published import open_leads_path, publish_file
+from leadscore_core.published import customer_accounts_path, open_leads_path, publish_file
 from leadscore_core.reasons import FieldDisplay, Link, bundle_link, displays_for, human_reason
 from leadscore_core.registry import CHAMPION, MODELS, ModelRegistry
 from leadscore_core.serving import Explanation, ModelBundle
@@ -186,21 +186,40 @@ def customer_rows(columns: dict[str, pd.Series], versions: dict[str, str], high:
     return frame
 
 
-def raw_records(conn, leads: pd.DataFrame) -> dict[str, dict]:
-    """Each lead's raw record (its row as the file had it: the export's column names and
-    spellings), by lead id; empty without ``raw.leads`` or the lineage columns."""
+def raw_records(conn, rows: pd.DataFrame, source: str = "leads",
+                id_column: str = "lead_id") -> dict[str, dict]:
+    """Each row's raw record (its row as the file had it: the export's column names and
+    spellings), by id; empty without ``raw.<source>`` or the lineage columns."""
     lineage = {"_source_file", "_row_number"}
-    if not table_exists(conn, "raw.leads") or not lineage <= set(leads):
+    if not table_exists(conn, f"raw.{source}") or not lineage <= set(rows):
         return {}
-    conn.register("_open_keys", leads[["lead_id", "_source_file", "_row_number"]])
+    keys = rows[[id_column, "_source_file", "_row_number"]].rename(columns={id_column: "_id"})
+    conn.register("_row_keys", keys.assign(_id=keys["_id"].astype("string")))
     try:
         records = conn.execute(
-            "SELECT k.lead_id, r.record FROM _open_keys k JOIN raw.leads r "
+            f"SELECT k._id, r.record FROM _row_keys k JOIN raw.{source} r "
             "ON r._source_file = k._source_file AND r._row_number = k._row_number").df()
     finally:
-        conn.unregister("_open_keys")
-    return {i: json.loads(r) for i, r in zip(records["lead_id"], records["record"],
-                                              strict=True)}
+        conn.unregister("_row_keys")
+    return {i: json.loads(r) for i, r in zip(records["_id"], records["record"], strict=True)}
+
+
+def spelt_as_sent(frame: pd.DataFrame, bundle: ModelBundle, records: dict[str, dict],
+                  id_column: str) -> pd.DataFrame:
+    """``frame`` with each categorical feature as the row's file spelled it (``Dental``, not
+    the model's ``dental``): the API normalises what it scores itself, and words its reasons
+    as sent."""
+    if not records:
+        return frame
+    out = frame.copy()
+    ids = out[id_column].astype("string").to_numpy()
+    for spec in bundle.encoder.specs:
+        if spec.kind == "categorical" and spec.name in out.columns:
+            cleaned = out[spec.name].astype(object)
+            out[spec.name] = pd.Series(
+                [v if pd.isna(v) else _as_sent(records.get(i), spec.original_name) or v
+                 for i, v in zip(ids, cleaned, strict=True)], dtype="string", index=out.index)
+    return out
 
 
 def open_leads_frame(scored: pd.DataFrame, open_leads: pd.DataFrame, bundle: ModelBundle,
@@ -208,21 +227,15 @@ def open_leads_frame(scored: pd.DataFrame, open_leads: pd.DataFrame, bundle: Mod
     """The exported rows plus each lead's model features and the profile's ``personal``
     columns (name, company) from its raw record, for the pages to filter and search.
 
-    A categorical feature is published as the lead's file spelled it (``Dental``, not the
-    model's ``dental``): the lead page posts these values to the scoring the API uses, which
-    normalises them itself and words its reasons as sent, as the export's reasons are."""
+    A categorical feature is published as the lead's file spelled it (``spelt_as_sent``):
+    the lead page posts these values to the scoring the API uses."""
     features = [s.name for s in bundle.encoder.specs if s.name in open_leads.columns]
     extra = open_leads[["lead_id", *[f for f in features if f not in scored.columns]]]
-    out = scored.merge(extra, on="lead_id", how="left")
+    out = spelt_as_sent(scored.merge(extra, on="lead_id", how="left"), bundle, records,
+                        "lead_id")
     if not records:
         return out
     ids = out["lead_id"].to_numpy()
-    for spec in bundle.encoder.specs:
-        if spec.kind == "categorical" and spec.name in out.columns:
-            cleaned = out[spec.name].astype(object)
-            out[spec.name] = pd.Series(
-                [v if pd.isna(v) else _as_sent(records.get(i), spec.original_name) or v
-                 for i, v in zip(ids, cleaned, strict=True)], dtype="string")
     for name, column in {snake(p): p for p in personal if snake(p) not in out.columns}.items():
         out[name] = pd.Series([(records.get(i) or {}).get(column) or None for i in ids],
                               dtype="string")
@@ -323,7 +336,9 @@ def customer_scores(activity_champion, snapshot_champion, activity_features,
     activity from invoices, the account snapshot), each by its champion, and one risk level
     (High, Medium, Low) by ``customer_risk``'s rule: the highest of the probabilities. Runs
     when either model has a new champion: a business with one of the two sources is scored
-    by its one model."""
+    by its one model. Publishes the account snapshots' features for the customer pages and
+    the API with each category as the customer's file spelled it
+    (``serving/customer_accounts.parquet``)."""
     return score_customers(champions=[activity_champion, snapshot_champion],
                            features=[activity_features, snapshot_features])
 
@@ -334,6 +349,7 @@ def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
     registry = model_registry.registry()
     high, medium = config.thresholds(settings.get())
     columns, versions = {}, {}
+    accounts = None
     with warehouse.get_connection() as conn:
         for model, table in (("activity_churn", "features.customer_activity_latest"),
                              ("snapshot_churn", "features.customer_snapshot")):
@@ -347,6 +363,9 @@ def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
             if ids.duplicated().any():
                 raise dg.Failure(f"{table} holds {int(ids.duplicated().sum())} customers twice")
             columns[model] = pd.Series(np.round(probability, 6), index=pd.Index(ids))
+            if model == "snapshot_churn":  # the customer pages read these fields as sent
+                accounts = spelt_as_sent(features, bundle, raw_records(
+                    conn, features, "customers", "customer_id"), "customer_id")
         if not columns:
             raise dg.Failure("no churn champion and customer features to score: train "
                              "models/activity_churn or models/snapshot_churn first")
@@ -359,6 +378,9 @@ def _score_customers(config: CustomerRiskConfig, warehouse: DuckDBResource,
         # the customer pages rank these rows (the API never opens the warehouse)
         publish_snapshot(conn, "scores.customers", snapshot_dir(warehouse.database))
     path = export_csv(frame, settings.get().exports_dir / CUSTOMER_EXPORT)
+    if accounts is not None:
+        publish_file(lambda tmp: accounts.to_parquet(tmp, index=False),
+                     customer_accounts_path(settings.get().serving_snapshot))
     levels = frame.groupby(["risk_model", "risk_level"]).size().rename("customers").reset_index()
     return {
         "dagster/row_count": len(frame),

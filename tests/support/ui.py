@@ -23,6 +23,7 @@ from leadscore_assets.scores.assets import (
 from leadscore_core.horizons import churn_horizons
 from leadscore_core.profiles import load_profiles
 from leadscore_core.published import (
+    customer_accounts_path,
     open_leads_path,
     publish_file,
     realised_over_time_path,
@@ -100,8 +101,9 @@ def publish_customers(data_dir: Path, store: dict) -> pd.DataFrame:
     accounts.insert(0, "customer_id", SNAPSHOT_IDS)
     accounts["email"] = [f"account{i}@example.com" for i in range(len(accounts))]
     published.mkdir(parents=True, exist_ok=True)
-    publish_file(lambda tmp: accounts.to_parquet(tmp, index=False),
-                 snapshot_path(published, "features.customer_snapshot"))
+    for target in (snapshot_path(published, "features.customer_snapshot"),
+                   customer_accounts_path(settings.serving_snapshot)):
+        publish_file(lambda tmp: accounts.to_parquet(tmp, index=False), target)
     activity = store["customers"]
     columns = {}
     for key, name, frame in (("activity_churn", ACTIVITY_CHURN, activity),
