@@ -13,6 +13,7 @@ import math
 import shutil
 
 import dagster as dg
+import duckdb
 import mlflow.pyfunc
 import numpy as np
 import pytest
@@ -119,11 +120,14 @@ def test_worse_challenger_is_kept_out_as_a_green_outcome_that_says_why(history):
     assert gate.description.startswith("kept v2: challenger v3 roc_auc ")
     assert "below the floor 0.6000" in gate.description
     assert gate.metadata["champion_version"].value == "2"
-    # the champion asset was not materialised, so the scores downstream were skipped; the
-    # verdict is recorded as an observation of the champion asset
+    # the champion asset was not materialised; the features are new in this run, so the
+    # scores ran again, by the champion kept; the verdict is recorded as an observation of
+    # the champion asset
     assert f"models/{MODEL}/champion" not in materialized(result)
-    assert "scores/customers" not in materialized(result)
-    assert "scores/customers" in materialized(runs[1][0])
+    assert "scores/customers" in materialized(result)
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        assert conn.execute(f"SELECT DISTINCT {MODEL}_version FROM scores.customers"
+                            ).fetchall() == [("2",)]
     [observation] = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert observation.asset_key == dg.AssetKey(["models", MODEL, "champion"])
     assert observation.event_specific_data.asset_observation.description == gate.description
