@@ -455,9 +455,10 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     @get("/customers/{customer_id:str}/churn", responses=_errors(404, 503, *auth),
          summary="Churn risk of a known customer",
          description="From the features Dagster publishes for the customer (read-only "
-                     "snapshots): a purchase-activity customer by the activity-churn model, "
-                     "a customer only the account snapshots know by the snapshot-churn "
-                     "model; each answer states its model's horizon.")
+                     "snapshots), by the churn model that knows the customer, or, where "
+                     "both do, by the one that gives the higher churn probability (the rule "
+                     "of the customer export and pages); each answer states its model's "
+                     "horizon.")
     async def churn_known(request: Request, customer_id: FromPath[str],
                           models: NamedDependency[ServedModels],
                           suggest: SuggestParam = False) -> ChurnRisk:
@@ -471,11 +472,12 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
         if not found:
             raise NotFoundException(f"customer {customer_id!r} is in no published customer "
                                     "snapshot")
-        first = found[0]  # the activity model first, when it knows the customer
-        served = require(models, MODELS[first.key])
-        known = known_customers.score(first, customer_id)
+        for each in found:
+            require(models, MODELS[each.key])
+        known = known_customers.riskiest(found, customer_id)
         if known is None:  # unloaded between require and score (a swap): never in practice
-            raise ServiceUnavailableException(f"model {served.name} not loaded yet")
+            raise ServiceUnavailableException("a churn model is not loaded yet")
+        served = require(models, MODELS[known.key])
         add_suggestions(request.scope, served, [known.answer], lambda: [known.features],
                         customer_profile.actionable, churn=True)
         record(request.scope, served, "/v1/customers/{customer_id}/churn", known.log_rows,

@@ -7,7 +7,9 @@ snapshot model the account snapshots' features (``serving/customer_accounts.parq
 ``scores/customers`` publishes with each category as the file spelled it: Telco-style
 accounts). Both files are published by Dagster and read-only here, never the warehouse.
 ``GET /v1/customers/{id}/churn`` and the customer pages look customers up through this one
-class, so they find the same customers and state each model's own horizon.
+class, so they find the same customers and state each model's own horizon; a customer both
+models know is answered by the one that sees them most at risk, as the export and the pages
+rank them (``leadscore_core.tiers.riskiest``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from api.models import ServedModels
 from api.schemas import ChurnRisk
 from api.scoring import LogRows, churn_risks
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
 from leadscore_core.reasons import FieldDisplay, ReasonTexts
 from leadscore_core.registry import MODELS
-from leadscore_core.tiers import CHURN_MODELS
+from leadscore_core.tiers import CHURN_MODELS, riskiest
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,16 @@ class KnownCustomers:
                                     displays=self.texts.get(found.key),
                                     horizon=self.horizons[found.key])
         return KnownChurn(found.key, out[0], found.features, log_rows)
+
+    def riskiest(self, found: list[Found], customer_id: str) -> KnownChurn | None:
+        """The answer the customer's risk comes from: of every model that knows them, the one
+        that sees them most likely to leave (``tiers.riskiest``, the rule of the customer
+        export and pages; the first in ``found`` wins a tie). None while one is not loaded."""
+        scored = [self.score(f, customer_id) for f in found]
+        if not scored or any(s is None for s in scored):
+            return None
+        _, [top] = riskiest(np.array([[s.answer.probability for s in scored]]))
+        return scored[int(top)]
 
     def answers(self, customer_id: str, keys: tuple[str, ...] = CHURN_MODELS
                 ) -> dict[str, KnownChurn]:

@@ -85,16 +85,23 @@ def customer_risk(probabilities: np.ndarray, models: Sequence[str], high: float,
     at risk, whatever the other says. Returns the probability, the level and the model it
     comes from (the first listed wins a tie), per customer.
     """
+    probability, top = riskiest(probabilities)
+    risk = risk_rule(high, medium)
+    return (probability, [risk(float(p)) for p in probability],
+            [models[int(k)] for k in top])
+
+
+def riskiest(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer (row), the highest of their models' churn probabilities (NaN where a model
+    does not know them) and the column it comes from (the first wins a tie): the one choice
+    of the model a customer's risk comes from, for the exports, the pages and the API."""
     values = np.asarray(probabilities, dtype=np.float64).reshape(len(probabilities), -1)
     known = ~np.isnan(values)
     if not known.any(axis=1).all():
         raise ValueError("every customer needs a probability from at least one model")
     filled = np.where(known, values, -np.inf)
     top = filled.argmax(axis=1)
-    probability = filled[np.arange(len(filled)), top]
-    risk = risk_rule(high, medium)
-    return (probability, [risk(float(p)) for p in probability],
-            [models[int(k)] for k in top])
+    return filled[np.arange(len(filled)), top], top
 
 
 def lead_tiers_path(serving_snapshot: Path) -> Path:

@@ -263,6 +263,40 @@ def test_an_account_customer_is_known_before_its_spellings_are_published(model_s
         assert client.get("/v1/customers/0000-NOBODY/churn").status_code == 404
 
 
+def test_a_customer_both_churn_models_know_is_answered_by_the_riskier(model_store,
+                                                                     tmp_path):
+    """As the customer export and pages rank a customer: the higher of the two models'
+    churn probabilities, and that model's answer."""
+    import pandas
+
+    from api.config import SNAPSHOT_CHURN
+    from leadscore_core.published import customer_accounts_path
+    from tests.support.ui import publish_customers
+
+    store = with_data_dir(model_store, tmp_path / "data")
+    publish_customers(store["data_dir"], store)
+    settings = make_settings(store)
+    accounts = pandas.read_parquet(customer_accounts_path(settings.serving_snapshot))
+    ids = accounts["customer_id"].astype(str).tolist()[:6]
+    activity = store["customers"].iloc[:6].copy()
+    activity["customer_id"] = ids  # these account customers have invoices too
+    activity["recency_days"] = [299.0, 1.0, 299.0, 1.0, 150.0, 5.0]
+    activity["frequency"] = [1.0, 39.0, 1.0, 39.0, 10.0, 30.0]
+    write_snapshot(store["data_dir"] / "serving" / "snapshot.parquet", activity)
+    by_activity = store["bundles"][ACTIVITY_CHURN].predict_frame(activity)
+    by_snapshot = store["bundles"][SNAPSHOT_CHURN].predict_frame(accounts.iloc[:6])
+    app = create_app(settings, api_settings=ApiSettings(prediction_log=False))
+    with TestClient(app) as client:
+        wait_ready(client)
+        answers = [client.get(f"/v1/customers/{i}/churn").json() for i in ids]
+    expected = [(ACTIVITY_CHURN, a) if a >= b else (SNAPSHOT_CHURN, b)
+                for a, b in zip(by_activity, by_snapshot, strict=True)]
+    assert {m for m, _ in expected} == {ACTIVITY_CHURN, SNAPSHOT_CHURN}  # both cases met
+    for answer, (model, probability) in zip(answers, expected, strict=True):
+        assert answer["model"] == model
+        assert answer["probability"] == pytest.approx(probability, abs=1e-9)
+
+
 def test_known_customer_churn_reads_the_snapshot_and_follows_its_replacement(model_store,
                                                                           tmp_path):
     store = with_data_dir(model_store, tmp_path / "data")  # a snapshot of this test's own
