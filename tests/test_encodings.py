@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from leadscore_assets.ingest.readers import UnreadableFile, read_export
 from leadscore_core.profiles import load_profiles
+from tests.support.shared import online_retail_rows
 
 PROFILES = load_profiles()
 TEXT_COLUMNS = ["invoice_no", "stock_code", "description", "quantity", "invoice_date",
@@ -26,11 +26,7 @@ ACCENTED = ["CAFÉ “DÉCOR” SET", "Crème brûlée dish – large", "Straße
 
 @pytest.fixture(scope="module")
 def retail(shared_data: Path) -> tuple[list[str], list[list[str]]]:
-    with gzip.open(shared_data / "online_retail_uci.csv.gz", "rt", encoding="utf-8",
-                   newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = list(reader)
+    header, rows = online_retail_rows(shared_data)
     pounds = [r for r in rows if not (r[2] + r[7]).isascii()]
     assert pounds and all("£" in r[2] for r in pounds)
     sample = rows[:300] + pounds

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import json
 from decimal import Decimal
@@ -26,6 +25,7 @@ from leadscore_assets.clean.payments import clean_payments
 from leadscore_assets.clean.records import clean_records
 from leadscore_assets.ingest.readers import UnreadableFile, read_export
 from leadscore_core.profiles import load_profiles
+from tests.support.shared import online_retail_rows
 
 PROFILES = load_profiles()
 SAMPLE_EVERY = 20  # every 20th Online Retail line: 27,096 lines across the whole year
@@ -42,12 +42,7 @@ def landed(source: str, path: Path, declared: dict | None = None) -> pd.DataFram
 
 @pytest.fixture(scope="module")
 def retail_rows(shared_data: Path) -> tuple[list[str], list[list[str]]]:
-    with gzip.open(shared_data / "online_retail_uci.csv.gz", "rt", encoding="utf-8",
-                   newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = [row for i, row in enumerate(reader) if i % SAMPLE_EVERY == 0]
-    return header, rows
+    return online_retail_rows(shared_data, lambda i: i % SAMPLE_EVERY == 0)
 
 
 @pytest.fixture(scope="module")
