@@ -53,6 +53,16 @@ def pytest_collection_modifyitems(config: pytest.Config,
             item._id = coerce_node_id(item.nodeid + suffix)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """loadgroup, with the slow parts split off their modules handed out first."""
+    if config.getvalue("dist") == "loadgroup":
+        from tests.support.schedule import SlowPartsFirst
+
+        return SlowPartsFirst(config, log)
+    return None
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (the real public data sets); skips with a reason when absent."""
