@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config: pytest.Config,
     # xdist tells its scheduler a test's group by a ``@group`` suffix on the node id; with
     # pytest's structured node ids (9.2) that suffix no longer takes (pytest-xdist issue
     # 1386) and every group would be scattered: it is added here where it is missing.
-    if not config.getvalue("loadgroup"):
+    if not getattr(config.option, "loadgroup", False):  # xdist absent or another --dist
         return
     for item in items:
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(config: pytest.Config,
             item._id = coerce_node_id(item.nodeid + suffix)
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: -p no:xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """loadgroup, with the slow parts split off their modules handed out first."""
     if config.getvalue("dist") == "loadgroup":
