@@ -17,11 +17,13 @@ from msgspec.structs import asdict
 
 from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
+from leadscore_core.explain import Ranked
 from leadscore_core.reasons import (
     MISSING_MIN_POINTS,
     FieldDisplay,
     ReasonTexts,
     points_given,
+    points_of_many,
 )
 from leadscore_core.suggest import actionable_indices, best_change, split_thresholds
 from leadscore_core.tiers import tiers_of
@@ -86,30 +88,39 @@ def _binary(model: ServedModel, records: list[dict[str, Any]], texts: ReasonText
                         humanise(model, e.reasons_against, e.raw_score, records[0], texts))]
     ranked = model.bundle.explainer.ranked(X, TOP_K)
     proba = model.probabilities(X, ranked.raws)
-    names, decode = model.reason_names, model.decoders
-    link, field_of, missing_min = model.link, model.field_of, MISSING_MIN_POINTS
-    out: list[Explained] = []
-    for i, c in enumerate(ranked.contributions):
-        x, raw, record = ranked.codes[i], ranked.raws[i], records[i]
-        p = link(raw)
-        sides: list[list[Reason]] = [[], []]
-        for side, candidates in ((0, ranked.top[i]), (1, ranked.bottom[i])):
-            kept = sides[side]
-            for j in candidates:
-                cj = c[j]
-                if (cj <= 0) if side == 0 else (cj >= 0):
-                    continue
-                points = points_given(p, cj, raw, link)
-                feature, value = names[j], decode[j](x[j])
-                if value is None:  # decode gives None for a missing value
-                    if abs(points) < missing_min:
-                        continue
-                    text = texts.missing(feature)
-                else:
-                    text = texts(feature, value, record.get(field_of.get(feature, feature)))
-                kept.append(Reason(feature, value, cj, text, round(points, 2)))
-        out.append((ranked.bases[i], raw, sides[0], sides[1]))
-    return proba, out
+    return proba, _batch_reasons(model, ranked, records, texts)
+
+
+def _batch_reasons(model: ServedModel, ranked: Ranked, records: list[dict[str, Any]],
+                   texts: ReasonTexts) -> list[Explained]:
+    """``humanise`` of every row's reasons at once: which candidates are reasons, and their
+    points, worked out on arrays; what is left per reason is its value and text."""
+    n, k = ranked.top.shape
+    candidates = np.concatenate([ranked.top, ranked.bottom], axis=1)  # (rows, 2k)
+    at = np.arange(n)[:, None]
+    c = ranked.contributions[at, candidates]
+    codes = ranked.codes[at, candidates]
+    points, rounded = points_of_many(ranked.raws, c, *model.link_ab)
+    # for: positive contributions among the top k; against: negative among the bottom k;
+    # a missing value only when it moves the score enough
+    against = np.arange(2 * k) >= k
+    missing = np.isnan(codes) | model.never_valued[candidates]
+    keep = (np.where(against, c < 0, c > 0)
+            & (~missing | (np.abs(points) >= MISSING_MIN_POINTS)))
+    rows, slots = np.nonzero(keep)  # row by row, each side's candidates in their order
+    names, decode, fields = model.reason_names, model.decoders, model.reason_fields
+    sides: list[tuple[list[Reason], list[Reason]]] = [([], []) for _ in range(n)]
+    for i, slot, j, cj, code, pts in zip(
+            rows.tolist(), (slots >= k).tolist(), candidates[rows, slots].tolist(),
+            c[rows, slots].tolist(), codes[rows, slots].tolist(),
+            rounded[rows, slots].tolist(), strict=True):
+        feature = names[j]
+        value = decode[j](code)  # None for a missing value
+        text = (texts.missing(feature) if value is None
+                else texts(feature, value, records[i].get(fields[j])))
+        sides[i][slot].append(Reason(feature, value, cj, text, pts))
+    bases, raws = ranked.bases.tolist(), ranked.raws.tolist()
+    return [(bases[i], raws[i], sides[i][0], sides[i][1]) for i in range(n)]
 
 
 def _tiers(model: ServedModel, scores: list[int], bounds: np.ndarray | None
