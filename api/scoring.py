@@ -28,10 +28,28 @@ from leadscore_core.reasons import (
 from leadscore_core.suggest import actionable_indices, best_change, split_thresholds
 from leadscore_core.tiers import tiers_of
 
-# (inputs, outputs) per prediction; inputs are the request's own body (a Struct that encodes
-# without its unset fields) or, for a customer looked up by id, the features used
-LogRows = list[tuple[Struct | dict[str, Any], dict[str, Any]]]
 TOP_K = 3
+
+
+class LogRows(list):
+    """(inputs, outputs) per prediction, for the prediction log; inputs are the request's
+    own body (a Struct that encodes without its unset fields) or, for a customer looked up
+    by id, the features used. ``codes``: the inputs as the answering model's ``encoder``
+    encoded them (rows x its columns), which a challenger with the same encoder scores
+    without encoding them again (``api.shadow``)."""
+
+    __slots__ = ("codes", "encoder")
+
+    def __init__(self, rows: Any = (), codes: np.ndarray | None = None,
+                 encoder: Any = None):
+        super().__init__(rows)
+        self.codes = codes
+        self.encoder = encoder
+
+
+def log_rows(model: ServedModel, X: np.ndarray) -> LogRows:
+    """An empty ``LogRows`` for the rows ``model`` encoded as ``X``."""
+    return LogRows(codes=X, encoder=model.bundle.encoder)
 
 
 def records_of(bodies: Sequence[Struct]) -> tuple[list[dict[str, Any]], list[str | None]]:
@@ -76,19 +94,20 @@ def humanise(model: ServedModel, reasons: list[Reason], raw_score: float,
 
 
 def _binary(model: ServedModel, records: list[dict[str, Any]], texts: ReasonTexts
-            ) -> tuple[np.ndarray | list[float], list[Explained]]:
-    """Probabilities and explained answers of binary-model rows: one lead through the
-    explainer's single-row path, a batch from its ranked contributions in one pass (the same
-    reasons, values and order as ``Explainer.explain`` gives: ``tests/test_api.py``)."""
+            ) -> tuple[np.ndarray | list[float], list[Explained], np.ndarray]:
+    """Probabilities and explained answers of binary-model rows, and the rows encoded: one
+    lead through the explainer's single-row path, a batch from its ranked contributions in
+    one pass (the same reasons, values and order as ``Explainer.explain`` gives:
+    ``tests/test_api.py``)."""
     X = encode(model, records)
     if len(records) == 1:
         proba, (e,) = model.score_and_explain(X, TOP_K)
         return proba, [(e.base_value, e.raw_score,
                         humanise(model, e.reasons_for, e.raw_score, records[0], texts),
-                        humanise(model, e.reasons_against, e.raw_score, records[0], texts))]
+                        humanise(model, e.reasons_against, e.raw_score, records[0], texts))], X
     ranked = model.bundle.explainer.ranked(X, TOP_K)
     proba = model.probabilities(X, ranked.raws)
-    return proba, _batch_reasons(model, ranked, records, texts)
+    return proba, _batch_reasons(model, ranked, records, texts), X
 
 
 def _batch_reasons(model: ServedModel, ranked: Ranked, records: list[dict[str, Any]],
@@ -147,7 +166,7 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
     ``ReasonTexts`` of them remembers the texts from one request to the next);
     ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
     records, ids = records_of(bodies)
-    proba, explained = _binary(model, records, texts_of(displays))
+    proba, explained, X = _binary(model, records, texts_of(displays))
     # 0-100, half to even: Python's round and numpy's rint agree
     if len(records) == 1:
         probabilities, scores = [float(proba[0])], [round(100.0 * proba[0])]
@@ -156,7 +175,7 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
         scores = np.rint(100.0 * np.asarray(proba)).astype(int).tolist()
     tiers = _tiers(model, scores, tier_bounds)
     name, version = model.name, model.version
-    out, log = [], []
+    out, log = [], log_rows(model, X)
     for i, (base, raw, reasons_for, reasons_against) in enumerate(explained):
         p, s, t = probabilities[i], scores[i], tiers[i]
         out.append(LeadScore(
@@ -178,8 +197,8 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
     else:
         inputs = [_inputs(r, i) for r, i in zip(records, ids or [None] * len(records),
                                                 strict=True)]
-    proba, explained = _binary(model, records, texts_of(displays))
-    out, log = [], []
+    proba, explained, X = _binary(model, records, texts_of(displays))
+    out, log = [], log_rows(model, X)
     for i, (base, raw, reasons_for, reasons_against) in enumerate(explained):
         p = float(proba[i])
         level = risk(p)
@@ -198,7 +217,7 @@ def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
     X = encode(model, records)
     proba = np.atleast_2d(model.bundle.predict_proba(X))
     best = np.argmax(proba, axis=1)
-    out, log = [], []
+    out, log = [], log_rows(model, X)
     for i in range(len(records)):
         plan = model.classes[int(best[i])]
         probabilities = {c: float(proba[i, k]) for k, c in enumerate(model.classes)}
