@@ -111,6 +111,7 @@ class ServedModel:
         self.reason_fields = [self.field_of.get(n, n) for n in self.reason_names]
         self.never_valued = np.asarray([s.kind == "categorical" and not s.categories
                                         for s in self.specs], dtype=bool)
+        self.categorical = [s.kind == "categorical" for s in self.specs]
         self._proba_row: FastRow | None = None
         if self.task == "binary" and bundle.kind == "lightgbm":
             self._proba_row = FastRow(bundle.booster, RAW_SCORE if bundle.calibration

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 from msgspec import Struct
-from msgspec.structs import asdict
+from msgspec.structs import asdict, astuple
 
 from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
@@ -29,6 +29,8 @@ from leadscore_core.suggest import actionable_indices, best_change, split_thresh
 from leadscore_core.tiers import tiers_of
 
 TOP_K = 3
+# a batch's feature values, field by field: name -> one value per row
+Columns = Mapping[str, Sequence[Any]]
 
 
 class LogRows(list):
@@ -57,6 +59,21 @@ def records_of(bodies: Sequence[Struct]) -> tuple[list[dict[str, Any]], list[str
     records = [asdict(b) for b in bodies]
     ids = [r.pop(ID_FIELD, None) for r in records]
     return records, ids
+
+
+def columns_of(bodies: Sequence[Struct]) -> tuple[Columns, list[str | None]]:
+    """The bodies' values field by field (field -> one value per body; an unset field is
+    None), and the callers' ids: a batch is encoded column by column."""
+    if not bodies:
+        return {}, []
+    kind = type(bodies[0])
+    if any(type(b) is not kind for b in bodies):
+        records, ids = records_of(bodies)
+        return {f: [r.get(f) for r in records] for f in kind.__struct_fields__}, ids
+    values = zip(*map(astuple, bodies), strict=True)  # one tuple per field
+    columns = dict(zip(kind.__struct_fields__, values, strict=True))
+    ids = list(columns.pop(ID_FIELD, [None] * len(bodies)))
+    return columns, ids
 
 
 def encode(model: ServedModel, records: list[dict[str, Any]]) -> np.ndarray:
@@ -93,25 +110,27 @@ def humanise(model: ServedModel, reasons: list[Reason], raw_score: float,
     return kept
 
 
-def _binary(model: ServedModel, records: list[dict[str, Any]], texts: ReasonTexts
+def _binary(model: ServedModel, columns: Columns, n: int, texts: ReasonTexts
             ) -> tuple[np.ndarray | list[float], list[Explained], np.ndarray]:
-    """Probabilities and explained answers of binary-model rows, and the rows encoded: one
-    lead through the explainer's single-row path, a batch from its ranked contributions in
-    one pass (the same reasons, values and order as ``Explainer.explain`` gives:
+    """Probabilities and explained answers of ``n`` binary-model rows, and the rows encoded:
+    one lead through the explainer's single-row path, a batch from its ranked contributions
+    in one pass (the same reasons, values and order as ``Explainer.explain`` gives:
     ``tests/test_api.py``)."""
-    X = encode(model, records)
-    if len(records) == 1:
+    if n == 1:
+        record = {name: values[0] for name, values in columns.items()}
+        X = encode(model, [record])
         proba, (e,) = model.score_and_explain(X, TOP_K)
         return proba, [(e.base_value, e.raw_score,
-                        humanise(model, e.reasons_for, e.raw_score, records[0], texts),
-                        humanise(model, e.reasons_against, e.raw_score, records[0], texts))], X
+                        humanise(model, e.reasons_for, e.raw_score, record, texts),
+                        humanise(model, e.reasons_against, e.raw_score, record, texts))], X
+    X = model.bundle.encoder.transform_columns(columns, n)
     ranked = model.bundle.explainer.ranked(X, TOP_K)
     proba = model.probabilities(X, ranked.raws)
-    return proba, _batch_reasons(model, ranked, records, texts), X
+    return proba, _batch_reasons(model, ranked, columns, texts), X
 
 
-def _batch_reasons(model: ServedModel, ranked: Ranked, records: list[dict[str, Any]],
-                   texts: ReasonTexts) -> list[Explained]:
+def _batch_reasons(model: ServedModel, ranked: Ranked, columns: Columns, texts: ReasonTexts
+                   ) -> list[Explained]:
     """``humanise`` of every row's reasons at once: which candidates are reasons, and their
     points, worked out on arrays; what is left per reason is its value and text."""
     n, k = ranked.top.shape
@@ -127,17 +146,32 @@ def _batch_reasons(model: ServedModel, ranked: Ranked, records: list[dict[str, A
     keep = (np.where(against, c < 0, c > 0)
             & (~missing | (np.abs(points) >= MISSING_MIN_POINTS)))
     rows, slots = np.nonzero(keep)  # row by row, each side's candidates in their order
-    names, decode, fields = model.reason_names, model.decoders, model.reason_fields
+    names, decode = model.reason_names, model.decoders
+    # per encoder column, the values sent for a categorical feature, whose text keeps the
+    # spelling sent; and per column, the value and text of each code (or spelling) met in
+    # this batch: a batch's reasons repeat the same few values
+    spellings = [columns.get(field) if categorical else None
+                 for field, categorical in zip(model.reason_fields, model.categorical,
+                                               strict=True)]
+    met: list[dict[Any, tuple[Any, str]]] = [{} for _ in names]
     sides: list[tuple[list[Reason], list[Reason]]] = [([], []) for _ in range(n)]
-    for i, slot, j, cj, code, pts in zip(
+    for i, slot, j, cj, code, pts, gone in zip(
             rows.tolist(), (slots >= k).tolist(), candidates[rows, slots].tolist(),
             c[rows, slots].tolist(), codes[rows, slots].tolist(),
-            rounded[rows, slots].tolist(), strict=True):
+            rounded[rows, slots].tolist(), missing[rows, slots].tolist(), strict=True):
         feature = names[j]
-        value = decode[j](code)  # None for a missing value
-        text = (texts.missing(feature) if value is None
-                else texts(feature, value, records[i].get(fields[j])))
-        sides[i][slot].append(Reason(feature, value, cj, text, pts))
+        if gone:
+            sides[i][slot].append(Reason(feature, None, cj, texts.missing(feature), pts))
+            continue
+        spelling = spellings[j]
+        sent = None if spelling is None else spelling[i]
+        # the same spelling is the same code; any other value of the code reads alike
+        key = sent if type(sent) is str else code
+        found = met[j].get(key)
+        if found is None:
+            value = decode[j](code)
+            found = met[j][key] = (value, texts(feature, value, sent))
+        sides[i][slot].append(Reason(feature, found[0], cj, found[1], pts))
     bases, raws = ranked.bases.tolist(), ranked.raws.tolist()
     return [(bases[i], raws[i], sides[i][0], sides[i][1]) for i in range(n)]
 
@@ -165,10 +199,10 @@ def score_leads(model: ServedModel, bodies: Sequence[Struct],
     bundle's own); ``displays``: the lead profile's labels and units for the reasons (a
     ``ReasonTexts`` of them remembers the texts from one request to the next);
     ``horizon``: what the probability is of (``leadscore_core.horizons``)."""
-    records, ids = records_of(bodies)
-    proba, explained, X = _binary(model, records, texts_of(displays))
+    columns, ids = columns_of(bodies)
+    proba, explained, X = _binary(model, columns, len(ids), texts_of(displays))
     # 0-100, half to even: Python's round and numpy's rint agree
-    if len(records) == 1:
+    if len(ids) == 1:
         probabilities, scores = [float(proba[0])], [round(100.0 * proba[0])]
     else:
         probabilities = np.asarray(proba, dtype=np.float64).tolist()
@@ -192,12 +226,13 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
                 displays: Displays = None, horizon: str = "",
                 ) -> tuple[list[ChurnRisk], LogRows]:
     if records is None:
-        records, ids = records_of(bodies or [])
+        columns, ids = columns_of(bodies or [])
         inputs: Sequence[Any] = bodies or []
     else:
         inputs = [_inputs(r, i) for r, i in zip(records, ids or [None] * len(records),
                                                 strict=True)]
-    proba, explained, X = _binary(model, records, texts_of(displays))
+        columns = {name: [r.get(name) for r in records] for name in model.bundle.encoder.names}
+    proba, explained, X = _binary(model, columns, len(inputs), texts_of(displays))
     out, log = [], log_rows(model, X)
     for i, (base, raw, reasons_for, reasons_against) in enumerate(explained):
         p = float(proba[i])
