@@ -172,6 +172,9 @@ def test_lead_page_shows_the_same_score_and_reasons_as_the_api(page, server, pub
     for reason in api["reasons_for"] + api["reasons_against"]:
         assert reason["text"] in chart
     assert "converts within 30 days" in page.locator("main").inner_text()
+    plan = httpx.post(f"{server.url}/v1/leads/plan", json=fields).json()
+    # the price with the currency the published payments are in
+    assert page.locator("#plan-price").inner_text() == f"(${plan['monthly_price']:,.2f} a month)"
     shot(page, "lead")
     assert axe_violations(page) == []
 

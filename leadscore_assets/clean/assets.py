@@ -6,6 +6,7 @@ the quarantine table and the source's removal counts (``quarantine.removed_rows`
 three always describe the same raw rows. A file with quarantined rows is alerted once.
 """
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -21,6 +22,7 @@ from leadscore_assets.clean import invoices, payments, records
 from leadscore_assets.clean.rules import QUARANTINE_SQL, CleanResult
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_assets.schemas import read_table
+from leadscore_core.money import currency_counts, publish_payment_currencies
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles
 from leadscore_core.settings import SOURCES, Settings
@@ -239,6 +241,12 @@ def _clean_asset(source: str) -> dg.AssetsDefinition:
             result, columns, extra = clean_source(source, raw, settings.get())
             raw = landed_files(raw)  # all the rest needs; the raw rows are freed before writing
             publish(conn, source, result, columns)
+        if source == "payments":
+            # what the prices and payment amounts the service shows are in (leadscore_core.money)
+            currencies = currency_counts(result.clean["currency"], result.clean["plan"])
+            publish_payment_currencies(currencies, settings.get().serving_snapshot)
+            extra = {**extra, "currencies": json.dumps(
+                {k: currencies[k] for k in ("landed", "matched")}, sort_keys=True)}
         context.log.info(f"clean/{source}: {result.rows_in:,} raw rows -> "
                          f"{len(result.clean):,} clean, {len(result.quarantine):,} quarantined, "
                          f"{sum(result.removed.values()):,} removed {result.rule_counts}")
