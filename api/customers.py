@@ -65,14 +65,20 @@ class KnownCustomers:
     def __init__(self, snapshots: Mapping[str, ServingSnapshot | FirstPublished],
                  models: ServedModels,
                  risk: Callable[[float], str], horizons: Mapping[str, str],
-                 displays: Mapping[str, Mapping[str, FieldDisplay] | None]):
+                 displays: Mapping[str, Mapping[str, FieldDisplay] | ReasonTexts | None]):
         self.snapshots = dict(snapshots)  # churn model key -> the snapshot it reads
         self.models = models
         self.risk = risk
         self.horizons = horizons  # churn model key -> its horizon (leadscore_core.horizons)
-        self.displays = displays  # churn model key -> its fields' labels and units
-        # the reasons' texts, remembered across lookups (as the posting routes do)
-        self.texts = {key: ReasonTexts(d) for key, d in displays.items()}
+        # churn model key -> the reasons' texts, remembered across lookups (as the posting
+        # routes do; the same object as theirs when given one)
+        self.texts = {key: d if isinstance(d, ReasonTexts) else ReasonTexts(d)
+                      for key, d in displays.items()}
+
+    @property
+    def displays(self) -> dict[str, Mapping[str, FieldDisplay] | None]:
+        """Churn model key -> its fields' labels and units."""
+        return {key: texts.displays for key, texts in self.texts.items()}
 
     def find(self, customer_id: str, keys: tuple[str, ...] = CHURN_MODELS) -> list[Found]:
         """The customer's rows, in the order of ``keys`` (the activity model first). Raises

@@ -167,10 +167,12 @@ class PlanRecommendation(Struct, gc=False):
     plan: str
     monthly_price: float | None
     first_month_price: float | None
-    currency: str | None
+    currency: str | None  # the prices' one currency; None: several (``currencies``) or unknown
     probabilities: dict[str, float]
     model: str
     version: str
+    # every currency the prices hold in: the declared one, else the payments' (one or several)
+    currencies: list[str] = []
     ignored_fields: list[str] = []
 
 

@@ -18,6 +18,8 @@ from msgspec.structs import asdict, astuple
 from api.models import ServedModel
 from api.schemas import ID_FIELD, ChurnRisk, LeadScore, PlanRecommendation, Reason, Suggestion
 from leadscore_core.explain import Ranked
+from leadscore_core.money import Currency, PaymentCurrencies
+from leadscore_core.plans import PlanCatalogue
 from leadscore_core.reasons import (
     MISSING_MIN_POINTS,
     FieldDisplay,
@@ -245,6 +247,26 @@ def churn_risks(model: ServedModel, bodies: Sequence[Struct] | None,
     return out, log
 
 
+class PlanPrices:
+    """The price list plan answers carry, in the currency decided for the prices
+    (``PaymentCurrencies.plan_prices``); ``current`` is replaced whole, so a batch reads one
+    list."""
+
+    def __init__(self, catalogue: PlanCatalogue, currencies: PaymentCurrencies):
+        self.catalogue, self.currencies = catalogue, currencies
+        self.current: dict[str, dict[str, Any]] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.current = {
+            p["plan"].lower(): {k: (float(v) if k.endswith("price") else v) for k, v in p.items()}
+            for p in self.catalogue.price_list(self.currencies.plan_prices)}
+
+    @property
+    def currency(self) -> Currency:
+        return self.currencies.plan_prices
+
+
 def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
                     prices: Mapping[str, Mapping[str, Any]]
                     ) -> tuple[list[PlanRecommendation], LogRows]:
@@ -260,6 +282,7 @@ def recommend_plans(model: ServedModel, bodies: Sequence[Struct],
         out.append(PlanRecommendation(
             id=ids[i], plan=plan, monthly_price=price.get("monthly_price"),
             first_month_price=price.get("first_month_price"), currency=price.get("currency"),
+            currencies=price.get("currencies") or [],
             probabilities=probabilities, model=model.name, version=model.version))
         log.append((bodies[i], {"plan": plan, **{
             f"probability_{c}": v for c, v in probabilities.items()}}))

@@ -124,6 +124,24 @@ def models(model: str | None) -> None:
                        "no evidence published yet (monitoring/shadow_evidence)")
         for line in evidence.lines():
             click.echo(line)
+        if short == "plan":
+            click.echo(plan_prices_line())
+
+
+def plan_prices_line() -> str:
+    """The plan catalogue's prices as the service shows them, and the currency they are in."""
+    from leadscore_core.money import PaymentCurrencies, payment_currencies_path
+    from leadscore_core.plans import PlanCatalogue
+
+    settings = get_settings()
+    catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
+    currency = PaymentCurrencies(payment_currencies_path(settings.serving_snapshot),
+                                 catalogue.currency).plan_prices
+    prices = ", ".join(
+        f"{p['plan']} {currency.text(float(p['monthly_price']))} a month "
+        f"({currency.text(float(p['first_month_price']))} with the setup fee)"
+        for p in catalogue.price_list(currency))
+    return f"  prices: {prices}\n  currency: {currency.description}"
 
 
 @main.command("rollback")

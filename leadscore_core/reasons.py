@@ -21,18 +21,17 @@ No Dagster and no Litestar imports: the API, the batch scores and the pages use 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
-from babel.numbers import format_currency
+
+from leadscore_core.money import MONEY, PAYMENT_MONEY, Currency, is_money, money_text
 
 # A missing value is shown as a reason only when it moves the 0-100 score at least this much.
 MISSING_MIN_POINTS = 1.0
-LOCALE = "en"
 
 Link = Callable[[float], float]
 
@@ -42,7 +41,9 @@ class FieldDisplay:
     """How one field is shown: its label and its unit.
 
     ``unit``: an ISO 4217 currency code (``USD``) for money, ``money`` for an amount whose
-    currency is not known, ``time_of_day`` for hours after midnight (6.1167 -> ``06:07``),
+    currency is not known, ``money:payments`` for an amount summed from payments (its
+    currency the payments', ``leadscore_core.money``), ``time_of_day`` for hours after
+    midnight (6.1167 -> ``06:07``),
     ``share`` for a fraction written as a percentage (0.25 -> ``25%``), ``weekday`` for a
     day's name (``friday`` -> ``Friday``), or a word written after the number (``days``,
     ``months``, ``seats``; singular after 1).
@@ -58,25 +59,25 @@ DERIVED: dict[str, FieldDisplay] = {
     "created_weekday": FieldDisplay("Day of the week", "weekday"),
     "recency_days": FieldDisplay("Days since last purchase", "days"),
     "frequency": FieldDisplay("Purchases"),
-    "monetary": FieldDisplay("Spend", "money"),
+    "monetary": FieldDisplay("Spend", MONEY),
     "tenure_days": FieldDisplay("Days as a customer", "days"),
-    "avg_basket": FieldDisplay("Average basket", "money"),
+    "avg_basket": FieldDisplay("Average basket", MONEY),
     "distinct_products": FieldDisplay("Different products bought"),
     "return_rate": FieldDisplay("Share of items returned", "share"),
     "mean_days_between": FieldDisplay("Average days between purchases", "days"),
-    "spend_30d": FieldDisplay("Spend in the last 30 days", "money"),
-    "spend_90d": FieldDisplay("Spend in the last 90 days", "money"),
+    "spend_30d": FieldDisplay("Spend in the last 30 days", MONEY),
+    "spend_90d": FieldDisplay("Spend in the last 90 days", MONEY),
     "invoices_90d": FieldDisplay("Purchases in the last 90 days"),
     "invoices_180d": FieldDisplay("Purchases in the last 180 days"),
     "active_months": FieldDisplay("Months with a purchase", "months"),
     "spend_trend": FieldDisplay("Spend trend (last 90 days against the 90 before)"),
     "frequency_per_month": FieldDisplay("Purchases per month"),
     "recency_over_interval": FieldDisplay("Quiet time against the usual gap between purchases"),
-    "spend_180d": FieldDisplay("Spend in the last 180 days", "money"),
+    "spend_180d": FieldDisplay("Spend in the last 180 days", MONEY),
     "longest_gap_days": FieldDisplay("Longest gap between purchases", "days"),
     "recency_over_longest_gap": FieldDisplay("Quiet time against the longest gap before"),
     "avg_quantity": FieldDisplay("Average quantity per line"),
-    "avg_unit_price": FieldDisplay("Average unit price", "money"),
+    "avg_unit_price": FieldDisplay("Average unit price", MONEY),
     "lines_per_invoice": FieldDisplay("Lines per invoice"),
     "tenure_share": FieldDisplay("Share of the data's history as a customer", "share"),
     "history_censored": FieldDisplay("Customer since before the data starts"),
@@ -86,8 +87,8 @@ DERIVED: dict[str, FieldDisplay] = {
     "payments_failed": FieldDisplay("Failed payments"),
     "failed_share": FieldDisplay("Share of payments that failed", "share"),
     "refunds_count": FieldDisplay("Refunds"),
-    "amount_paid": FieldDisplay("Amount paid", "money"),
-    "amount_refunded": FieldDisplay("Amount refunded", "money"),
+    "amount_paid": FieldDisplay("Amount paid", PAYMENT_MONEY),
+    "amount_refunded": FieldDisplay("Amount refunded", PAYMENT_MONEY),
     "disputes_count": FieldDisplay("Disputes"),
 }
 
@@ -112,10 +113,15 @@ class HumanReason(NamedTuple):
         return f"{self.text}: {self.points_text}"
 
 
-def displays_for(display: Mapping[str, Any] | None) -> dict[str, FieldDisplay]:
+def displays_for(display: Mapping[str, Any] | None, payments: Currency | None = None
+                 ) -> dict[str, FieldDisplay]:
     """A profile's ``display`` section (column -> {label, unit}: mappings or objects with
-    those attributes) as ``FieldDisplay``s."""
+    those attributes) as ``FieldDisplay``s; with ``payments`` (the landed payments' currency,
+    ``money.payment_amount_currency``), the derived amounts of payments in that currency."""
     out: dict[str, FieldDisplay] = {}
+    if payments is not None:
+        out.update({column: FieldDisplay(shown.label, payments.unit)
+                    for column, shown in DERIVED.items() if shown.unit == PAYMENT_MONEY})
     for column, spec in (display or {}).items():
         if isinstance(spec, FieldDisplay):
             out[column] = spec
@@ -139,12 +145,7 @@ def _own_name(feature: str) -> FieldDisplay:
     return FieldDisplay(feature)
 
 
-_CURRENCY = re.compile(r"[A-Z]{3}")
-
-
-@lru_cache(maxsize=256)
-def _is_currency(unit: str) -> bool:
-    return _CURRENCY.fullmatch(unit) is not None
+_is_money = lru_cache(maxsize=256)(is_money)
 
 
 def format_value(value: Any, unit: str | None = None) -> str:
@@ -158,10 +159,8 @@ def format_value(value: Any, unit: str | None = None) -> str:
         if unit == "time_of_day":
             minutes = int(round(number * 60)) % (24 * 60)
             return f"{minutes // 60:02d}:{minutes % 60:02d}"
-        if unit and _is_currency(unit):
-            return format_currency(number, unit, locale=LOCALE)
-        if unit == "money":
-            return f"{number:,.2f}"
+        if unit and _is_money(unit):
+            return money_text(number, unit)
         if unit == "share":  # whole percent from 10% up; below, one or two figures
             percent = 100 * number
             return f"{format_number(float(round(percent)) if abs(percent) >= 10 else percent)}%"
@@ -318,6 +317,11 @@ class ReasonTexts:
                 self._texts.clear()
             self._texts[key] = text
         return text
+
+    def use(self, displays: Mapping[str, FieldDisplay] | None) -> None:
+        """Word the reasons by ``displays`` from now on (a decided currency changed)."""
+        self.displays = displays
+        self._texts = {}
 
     def missing(self, feature: str) -> str:
         """The text for a missing value."""

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from api.app import create_app
 from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
+from leadscore_core.money import payment_currencies_path, publish_payment_currencies
 from leadscore_core.registry import ModelRegistry
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
@@ -158,6 +159,26 @@ def test_plan_recommendation_has_price_and_every_plans_probability(client, store
                                    atol=1e-12)
     prices = {"Business": 150, "Elite": 250, "MVP": 350, "Now": 500}
     assert all(rec["monthly_price"] == prices[rec["plan"]] for rec in body)
+
+
+def test_plan_prices_follow_the_currencies_the_payments_are_in(client, store):
+    """None declared: no payment published, no currency; payments in JPY and USD bought
+    plans, both named and none chosen; then only USD, and the answer says USD."""
+    lead = leads_payload(lead_frame(1, 5))
+    before = client.post("/v1/leads/plan", json=lead).json()[0]
+    assert (before["currency"], before["currencies"]) == (None, [])
+    snapshot = store["data_dir"] / "serving" / "snapshot.parquet"
+    for landed, answer in (({"JPY": 1, "USD": 4}, (None, ["JPY", "USD"])),
+                           ({"USD": 4}, ("USD", ["USD"]))):
+        publish_payment_currencies({"landed": landed, "matched": landed}, snapshot)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rec = client.post("/v1/leads/plan", json=lead).json()[0]
+            if (rec["currency"], rec["currencies"]) == answer:
+                break
+            time.sleep(0.05)
+        assert (rec["currency"], rec["currencies"]) == answer
+    payment_currencies_path(snapshot).unlink()
 
 
 def test_posted_customer_churn_uses_risk_thresholds(client, store):

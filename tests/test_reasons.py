@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from leadscore_core.money import LANDED, Currency
 from leadscore_core.reasons import (
     MISSING_MIN_POINTS,
     FieldDisplay,
@@ -104,8 +105,15 @@ def test_an_account_snapshots_payment_history_is_named_for_people():
         assert "_" not in field_display(feature).label, feature
     failed = human_reason("failed_share", 0.6667, 0.5, raw_score=0.0, link=LINK)
     assert failed.text == "Share of payments that failed is 67%"
+    # in the landed payments' currency, and said to be unknown when no payment says it
     paid = human_reason("amount_paid", 2899.0, -0.2, raw_score=0.0, link=LINK)
-    assert paid.text == "Amount paid is 2,899.00"
+    assert paid.text == "Amount paid is 2,899.00 (currency not known)"
+    in_usd = displays_for(None, Currency(("USD",), LANDED))
+    assert human_reason("amount_paid", 2899.0, -0.2, raw_score=0.0, link=LINK,
+                        displays=in_usd).text == "Amount paid is $2,899.00"
+    several = displays_for(None, Currency(("EUR", "USD"), LANDED))
+    assert ReasonTexts(several)("amount_refunded", 12.5) == \
+        "Amount refunded is 12.50 (EUR or USD)"
 
 
 def test_remembered_texts_are_human_reasons_own():

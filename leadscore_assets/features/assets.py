@@ -192,13 +192,31 @@ def write_feature_table(conn: duckdb.DuckDBPyConnection, warehouse: DuckDBResour
     publish_snapshot(conn, table, snapshot_dir(warehouse.database))
 
 
+def _with_payments(config: LeadFeaturesConfig, warehouse: DuckDBResource,
+                   settings: SettingsResource, leads_table: str, build, target: str
+                   ) -> tuple[pd.DataFrame, int]:
+    """``build(leads, payments, window_days=...)`` of the leads in ``leads_table`` and the
+    clean payments (None before any landed), within the lead profile's window; written to
+    ``target`` and published. The frame and the window's days."""
+    with warehouse.get_connection() as conn:
+        leads = required_table(conn, leads_table)
+        payments = read_table(conn, "clean.payments")
+        days = config.days(active_profile(settings, "leads", conn))
+        frame = build(leads, payments, window_days=days)
+        write_feature_table(conn, warehouse, target, frame)
+    return frame, days
+
+
 # -- assets --------------------------------------------------------------------------------------
+
+# a feature table written to the warehouse (one writer at a time) and published
+_WRITES_WAREHOUSE: dict = dict(group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL)
 
 
 @dg.asset(
     key=["features", "lead_features"],
     deps=[dg.AssetKey(["clean", "leads"]), dg.AssetKey(["clean", "payments"])],
-    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+    **_WRITES_WAREHOUSE,
 )
 def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
                         settings: SettingsResource) -> dg.MaterializeResult:
@@ -208,12 +226,8 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
     with the lead's email within the window. Leads whose window is still open have no label
     yet (``label_source = 'open'``): they are the leads batch scoring ranks.
     """
-    with warehouse.get_connection() as conn:
-        leads = required_table(conn, "clean.leads")
-        payments = read_table(conn, "clean.payments")
-        days = config.days(active_profile(settings, "leads", conn))
-        frame = lead_features(leads, payments, window_days=days)
-        write_feature_table(conn, warehouse, "features.lead_features", frame)
+    frame, days = _with_payments(config, warehouse, settings, "clean.leads", lead_features,
+                                 "features.lead_features")
     sources = frame["label_source"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -229,19 +243,13 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
 @dg.asset(
     key=["features", "plan_labels"],
     deps=[dg.AssetKey(["features", "lead_features"]), dg.AssetKey(["clean", "payments"])],
-    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+    **_WRITES_WAREHOUSE,
 )
 def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
                       settings: SettingsResource) -> dg.MaterializeResult:
     """Converted leads with the plan of their first succeeded payment (the plan model's rows)."""
-    with warehouse.get_connection() as conn:
-        leads = required_table(conn, "features.lead_features")
-        payments = read_table(conn, "clean.payments")
-        if payments is None:
-            payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
-        days = config.days(active_profile(settings, "leads", conn))
-        frame = plan_label(leads, payments, window_days=days)
-        write_feature_table(conn, warehouse, "features.plan_labels", frame)
+    frame, _ = _with_payments(config, warehouse, settings, "features.lead_features", plan_label,
+                              "features.plan_labels")
     counts = frame["plan"].value_counts()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -314,7 +322,7 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
 @dg.asset(
     key=["features", "customer_snapshot"],
     deps=[dg.AssetKey(["clean", "customers"]), dg.AssetKey(["clean", "payments"])],
-    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+    **_WRITES_WAREHOUSE,
 )
 def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Clean customer snapshots joined by email with their payment history aggregates."""

@@ -21,6 +21,7 @@ from leadscore_assets.scores.assets import (
     scored_leads_frame,
 )
 from leadscore_core.horizons import churn_horizons
+from leadscore_core.money import currency_counts, publish_payment_currencies
 from leadscore_core.profiles import load_profiles
 from leadscore_core.published import (
     customer_accounts_path,
@@ -129,4 +130,7 @@ def published(store: dict) -> pd.DataFrame:
     frame = publish_open_leads(store["data_dir"], store["bundles"][LEAD_CONVERSION])
     publish_customers(store["data_dir"], store)
     publish_monitoring(store["data_dir"])
+    # as clean/payments publishes it: every payment in USD, two of them bought a plan
+    publish_payment_currencies(currency_counts(["USD"] * 3, ["Business", None, "Now"]),
+                               store["data_dir"] / "serving" / "snapshot.parquet")
     return frame
