@@ -87,3 +87,16 @@ def test_explainer_uses_the_look_up_for_batches_with_the_same_contributions():
     assert explainer.tree.batch_leaves not in (None, True)  # built, and used
     explainer.tree.batch_leaves = None  # LightGBM's own walk
     np.testing.assert_array_equal(fast, explainer.contributions(rows))
+
+
+def test_raw_scores_from_the_leaves_reached_are_lightgbms_and_the_contributions_sum():
+    booster, X = booster_for("binary")
+    specs = [FeatureSpec(f"f{j}", "numeric", f"f{j}") for j in range(X.shape[1])]
+    bundle = ModelBundle(booster=booster, encoder=Encoder(specs), task="binary",
+                         classes=["0", "1"])
+    explainer = Explainer(bundle)
+    rows = edge_rows(X)
+    raw = explainer.tree.raw_scores(rows)
+    np.testing.assert_allclose(raw, booster.predict(rows, raw_score=True), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(raw, explainer.contributions(rows)[:, 0].sum(axis=1), rtol=0,
+                               atol=1e-12)
