@@ -100,11 +100,18 @@ class ServedModel:
         # for reasons in points of the score: raw score -> probability, and the request
         # field behind each export column name a reason carries
         ab = bundle_logistic_link(bundle)
-        self.link = sigmoid_link(*(ab or (1.0, 0.0)))
+        self.link_ab = ab or (1.0, 0.0)
+        self.link = sigmoid_link(*self.link_ab)
         self.field_of = {s.original_name: s.name for s in self.specs}
-        # per encoder column: the name a reason carries and its code -> value
+        # per encoder column: the name a reason carries, its code -> value, the request
+        # field whose spelling its text keeps, and whether it decodes to no value whatever
+        # the code (a categorical feature without categories)
         self.reason_names = [s.original_name for s in self.specs]
         self.decoders = [s.decode for s in self.specs]
+        self.reason_fields = [self.field_of.get(n, n) for n in self.reason_names]
+        self.never_valued = np.asarray([s.kind == "categorical" and not s.categories
+                                        for s in self.specs], dtype=bool)
+        self.categorical = [s.kind == "categorical" for s in self.specs]
         self._proba_row: FastRow | None = None
         if self.task == "binary" and bundle.kind == "lightgbm":
             self._proba_row = FastRow(bundle.booster, RAW_SCORE if bundle.calibration

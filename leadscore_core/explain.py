@@ -243,17 +243,18 @@ class TreePaths:
 
 @dataclass
 class Ranked:
-    """Per row of a batch: the explained class's contributions (by feature), the encoded
-    values, the features of the ``top_k`` largest and smallest contributions (candidates for
-    reasons for and against: only positive and negative ones are reasons), the base value,
-    the raw score and the explained class (multi-class models)."""
+    """Per row of a batch, as arrays: the explained class's contributions (rows, features),
+    the encoded values (rows, features), the features of the ``top_k`` largest and smallest
+    contributions (rows, top_k: candidates for reasons for and against, of which only
+    positive and negative ones are reasons), the base values and raw scores (rows,), and the
+    explained class of each row (multi-class models)."""
 
-    contributions: list[list[float]]
-    codes: list[list[float]]
-    top: list[list[int]]
-    bottom: list[list[int]]
-    bases: list[float]
-    raws: list[float]
+    contributions: np.ndarray
+    codes: np.ndarray
+    top: np.ndarray
+    bottom: np.ndarray
+    bases: np.ndarray
+    raws: np.ndarray
     classes: list[str | None]
 
 
@@ -317,22 +318,23 @@ class Explainer:
             return [self._explain_one(X[0], top_k, reason)]
         ranked = self.ranked(X, top_k)
         names, decode = self._names, self._decode
+        top, bottom = ranked.top.tolist(), ranked.bottom.tolist()
+        bases, raws, codes = ranked.bases.tolist(), ranked.raws.tolist(), ranked.codes.tolist()
         out = []
-        for i, c in enumerate(ranked.contributions):
-            x = ranked.codes[i]
-            reasons_for = [reason(names[j], decode[j](x[j]), c[j]) for j in ranked.top[i]
-                           if c[j] > 0]
-            reasons_against = [reason(names[j], decode[j](x[j]), c[j])
-                               for j in ranked.bottom[i] if c[j] < 0]
-            out.append(Explanation(base_value=ranked.bases[i], raw_score=ranked.raws[i],
+        for i, c in enumerate(ranked.contributions.tolist()):
+            x = codes[i]
+            reasons_for = [reason(names[j], decode[j](x[j]), c[j]) for j in top[i] if c[j] > 0]
+            reasons_against = [reason(names[j], decode[j](x[j]), c[j]) for j in bottom[i]
+                               if c[j] < 0]
+            out.append(Explanation(base_value=bases[i], raw_score=raws[i],
                                    explained_class=ranked.classes[i], reasons_for=reasons_for,
                                    reasons_against=reasons_against))
         return out
 
     def ranked(self, X: np.ndarray, top_k: int = 3) -> Ranked:
-        """What ``explain`` makes its reasons of, for every row at once, as plain lists: a
-        caller building its own answers (the API's) reads them without an ``Explanation``
-        per row in between."""
+        """What ``explain`` makes its reasons of, for every row at once: a caller building
+        its own answers (the API's) reads them without an ``Explanation`` per row in
+        between."""
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.bundle.encoder.specs))
         contrib = self.contributions(X)
         classes: list[str | None] = [None] * len(X)
@@ -345,10 +347,9 @@ class Explainer:
         values = rows[:, :-1]
         # every row ranked at once; "against" is the stable descending order read backwards
         order = np.argsort(-values, axis=1, kind="stable")
-        return Ranked(contributions=values.tolist(), codes=X.tolist(),
-                      top=order[:, :top_k].tolist(), bottom=order[:, ::-1][:, :top_k].tolist(),
-                      bases=rows[:, -1].tolist(), raws=rows.sum(axis=1).tolist(),
-                      classes=classes)
+        return Ranked(contributions=values, codes=X, top=order[:, :top_k],
+                      bottom=order[:, ::-1][:, :top_k], bases=rows[:, -1],
+                      raws=rows.sum(axis=1), classes=classes)
 
     def _explain_one(self, x: np.ndarray, top_k: int, reason: type) -> Explanation:
         """One row of a binary model, as ``explain`` answers it, in plain Python: for a

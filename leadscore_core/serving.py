@@ -232,12 +232,9 @@ class Encoder:
         normalisers (the same ones ``transform_frame`` uses).
         """
         n = len(records)
-        out = np.empty((n, len(self.specs)), dtype=np.float64)
-        if n == 0:
-            return out
-        miss = _MISS
-        encode = self._encode_value
         if n == 1:  # one lead: a row, one pass over the features
+            out = np.empty((1, len(self.specs)), dtype=np.float64)
+            miss, encode = _MISS, self._encode_value
             record, row, seen = records[0], [], self._seen
             for j, name, kind, true_code, false_code in self._columns:
                 v = record.get(name)
@@ -254,9 +251,22 @@ class Encoder:
                 if not math.isfinite(out[0, j]):
                     out[0, j] = NAN
             return out
-        columns = []
+        return self.transform_columns({name: [r.get(name) for r in records]
+                                       for name in self.names}, n)
+
+    def transform_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+        """``transform_records`` of ``n`` rows given as columns (feature name -> its ``n``
+        values; a feature without a column is missing in every row), as a batch of request
+        bodies is read field by field."""
+        out = np.empty((n, len(self.specs)), dtype=np.float64)
+        if n == 0:
+            return out
+        miss = _MISS
+        encode = self._encode_value
+        blank = [None] * n
+        encoded = []
         for j, name, kind, true_code, false_code in self._columns:
-            column = [r.get(name) for r in records]
+            column = columns.get(name, blank)
             get = self._seen[j].get
             if kind == "numeric":
                 values = [v if (t := type(v)) is float or t is int else
@@ -271,8 +281,8 @@ class Encoder:
                 for i, v in enumerate(values):
                     if v is miss:
                         values[i] = encode(j, column[i])
-            columns.append(values)
-        out = np.array(columns, dtype=np.float64).T.copy()
+            encoded.append(values)
+        out = np.array(encoded, dtype=np.float64).T.copy()
         if self._numeric_columns:
             block = out[:, self._numeric_columns]
             if not np.isfinite(block).all():  # inf and overflowing ints count as missing

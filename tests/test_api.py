@@ -111,6 +111,21 @@ def test_reasons_are_the_one_explainers_as_batch_scoring_gives_them(client, stor
             same_reasons(lead[side], getattr(expected, side))
 
 
+def test_a_batch_gives_each_lead_the_reasons_it_gets_alone_spelt_as_it_was_sent(client):
+    leads = leads_payload(lead_frame(40, 95))
+    spellings = [str.upper, str.lower, lambda v: f"  {v}  ", lambda v: v]
+    for i, lead in enumerate(leads):  # the same category sent in several spellings
+        lead["business_type"] = spellings[i % 4](lead["business_type"])
+    batch = client.post("/v1/leads/score", json=leads).json()
+    texts = set()
+    for lead, answer in zip(leads, batch, strict=True):
+        alone = client.post("/v1/leads/score", json=lead).json()
+        for side in ("reasons_for", "reasons_against"):
+            assert answer[side] == alone[side]
+            texts.update(r["text"] for r in answer[side] if r["feature"] == "Business Type")
+    assert {"Business Type is CAFE", "Business Type is cafe"} <= texts
+
+
 def test_single_lead_gets_an_object_with_values_named_as_in_the_export(client):
     lead = {"id": "lead-1", "business_type": " CAFE ", "business_size": "50+",
             "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "brand"}
