@@ -10,13 +10,23 @@ currency they are in is never guessed:
   payment matched one, the currencies of every payment landed. One currency is that
   currency; several are shown as several (the prices hold in each of them); none is "not
   known".
-- Amounts summed from payments (a customer's amount paid or refunded) are in the currencies
-  of the landed payments, by the same rule: the payments say what they were paid in.
+- Amounts summed from payments (a customer's amount paid or refunded) are summed per
+  currency and never across currencies: 150 USD and 20 EUR are two amounts, not 170 of
+  anything. Each customer's amounts are kept per currency (``PAYMENT_AMOUNTS``, beside
+  their features) and shown so (``amounts_text``: "$150.00 + €20.00"), so a customer's
+  amount reads in the currency their own payments were in. As a model's feature an amount
+  is one number only while every payment it counts is in one currency; in several it is
+  missing and the customer is set aside for it with the currencies and amounts named
+  (``features.snapshot``). They are not converted: a rate would have to be chosen (which
+  day's, whose), the exports state none, and a guessed rate is a wrong value that looks
+  right; a missing feature is one the model is trained to read. Where no customer's row
+  says what its amounts are in, they are in the landed payments' currencies.
 - Amounts from invoice lines (a customer's spend, average basket) are in the currency the
   user declares for the invoice exports (``LEADSCORE_INVOICE_CURRENCY``): the exports carry
   none, so without it the currency is not known, and said to be.
 
-``money_text`` writes an amount with its currency: the API's plan answers, the reasons and
+``money_text`` writes an amount with its currency, ``amounts_text`` several amounts each in its
+own: the API's plan answers, the reasons and
 the pages all go through it. No Dagster and no Litestar imports.
 """
 
@@ -38,6 +48,9 @@ LOCALE = "en"
 # Beside the serving snapshot: how many clean payments are in each currency (all landed, and
 # those matched to a plan), published by clean/payments.
 PAYMENT_CURRENCIES_FILE = "payment_currencies.json"
+# A customer's amounts summed from payments, per field and currency (JSON text beside their
+# features: ``{"amount_paid": {"EUR": 20.0, "USD": 150.0}, "amount_refunded": {}}``).
+PAYMENT_AMOUNTS = "payment_amounts"
 
 # Units of money in a ``FieldDisplay`` (besides an ISO 4217 code): an amount whose currency
 # is not known, and an amount summed from payments (its currency: the payments').
@@ -102,6 +115,27 @@ def money_text(amount: float, unit: str = MONEY) -> str:
     if unit.startswith(_SEVERAL) and unit not in (PAYMENT_MONEY, INVOICE_MONEY):
         return f"{amount:,.2f} ({' or '.join(unit[len(_SEVERAL):].split(','))})"
     return f"{amount:,.2f} (currency not known)"
+
+
+def amounts_text(by_currency: Mapping[str, float]) -> str:
+    """Amounts in several currencies, each in its own, never added up:
+    ``€20.00 + $150.00`` (in the order of the codes; a blank code: currency not known)."""
+    return " + ".join(money_text(float(amount), code if is_iso_currency(code) else MONEY)
+                      for code, amount in sorted(by_currency.items()))
+
+
+def encode_amounts(amounts: Mapping[str, Mapping[str, float]]) -> str:
+    """A customer's ``PAYMENT_AMOUNTS``: field -> currency -> amount, as JSON."""
+    return json.dumps({f: {c: float(v) for c, v in by.items()} for f, by in amounts.items()},
+                      sort_keys=True)
+
+
+def record_amounts(record: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The ``PAYMENT_AMOUNTS`` of a customer's row (empty for a row without any)."""
+    text = record.get(PAYMENT_AMOUNTS)
+    if not isinstance(text, str) or not text:
+        return {}
+    return {field: dict(by) for field, by in json.loads(text).items()}
 
 
 def decide_currency(declared: str | None, evidence: Iterable[str], source: str) -> Currency:
