@@ -28,7 +28,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from leadscore_core.money import INVOICE_MONEY, PAYMENT_MONEY, Currency, is_money, money_text
+from leadscore_core.money import (
+    INVOICE_MONEY,
+    MONEY,
+    PAYMENT_MONEY,
+    Currency,
+    amounts_text,
+    is_money,
+    money_text,
+    record_amounts,
+)
 
 # A missing value is shown as a reason only when it moves the 0-100 score at least this much.
 MISSING_MIN_POINTS = 1.0
@@ -329,6 +338,45 @@ class ReasonTexts:
     def missing(self, feature: str) -> str:
         """The text for a missing value."""
         return f"{field_display(feature, self.displays).label} not given"
+
+
+class CustomerReasonTexts(ReasonTexts):
+    """A known customer's reasons: an amount from payments in the currency of the customer's
+    own payments; one in several currencies (missing to the model: ``features.snapshot``)
+    says each currency's amount instead of "not given"."""
+
+    def __init__(self, texts: ReasonTexts, amounts: Mapping[str, Mapping[str, float]]):
+        displays = dict(texts.displays or {})
+        self.several: dict[str, str] = {}
+        for field, by_currency in amounts.items():
+            shown = field_display(field, texts.displays)
+            if len(by_currency) == 1:
+                [code] = by_currency
+                displays[field] = FieldDisplay(shown.label, code or MONEY)
+            elif by_currency:
+                self.several[field] = (
+                    f"{shown.label} is {amounts_text(by_currency)} (in {len(by_currency)} "
+                    f"currencies, not added up: the score reads it as not given)")
+        super().__init__(displays, limit=texts.limit)
+
+    def missing(self, feature: str) -> str:
+        return self.several.get(feature) or super().missing(feature)
+
+
+def customer_texts(texts: ReasonTexts, record: Mapping[str, Any]) -> ReasonTexts:
+    """The reasons' texts for one customer's row: ``texts`` itself unless the row keeps its
+    amounts per currency (``money.PAYMENT_AMOUNTS``)."""
+    amounts = record_amounts(record)
+    return CustomerReasonTexts(texts, amounts) if amounts else texts
+
+
+def record_value_text(record: Mapping[str, Any], feature: str, unit: str | None) -> str:
+    """A field of a customer's row as people read it: an amount from payments in each of
+    its currencies (``$150.00``, ``€20.00 + $150.00``), anything else by ``format_value``."""
+    by_currency = record_amounts(record).get(feature)
+    if by_currency:
+        return amounts_text(by_currency)
+    return format_value(record.get(feature), unit)
 
 
 def logistic_link(task: str, calibration: Mapping[str, Any] | None,

@@ -67,6 +67,7 @@ from leadscore_core.reasons import (
     format_number,
     format_value,
     points_text,
+    record_value_text,
 )
 from leadscore_core.registry import MODELS, PRIMARY_METRIC, TAG_PROFILE
 from leadscore_core.serving import normalise_category_value
@@ -392,7 +393,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         facts = []
         for s in ctx.models.get(MODELS[deciding.key]).specs:
             shown = field_display(s.original_name, ctx.customers.displays.get(deciding.key))
-            facts.append((shown.label, format_value(features.get(s.name), shown.unit)
+            facts.append((shown.label, record_value_text(features, s.name, shown.unit)
                           or "not given"))
         models = [{"source": CHURN_SOURCES[k], "probability": a.answer.probability,
                    "risk": a.answer.risk, "model": a.answer.model,
