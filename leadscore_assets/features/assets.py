@@ -24,6 +24,7 @@ from leadscore_assets.features.activity import (
 )
 from leadscore_assets.features.leads import lead_features, plan_label
 from leadscore_assets.features.snapshot import (
+    MONEY_SET_ASIDE,
     PAYMENT_FEATURES,
     money_set_aside,
     snapshot_features,
@@ -177,8 +178,6 @@ PURCHASES_SQL = ("SELECT customer_id, invoice_date, bool_or(coalesce(quantity > 
                  "GROUP BY customer_id, invoice_date")
 PAYMENT_EVENTS = "features.payment_events"
 PAYMENT_EVENTS_SQL = "SELECT customer_email, created_at, status FROM clean.payments"
-# The customers whose amount paid or refunded is in several currencies (features.snapshot).
-MONEY_SET_ASIDE = "quarantine.customer_payment_amounts"
 
 
 def required_table(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:

@@ -37,6 +37,8 @@ PAYMENT_FEATURES: dict[str, str] = {
 # The payment features that are amounts of money: summed within one currency only.
 MONEY_FEATURES = ("amount_paid", "amount_refunded")
 SEVERAL_CURRENCIES = "several_currencies"  # the rule a set-aside amount broke
+# Where features/customer_snapshot sets those amounts aside, one row per customer and field.
+MONEY_SET_ASIDE = "quarantine.customer_payment_amounts"
 SET_ASIDE_COLUMNS = ("customer_id", "email", "_source_file", "_row_number", "field", "value",
                      "currencies", "rule", "reason")
 
