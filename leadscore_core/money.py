@@ -12,6 +12,9 @@ currency they are in is never guessed:
   known".
 - Amounts summed from payments (a customer's amount paid or refunded) are in the currencies
   of the landed payments, by the same rule: the payments say what they were paid in.
+- Amounts from invoice lines (a customer's spend, average basket) are in the currency the
+  user declares for the invoice exports (``LEADSCORE_INVOICE_CURRENCY``): the exports carry
+  none, so without it the currency is not known, and said to be.
 
 ``money_text`` writes an amount with its currency: the API's plan answers, the reasons and
 the pages all go through it. No Dagster and no Litestar imports.
@@ -27,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from babel.numbers import format_currency
+from babel.numbers import format_currency, is_currency
 
 from leadscore_core.published import PublishedFile, publish_file, read_json
 
@@ -41,6 +43,7 @@ PAYMENT_CURRENCIES_FILE = "payment_currencies.json"
 # is not known, and an amount summed from payments (its currency: the payments').
 MONEY = "money"
 PAYMENT_MONEY = "money:payments"
+INVOICE_MONEY = "money:invoices"  # an amount from invoice lines: the declared invoice currency
 _SEVERAL = "money:"  # + "EUR,USD": an amount in one of several currencies
 _ISO = re.compile(r"[A-Z]{3}")
 
@@ -96,7 +99,7 @@ def money_text(amount: float, unit: str = MONEY) -> str:
     each), ``150.00 (currency not known)``."""
     if is_iso_currency(unit):
         return format_currency(amount, unit, locale=LOCALE)
-    if unit.startswith(_SEVERAL) and unit != PAYMENT_MONEY:
+    if unit.startswith(_SEVERAL) and unit not in (PAYMENT_MONEY, INVOICE_MONEY):
         return f"{amount:,.2f} ({' or '.join(unit[len(_SEVERAL):].split(','))})"
     return f"{amount:,.2f} (currency not known)"
 
@@ -109,8 +112,21 @@ def decide_currency(declared: str | None, evidence: Iterable[str], source: str) 
     return Currency(codes, source) if codes else Currency()
 
 
+def iso_code(value: str | None) -> str | None:
+    """A declared currency as its ISO 4217 code (``usd`` -> ``USD``); None for none; a
+    ValueError for a word that is no currency (never shown as if it were one)."""
+    if value is None or not str(value).strip():
+        return None
+    code = str(value).strip().upper()
+    if not is_currency(code):
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, EUR, GBP)")
+    return code
+
+
 def currency_counts(currency: Iterable[Any], plan: Iterable[Any]) -> dict[str, Any]:
     """The published document: clean payments per currency, all and matched to a plan."""
+    import pandas as pd
+
     landed: dict[str, int] = {}
     matched: dict[str, int] = {}
     for code, name in zip(currency, plan, strict=True):
@@ -146,6 +162,11 @@ def payment_amount_currency(document: Mapping[str, Any] | None) -> Currency:
     """The currency of amounts summed from payments: the landed payments' currencies."""
     landed = [c for c, n in ((document or {}).get("landed") or {}).items() if n]
     return decide_currency(None, landed, LANDED)
+
+
+def invoice_amount_currency(declared: str | None) -> Currency:
+    """The currency of amounts from invoice lines: the declared one, else not known."""
+    return decide_currency(declared, (), UNKNOWN)
 
 
 class PaymentCurrencies:

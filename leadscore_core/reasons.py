@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from leadscore_core.money import MONEY, PAYMENT_MONEY, Currency, is_money, money_text
+from leadscore_core.money import INVOICE_MONEY, PAYMENT_MONEY, Currency, is_money, money_text
 
 # A missing value is shown as a reason only when it moves the 0-100 score at least this much.
 MISSING_MIN_POINTS = 1.0
@@ -42,7 +42,8 @@ class FieldDisplay:
 
     ``unit``: an ISO 4217 currency code (``USD``) for money, ``money`` for an amount whose
     currency is not known, ``money:payments`` for an amount summed from payments (its
-    currency the payments', ``leadscore_core.money``), ``time_of_day`` for hours after
+    currency the payments', ``leadscore_core.money``), ``money:invoices`` for one from
+    invoice lines (the declared invoice currency), ``time_of_day`` for hours after
     midnight (6.1167 -> ``06:07``),
     ``share`` for a fraction written as a percentage (0.25 -> ``25%``), ``weekday`` for a
     day's name (``friday`` -> ``Friday``), or a word written after the number (``days``,
@@ -59,25 +60,25 @@ DERIVED: dict[str, FieldDisplay] = {
     "created_weekday": FieldDisplay("Day of the week", "weekday"),
     "recency_days": FieldDisplay("Days since last purchase", "days"),
     "frequency": FieldDisplay("Purchases"),
-    "monetary": FieldDisplay("Spend", MONEY),
+    "monetary": FieldDisplay("Spend", INVOICE_MONEY),
     "tenure_days": FieldDisplay("Days as a customer", "days"),
-    "avg_basket": FieldDisplay("Average basket", MONEY),
+    "avg_basket": FieldDisplay("Average basket", INVOICE_MONEY),
     "distinct_products": FieldDisplay("Different products bought"),
     "return_rate": FieldDisplay("Share of items returned", "share"),
     "mean_days_between": FieldDisplay("Average days between purchases", "days"),
-    "spend_30d": FieldDisplay("Spend in the last 30 days", MONEY),
-    "spend_90d": FieldDisplay("Spend in the last 90 days", MONEY),
+    "spend_30d": FieldDisplay("Spend in the last 30 days", INVOICE_MONEY),
+    "spend_90d": FieldDisplay("Spend in the last 90 days", INVOICE_MONEY),
     "invoices_90d": FieldDisplay("Purchases in the last 90 days"),
     "invoices_180d": FieldDisplay("Purchases in the last 180 days"),
     "active_months": FieldDisplay("Months with a purchase", "months"),
     "spend_trend": FieldDisplay("Spend trend (last 90 days against the 90 before)"),
     "frequency_per_month": FieldDisplay("Purchases per month"),
     "recency_over_interval": FieldDisplay("Quiet time against the usual gap between purchases"),
-    "spend_180d": FieldDisplay("Spend in the last 180 days", MONEY),
+    "spend_180d": FieldDisplay("Spend in the last 180 days", INVOICE_MONEY),
     "longest_gap_days": FieldDisplay("Longest gap between purchases", "days"),
     "recency_over_longest_gap": FieldDisplay("Quiet time against the longest gap before"),
     "avg_quantity": FieldDisplay("Average quantity per line"),
-    "avg_unit_price": FieldDisplay("Average unit price", MONEY),
+    "avg_unit_price": FieldDisplay("Average unit price", INVOICE_MONEY),
     "lines_per_invoice": FieldDisplay("Lines per invoice"),
     "tenure_share": FieldDisplay("Share of the data's history as a customer", "share"),
     "history_censored": FieldDisplay("Customer since before the data starts"),
@@ -113,15 +114,17 @@ class HumanReason(NamedTuple):
         return f"{self.text}: {self.points_text}"
 
 
-def displays_for(display: Mapping[str, Any] | None, payments: Currency | None = None
-                 ) -> dict[str, FieldDisplay]:
+def displays_for(display: Mapping[str, Any] | None, payments: Currency | None = None,
+                 invoices: Currency | None = None) -> dict[str, FieldDisplay]:
     """A profile's ``display`` section (column -> {label, unit}: mappings or objects with
     those attributes) as ``FieldDisplay``s; with ``payments`` (the landed payments' currency,
-    ``money.payment_amount_currency``), the derived amounts of payments in that currency."""
+    ``money.payment_amount_currency``) and ``invoices`` (``money.invoice_amount_currency``),
+    the derived amounts of payments and of invoice lines in those currencies."""
     out: dict[str, FieldDisplay] = {}
-    if payments is not None:
-        out.update({column: FieldDisplay(shown.label, payments.unit)
-                    for column, shown in DERIVED.items() if shown.unit == PAYMENT_MONEY})
+    for marker, currency in ((PAYMENT_MONEY, payments), (INVOICE_MONEY, invoices)):
+        if currency is not None:
+            out.update({column: FieldDisplay(shown.label, currency.unit)
+                        for column, shown in DERIVED.items() if shown.unit == marker})
     for column, spec in (display or {}).items():
         if isinstance(spec, FieldDisplay):
             out[column] = spec
