@@ -124,12 +124,6 @@ def amounts_text(by_currency: Mapping[str, float]) -> str:
                       for code, amount in sorted(by_currency.items()))
 
 
-def encode_amounts(amounts: Mapping[str, Mapping[str, float]]) -> str:
-    """A customer's ``PAYMENT_AMOUNTS``: field -> currency -> amount, as JSON."""
-    return json.dumps({f: {c: float(v) for c, v in by.items()} for f, by in amounts.items()},
-                      sort_keys=True)
-
-
 def record_amounts(record: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """The ``PAYMENT_AMOUNTS`` of a customer's row (empty for a row without any)."""
     text = record.get(PAYMENT_AMOUNTS)

@@ -21,9 +21,10 @@ No Dagster imports here.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from leadscore_core.money import PAYMENT_AMOUNTS, amounts_text, encode_amounts, record_amounts
+from leadscore_core.money import PAYMENT_AMOUNTS, amounts_text, record_amounts
 
 PAYMENT_FEATURES: dict[str, str] = {
     "payments_count": "numeric",
@@ -53,7 +54,8 @@ def payment_aggregates(payments: pd.DataFrame) -> pd.DataFrame:
     refunded = p["amount_refunded"].astype(float).fillna(0.0) if "amount_refunded" in p \
         else pd.Series(0.0, index=p.index)
     succeeded_like = status.isin(["succeeded", "refunded", "partially_refunded", "disputed"])
-    currency = (p["currency"].astype("string").str.strip().str.upper() if "currency" in p
+    # clean/payments wrote each currency as its ISO code (the one place it is read)
+    currency = (p["currency"].astype("string") if "currency" in p
                 else pd.Series(pd.NA, index=p.index, dtype="string"))
     p = p.assign(
         _failed=(status == "failed").astype(int),
@@ -71,18 +73,32 @@ def payment_aggregates(payments: pd.DataFrame) -> pd.DataFrame:
     out["failed_share"] = out["payments_failed"] / out["payments_count"]
     counted = {"amount_paid": (p["amount"].astype(float), succeeded_like.fillna(False)),
                "amount_refunded": (refunded, refunded > 0)}
-    amounts: dict[str, dict[str, dict[str, float]]] = {
-        email: {field: {} for field in MONEY_FEATURES} for email in out.index}
+    # customers and currencies as numbers: grouping on one integer key is the quick way
+    customer, emails = pd.factorize(p["email"], sort=True)  # emails: out.index, in order
+    currency, codes = pd.factorize(p["_currency"], sort=True)
+    key = customer * max(len(codes), 1) + currency
+    per_currency = []
     for field, (amount, counts) in counted.items():
         # one sum per customer and currency, over the payments this amount counts
-        sums = amount[counts].groupby([p["email"][counts], p["_currency"][counts]]).sum()
-        for (email, code), value in sums.items():
-            amounts[email][field][code] = float(value)
-        currencies = sums.groupby(level=0).size().reindex(out.index, fill_value=0)
-        total = sums.groupby(level=0).sum().reindex(out.index, fill_value=0.0)
+        mask = counts.to_numpy(bool)
+        sums = pd.Series(amount.to_numpy(float)[mask]).groupby(key[mask]).sum()
+        who, what = np.divmod(sums.index.to_numpy(), max(len(codes), 1))
+        currencies = np.bincount(who, minlength=len(emails))
+        total = np.bincount(who, weights=sums.to_numpy(), minlength=len(emails))
         # none counted: nothing paid (or got back); several currencies: no one number
-        out[field] = total.where(currencies <= 1)
-    out[PAYMENT_AMOUNTS] = [encode_amounts(amounts[email]) for email in out.index]
+        out[field] = np.where(currencies <= 1, total, np.nan)
+        # '"EUR": 20.0, "USD": 150.0' per customer (codes sorted, as the key sorts them)
+        pairs = ('"' + pd.Series(np.asarray(codes, dtype=object)[what]) + '": '
+                 + sums.astype(str).reset_index(drop=True))
+        joined = [""] * len(emails)
+        for i, pair in zip(who.tolist(), pairs.tolist(), strict=True):
+            joined[i] = f"{joined[i]}, {pair}" if joined[i] else pair
+        per_currency.append(f'"{field}": {{' + pd.Series(joined, index=out.index) + "}")
+    # ``money.PAYMENT_AMOUNTS``: JSON, its keys sorted (MONEY_FEATURES is in that order)
+    document = per_currency[0]
+    for part in per_currency[1:]:
+        document = document + ", " + part
+    out[PAYMENT_AMOUNTS] = "{" + document + "}"
     return out[[*PAYMENT_FEATURES, PAYMENT_AMOUNTS]]
 
 
