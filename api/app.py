@@ -78,7 +78,11 @@ from api.webhooks.config import WebhookSettings
 from api.webhooks.receiver import WebhookReceiver
 from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizons, lead_horizon
-from leadscore_core.money import PaymentCurrencies, payment_currencies_path
+from leadscore_core.money import (
+    PaymentCurrencies,
+    invoice_amount_currency,
+    payment_currencies_path,
+)
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
 from leadscore_core.published import customer_accounts_path
@@ -198,7 +202,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
              ServingSnapshot(snapshot_path(snapshot_dir(settings.warehouse),
                                            "features.customer_snapshot")))},
         state_models, risk, churn_within,
-        {"activity_churn": None, "snapshot_churn": customer_texts})
+        {"activity_churn": displays_for(None, invoices=invoice_amount_currency(
+            settings.invoice_currency)), "snapshot_churn": customer_texts})
     suggesters: dict[tuple[str, str], Suggester] = {}
 
     def suggester(served: ServedModel, actionable: Sequence[str]) -> Suggester:

@@ -24,7 +24,8 @@ from api.models import ServedModels
 from api.schemas import ChurnRisk
 from api.scoring import LogRows, churn_risks
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
-from leadscore_core.reasons import FieldDisplay, ReasonTexts
+from leadscore_core.money import record_amounts
+from leadscore_core.reasons import FieldDisplay, ReasonTexts, customer_texts
 from leadscore_core.registry import MODELS
 from leadscore_core.tiers import CHURN_MODELS, riskiest
 
@@ -102,10 +103,12 @@ class KnownCustomers:
         served = self.models.get(MODELS[found.key])
         if served is None:
             return None
+        # the customer's amounts of money read in the currencies of their own payments
+        texts = customer_texts(self.texts[found.key], found.features)
         out, log_rows = churn_risks(served, None, self.risk, records=[found.features],
-                                    ids=[customer_id], as_of=found.as_of,
-                                    displays=self.texts.get(found.key),
+                                    ids=[customer_id], as_of=found.as_of, displays=texts,
                                     horizon=self.horizons[found.key])
+        out[0].amounts = record_amounts(found.features)
         return KnownChurn(found.key, out[0], found.features, log_rows)
 
     def riskiest(self, found: list[Found], customer_id: str) -> KnownChurn | None:

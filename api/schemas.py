@@ -185,6 +185,9 @@ class ChurnRisk(Explained, gc=False):
     ignored_fields: list[str] = []
     horizon: str = ""  # what the probability is of, and by when
     suggestion: Suggestion | None = None  # with ?suggest=true
+    # a known customer's amounts from payments: field -> currency -> amount, never added up
+    # across currencies (``{"amount_paid": {"EUR": 20.0, "USD": 150.0}}``)
+    amounts: dict[str, dict[str, float]] = {}
 
 
 class ModelInfo(Struct):

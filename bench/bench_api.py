@@ -92,11 +92,9 @@ def register_model(tmp: Path, challenger: bool = False) -> tuple[str, pd.DataFra
     """Train, register and promote the model; with ``challenger``, register the same bundle
     once more as the ``challenger`` version, which the API then scores in the champion's
     shadow (the same model costs what a retrained one of its size costs)."""
-    import mlflow
-
     from leadscore_assets.models.training import TrainConfig, train_model
-    from leadscore_core.registry import ModelRegistry, ensure_experiment
-    from leadscore_core.serving import LeadscorePyfunc
+    from leadscore_core.registry import ModelRegistry
+    from tests.support.api_models import register  # the API tests' registration
 
     frame, kinds, originals, what = lead_rows()
     started = time.perf_counter()
@@ -108,26 +106,11 @@ def register_model(tmp: Path, challenger: bool = False) -> tuple[str, pd.DataFra
           f"{trained.metrics.get('roc_auc', float('nan')):.3f} "
           f"(trained in {time.perf_counter() - started:.1f} s)")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    ensure_experiment(uri, tmp / "artifacts")
-    mlflow.set_experiment("leadscore")
-    directory = bundle.save(tmp / "bundle")
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadscorePyfunc(), artifacts={"bundle": str(directory)},
-            registered_model_name=MODEL, pip_requirements=["lightgbm", "pandas", "mlflow"])
-    version = str(info.registered_model_version)
-    ModelRegistry(uri).promote(MODEL, version)
+    version = register(uri, MODEL, bundle, tmp)
     if challenger:
-        with mlflow.start_run():
-            second = mlflow.pyfunc.log_model(
-                name="model", python_model=LeadscorePyfunc(),
-                artifacts={"bundle": str(directory)}, registered_model_name=MODEL,
-                pip_requirements=["lightgbm", "pandas", "mlflow"])
-        ModelRegistry(uri).set_challenger(MODEL, second.registered_model_version)
-        print(f"challenger: v{second.registered_model_version}, scored in the shadow of "
-              f"v{version}")
+        second = register(uri, MODEL, bundle, tmp, promote=False)
+        ModelRegistry(uri).set_challenger(MODEL, second)
+        print(f"challenger: v{second}, scored in the shadow of v{version}")
     return uri, frame[list(kinds)], version
 
 

@@ -31,13 +31,14 @@ import pandas as pd
 
 from api.app import create_app
 from api.config import LEAD_CONVERSION, PLAN, ApiSettings
-from leadscore_assets.scores.assets import LEAD_EXPORT, export_csv, scored_leads_frame
-from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.serving import Encoder, ModelBundle
 from leadscore_core.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_api_inprocess import call, served  # noqa: E402 - the app called as uvicorn calls it
+
+from tests.support.ui import publish_open_leads  # noqa: E402 - the pages' files, as published
 
 FEATURES = {"business_type": "categorical", "business_size": "categorical",
             "utm_source": "categorical", "utm_medium": "categorical",
@@ -86,22 +87,6 @@ class MemoryRegistry:
         return self.bundles[name]
 
 
-def publish(data_dir: Path, bundle: ModelBundle, n: int) -> pd.DataFrame:
-    features = leads(n, 42)
-    ids = [f"lead-{i:05d}@example.com" for i in range(n)]
-    frame, _ = scored_leads_frame(features.assign(
-        lead_id=ids, email=ids,
-        created_at=pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n), "min")),
-        bundle, "1")
-    export_csv(frame, data_dir / "exports" / LEAD_EXPORT)
-    published = frame.merge(features.assign(lead_id=ids, name=[f"Person {i}" for i in range(n)],
-                                            company=[f"Company {i}" for i in range(n)]),
-                            on="lead_id")
-    publish_file(lambda tmp: published.to_parquet(tmp, index=False),
-                 open_leads_path(data_dir / "serving" / "snapshot.parquet"))
-    return published
-
-
 async def timed(app, **spec) -> tuple[int, bytes, float]:
     """``call`` with the server time it took."""
     started = time.perf_counter()
@@ -119,7 +104,8 @@ async def run(args: argparse.Namespace) -> None:
                                PLAN: train(train_frame, plan_y.to_numpy(), "multiclass")})
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        published = publish(data_dir, registry.bundles[LEAD_CONVERSION], args.leads)
+        published = publish_open_leads(data_dir, registry.bundles[LEAD_CONVERSION],
+                                       features=leads(args.leads, 42))
         app = create_app(Settings(data_dir=data_dir), registry=registry,
                          api_settings=ApiSettings(models=f"{LEAD_CONVERSION},{PLAN}",
                                                   prediction_log=False))

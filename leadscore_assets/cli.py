@@ -38,8 +38,11 @@ def counts() -> None:
 @click.option("--show", type=click.IntRange(min=0), default=0,
               help="Also print this many quarantined rows (file, row, rule, field, value).")
 def quarantine(source: str | None, show: int) -> None:
-    """What cleaning set aside: rows per source, file and rule, and rows removed by rule."""
+    """What cleaning set aside: rows per source, file and rule, and rows removed by rule;
+    and the fields the features stage set aside (a customer's amount in several currencies)."""
     import duckdb
+
+    from leadscore_assets.features.snapshot import MONEY_SET_ASIDE
 
     settings = get_settings()
     if not settings.warehouse.exists():
@@ -66,6 +69,17 @@ def quarantine(source: str | None, show: int) -> None:
                     f"SELECT _source_file, _row_number, rule, field, value "
                     f"FROM quarantine.{name} ORDER BY ALL LIMIT ?", [show]).fetchall():
                 click.echo(f"    {file}:{row}  {rule}  {field}={value!r}")
+            # a customer kept, with one field set aside (an amount in several currencies)
+            fields = MONEY_SET_ASIDE if name == "customers" else None
+            if fields and fields.split(".")[1] in tables:
+                for file, rule, n in conn.execute(
+                        f"SELECT _source_file, rule, count(*) FROM {fields} "
+                        "GROUP BY ALL ORDER BY ALL").fetchall():
+                    click.echo(f"  field set aside  {rule:<22} {n:>10,}  {file}")
+                for file, row, rule, field, value in conn.execute(
+                        f"SELECT _source_file, _row_number, rule, field, value FROM {fields} "
+                        "ORDER BY ALL LIMIT ?", [show]).fetchall():
+                    click.echo(f"    {file}:{row}  {rule}  {field}={value!r}")
 
 
 @main.command("models")

@@ -10,10 +10,23 @@ currency they are in is never guessed:
   payment matched one, the currencies of every payment landed. One currency is that
   currency; several are shown as several (the prices hold in each of them); none is "not
   known".
-- Amounts summed from payments (a customer's amount paid or refunded) are in the currencies
-  of the landed payments, by the same rule: the payments say what they were paid in.
+- Amounts summed from payments (a customer's amount paid or refunded) are summed per
+  currency and never across currencies: 150 USD and 20 EUR are two amounts, not 170 of
+  anything. Each customer's amounts are kept per currency (``PAYMENT_AMOUNTS``, beside
+  their features) and shown so (``amounts_text``: "$150.00 + €20.00"), so a customer's
+  amount reads in the currency their own payments were in. As a model's feature an amount
+  is one number only while every payment it counts is in one currency; in several it is
+  missing and the customer is set aside for it with the currencies and amounts named
+  (``features.snapshot``). They are not converted: a rate would have to be chosen (which
+  day's, whose), the exports state none, and a guessed rate is a wrong value that looks
+  right; a missing feature is one the model is trained to read. Where no customer's row
+  says what its amounts are in, they are in the landed payments' currencies.
+- Amounts from invoice lines (a customer's spend, average basket) are in the currency the
+  user declares for the invoice exports (``LEADSCORE_INVOICE_CURRENCY``): the exports carry
+  none, so without it the currency is not known, and said to be.
 
-``money_text`` writes an amount with its currency: the API's plan answers, the reasons and
+``money_text`` writes an amount with its currency, ``amounts_text`` several amounts each in its
+own: the API's plan answers, the reasons and
 the pages all go through it. No Dagster and no Litestar imports.
 """
 
@@ -27,8 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from babel.numbers import format_currency
+from babel.numbers import format_currency, is_currency
 
 from leadscore_core.published import PublishedFile, publish_file, read_json
 
@@ -36,11 +48,15 @@ LOCALE = "en"
 # Beside the serving snapshot: how many clean payments are in each currency (all landed, and
 # those matched to a plan), published by clean/payments.
 PAYMENT_CURRENCIES_FILE = "payment_currencies.json"
+# A customer's amounts summed from payments, per field and currency (JSON text beside their
+# features: ``{"amount_paid": {"EUR": 20.0, "USD": 150.0}, "amount_refunded": {}}``).
+PAYMENT_AMOUNTS = "payment_amounts"
 
 # Units of money in a ``FieldDisplay`` (besides an ISO 4217 code): an amount whose currency
 # is not known, and an amount summed from payments (its currency: the payments').
 MONEY = "money"
 PAYMENT_MONEY = "money:payments"
+INVOICE_MONEY = "money:invoices"  # an amount from invoice lines: the declared invoice currency
 _SEVERAL = "money:"  # + "EUR,USD": an amount in one of several currencies
 _ISO = re.compile(r"[A-Z]{3}")
 
@@ -96,9 +112,24 @@ def money_text(amount: float, unit: str = MONEY) -> str:
     each), ``150.00 (currency not known)``."""
     if is_iso_currency(unit):
         return format_currency(amount, unit, locale=LOCALE)
-    if unit.startswith(_SEVERAL) and unit != PAYMENT_MONEY:
+    if unit.startswith(_SEVERAL) and unit not in (PAYMENT_MONEY, INVOICE_MONEY):
         return f"{amount:,.2f} ({' or '.join(unit[len(_SEVERAL):].split(','))})"
     return f"{amount:,.2f} (currency not known)"
+
+
+def amounts_text(by_currency: Mapping[str, float]) -> str:
+    """Amounts in several currencies, each in its own, never added up:
+    ``€20.00 + $150.00`` (in the order of the codes; a blank code: currency not known)."""
+    return " + ".join(money_text(float(amount), code if is_iso_currency(code) else MONEY)
+                      for code, amount in sorted(by_currency.items()))
+
+
+def record_amounts(record: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The ``PAYMENT_AMOUNTS`` of a customer's row (empty for a row without any)."""
+    text = record.get(PAYMENT_AMOUNTS)
+    if not isinstance(text, str) or not text:
+        return {}
+    return {field: dict(by) for field, by in json.loads(text).items()}
 
 
 def decide_currency(declared: str | None, evidence: Iterable[str], source: str) -> Currency:
@@ -109,8 +140,21 @@ def decide_currency(declared: str | None, evidence: Iterable[str], source: str) 
     return Currency(codes, source) if codes else Currency()
 
 
+def iso_code(value: str | None) -> str | None:
+    """A declared currency as its ISO 4217 code (``usd`` -> ``USD``); None for none; a
+    ValueError for a word that is no currency (never shown as if it were one)."""
+    if value is None or not str(value).strip():
+        return None
+    code = str(value).strip().upper()
+    if not is_currency(code):
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, EUR, GBP)")
+    return code
+
+
 def currency_counts(currency: Iterable[Any], plan: Iterable[Any]) -> dict[str, Any]:
     """The published document: clean payments per currency, all and matched to a plan."""
+    import pandas as pd
+
     landed: dict[str, int] = {}
     matched: dict[str, int] = {}
     for code, name in zip(currency, plan, strict=True):
@@ -146,6 +190,11 @@ def payment_amount_currency(document: Mapping[str, Any] | None) -> Currency:
     """The currency of amounts summed from payments: the landed payments' currencies."""
     landed = [c for c, n in ((document or {}).get("landed") or {}).items() if n]
     return decide_currency(None, landed, LANDED)
+
+
+def invoice_amount_currency(declared: str | None) -> Currency:
+    """The currency of amounts from invoice lines: the declared one, else not known."""
+    return decide_currency(declared, (), UNKNOWN)
 
 
 class PaymentCurrencies:

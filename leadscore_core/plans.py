@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadscore_core.money import Currency, plan_price_currency
+from leadscore_core.money import Currency, iso_code, plan_price_currency
 
 SHIPPED_CATALOGUE = Path(__file__).with_name("plans.yaml")
 
@@ -38,7 +38,7 @@ class PlanCatalogue(BaseModel):
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
-        return value.strip().upper() if value else None
+        return iso_code(value)
 
     @field_validator("plans")
     @classmethod

@@ -28,7 +28,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from leadscore_core.money import MONEY, PAYMENT_MONEY, Currency, is_money, money_text
+from leadscore_core.money import (
+    INVOICE_MONEY,
+    MONEY,
+    PAYMENT_MONEY,
+    Currency,
+    amounts_text,
+    is_money,
+    money_text,
+    record_amounts,
+)
 
 # A missing value is shown as a reason only when it moves the 0-100 score at least this much.
 MISSING_MIN_POINTS = 1.0
@@ -42,7 +51,8 @@ class FieldDisplay:
 
     ``unit``: an ISO 4217 currency code (``USD``) for money, ``money`` for an amount whose
     currency is not known, ``money:payments`` for an amount summed from payments (its
-    currency the payments', ``leadscore_core.money``), ``time_of_day`` for hours after
+    currency the payments', ``leadscore_core.money``), ``money:invoices`` for one from
+    invoice lines (the declared invoice currency), ``time_of_day`` for hours after
     midnight (6.1167 -> ``06:07``),
     ``share`` for a fraction written as a percentage (0.25 -> ``25%``), ``weekday`` for a
     day's name (``friday`` -> ``Friday``), or a word written after the number (``days``,
@@ -59,25 +69,25 @@ DERIVED: dict[str, FieldDisplay] = {
     "created_weekday": FieldDisplay("Day of the week", "weekday"),
     "recency_days": FieldDisplay("Days since last purchase", "days"),
     "frequency": FieldDisplay("Purchases"),
-    "monetary": FieldDisplay("Spend", MONEY),
+    "monetary": FieldDisplay("Spend", INVOICE_MONEY),
     "tenure_days": FieldDisplay("Days as a customer", "days"),
-    "avg_basket": FieldDisplay("Average basket", MONEY),
+    "avg_basket": FieldDisplay("Average basket", INVOICE_MONEY),
     "distinct_products": FieldDisplay("Different products bought"),
     "return_rate": FieldDisplay("Share of items returned", "share"),
     "mean_days_between": FieldDisplay("Average days between purchases", "days"),
-    "spend_30d": FieldDisplay("Spend in the last 30 days", MONEY),
-    "spend_90d": FieldDisplay("Spend in the last 90 days", MONEY),
+    "spend_30d": FieldDisplay("Spend in the last 30 days", INVOICE_MONEY),
+    "spend_90d": FieldDisplay("Spend in the last 90 days", INVOICE_MONEY),
     "invoices_90d": FieldDisplay("Purchases in the last 90 days"),
     "invoices_180d": FieldDisplay("Purchases in the last 180 days"),
     "active_months": FieldDisplay("Months with a purchase", "months"),
     "spend_trend": FieldDisplay("Spend trend (last 90 days against the 90 before)"),
     "frequency_per_month": FieldDisplay("Purchases per month"),
     "recency_over_interval": FieldDisplay("Quiet time against the usual gap between purchases"),
-    "spend_180d": FieldDisplay("Spend in the last 180 days", MONEY),
+    "spend_180d": FieldDisplay("Spend in the last 180 days", INVOICE_MONEY),
     "longest_gap_days": FieldDisplay("Longest gap between purchases", "days"),
     "recency_over_longest_gap": FieldDisplay("Quiet time against the longest gap before"),
     "avg_quantity": FieldDisplay("Average quantity per line"),
-    "avg_unit_price": FieldDisplay("Average unit price", MONEY),
+    "avg_unit_price": FieldDisplay("Average unit price", INVOICE_MONEY),
     "lines_per_invoice": FieldDisplay("Lines per invoice"),
     "tenure_share": FieldDisplay("Share of the data's history as a customer", "share"),
     "history_censored": FieldDisplay("Customer since before the data starts"),
@@ -113,15 +123,17 @@ class HumanReason(NamedTuple):
         return f"{self.text}: {self.points_text}"
 
 
-def displays_for(display: Mapping[str, Any] | None, payments: Currency | None = None
-                 ) -> dict[str, FieldDisplay]:
+def displays_for(display: Mapping[str, Any] | None, payments: Currency | None = None,
+                 invoices: Currency | None = None) -> dict[str, FieldDisplay]:
     """A profile's ``display`` section (column -> {label, unit}: mappings or objects with
     those attributes) as ``FieldDisplay``s; with ``payments`` (the landed payments' currency,
-    ``money.payment_amount_currency``), the derived amounts of payments in that currency."""
+    ``money.payment_amount_currency``) and ``invoices`` (``money.invoice_amount_currency``),
+    the derived amounts of payments and of invoice lines in those currencies."""
     out: dict[str, FieldDisplay] = {}
-    if payments is not None:
-        out.update({column: FieldDisplay(shown.label, payments.unit)
-                    for column, shown in DERIVED.items() if shown.unit == PAYMENT_MONEY})
+    for marker, currency in ((PAYMENT_MONEY, payments), (INVOICE_MONEY, invoices)):
+        if currency is not None:
+            out.update({column: FieldDisplay(shown.label, currency.unit)
+                        for column, shown in DERIVED.items() if shown.unit == marker})
     for column, spec in (display or {}).items():
         if isinstance(spec, FieldDisplay):
             out[column] = spec
@@ -326,6 +338,45 @@ class ReasonTexts:
     def missing(self, feature: str) -> str:
         """The text for a missing value."""
         return f"{field_display(feature, self.displays).label} not given"
+
+
+class CustomerReasonTexts(ReasonTexts):
+    """A known customer's reasons: an amount from payments in the currency of the customer's
+    own payments; one in several currencies (missing to the model: ``features.snapshot``)
+    says each currency's amount instead of "not given"."""
+
+    def __init__(self, texts: ReasonTexts, amounts: Mapping[str, Mapping[str, float]]):
+        displays = dict(texts.displays or {})
+        self.several: dict[str, str] = {}
+        for field, by_currency in amounts.items():
+            shown = field_display(field, texts.displays)
+            if len(by_currency) == 1:
+                [code] = by_currency
+                displays[field] = FieldDisplay(shown.label, code or MONEY)
+            elif by_currency:
+                self.several[field] = (
+                    f"{shown.label} is {amounts_text(by_currency)} (in {len(by_currency)} "
+                    f"currencies, not added up: the score reads it as not given)")
+        super().__init__(displays, limit=texts.limit)
+
+    def missing(self, feature: str) -> str:
+        return self.several.get(feature) or super().missing(feature)
+
+
+def customer_texts(texts: ReasonTexts, record: Mapping[str, Any]) -> ReasonTexts:
+    """The reasons' texts for one customer's row: ``texts`` itself unless the row keeps its
+    amounts per currency (``money.PAYMENT_AMOUNTS``)."""
+    amounts = record_amounts(record)
+    return CustomerReasonTexts(texts, amounts) if amounts else texts
+
+
+def record_value_text(record: Mapping[str, Any], feature: str, unit: str | None) -> str:
+    """A field of a customer's row as people read it: an amount from payments in each of
+    its currencies (``$150.00``, ``€20.00 + $150.00``), anything else by ``format_value``."""
+    by_currency = record_amounts(record).get(feature)
+    if by_currency:
+        return amounts_text(by_currency)
+    return format_value(record.get(feature), unit)
 
 
 def logistic_link(task: str, calibration: Mapping[str, Any] | None,

@@ -166,7 +166,8 @@ def ensure_raw_table(conn: duckdb.DuckDBPyConnection, source: str) -> str:
     file_defs = {n: d for n, d in columns.items() if n in PER_FILE_COLUMNS}
     row_defs = {n: d for n, d in columns.items() if n not in PER_FILE_COLUMNS}
     made = kind == "BASE TABLE" or kind is None
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {files} (_file INTEGER NOT NULL, "
+    # one file row per id (two landings taking the same id fail instead of sharing it)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {files} (_file INTEGER PRIMARY KEY, "
                  + ", ".join(f"{n} {d}" for n, d in file_defs.items()) + ")")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {rows} ("
                  + ", ".join(f"{n} {d}" for n, d in row_defs.items())
@@ -176,9 +177,11 @@ def ensure_raw_table(conn: duckdb.DuckDBPyConnection, source: str) -> str:
     if kind == "BASE TABLE":
         _move_into_storage(conn, source, list(file_defs), list(row_defs))
     if made:
+        # every row shows, a row without its file too (with null lineage, which the checks
+        # see), never dropped by the join
         listed = ", ".join(f"{'f' if n in file_defs else 'r'}.{n}" for n in columns)
         conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {listed} "
-                     f"FROM {rows} r JOIN {files} f USING (_file)")
+                     f"FROM {rows} r LEFT JOIN {files} f USING (_file)")
     return view
 
 

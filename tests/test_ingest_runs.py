@@ -294,6 +294,9 @@ def test_a_raw_table_of_every_column_per_row_moves_into_files_and_rows(tmp_path)
                             "ORDER BY 1").fetchall() == [("p0", 6), ("p1", 2)]
         listed = {f"{schema}.{table}": n for schema, table, n in table_row_counts(conn)}
         assert listed == {"raw.invoices": 8}
+        with pytest.raises(duckdb.ConstraintException):  # one file row per id
+            conn.execute("INSERT INTO raw.invoices_files SELECT * FROM raw.invoices_files "
+                         "LIMIT 1")
 
 
 def test_a_per_file_column_with_two_values_is_refused(tmp_path) -> None:

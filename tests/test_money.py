@@ -19,6 +19,7 @@ from leadscore_core.money import (
     Currency,
     PaymentCurrencies,
     currency_counts,
+    invoice_amount_currency,
     money_text,
     payment_amount_currency,
     payment_currencies_path,
@@ -27,6 +28,7 @@ from leadscore_core.money import (
 )
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles
+from leadscore_core.settings import Settings
 
 
 @pytest.mark.parametrize(("declared", "landed", "matched", "codes", "source"), [
@@ -56,6 +58,20 @@ def test_an_amount_is_written_with_its_currency_or_says_it_has_none():
     assert Currency().text(150) == "150.00 (currency not known)"
     assert money_text(1234.5, "GBP") == "£1,234.50"
     assert "none is chosen" in Currency(("JPY", "USD"), MATCHED).description
+
+
+def test_a_declared_currency_must_be_one(tmp_path: Path):
+    path = tmp_path / "plans.yaml"
+    path.write_text("currency: dollars\nplans:\n  - {name: A, monthly_price: 5}\n")
+    with pytest.raises(ValueError, match="not an ISO 4217"):
+        PlanCatalogue.load(path)
+    path.write_text("currency: ' eur '\nplans:\n  - {name: A, monthly_price: 5}\n")
+    assert PlanCatalogue.load(path).currency == "EUR"
+    with pytest.raises(ValueError, match="not an ISO 4217"):
+        Settings(data_dir=tmp_path, invoice_currency="pounds")
+    assert Settings(data_dir=tmp_path, invoice_currency="gbp").invoice_currency == "GBP"
+    assert invoice_amount_currency("gbp") == Currency(("GBP",), DECLARED)
+    assert invoice_amount_currency(None) == Currency()
 
 
 def test_price_list_carries_the_decided_currency():

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from leadscore_core.money import LANDED, Currency
+from leadscore_core.money import DECLARED, LANDED, Currency
 from leadscore_core.reasons import (
     MISSING_MIN_POINTS,
     FieldDisplay,
@@ -111,6 +111,10 @@ def test_an_account_snapshots_payment_history_is_named_for_people():
     in_usd = displays_for(None, Currency(("USD",), LANDED))
     assert human_reason("amount_paid", 2899.0, -0.2, raw_score=0.0, link=LINK,
                         displays=in_usd).text == "Amount paid is $2,899.00"
+    spend = displays_for(None, invoices=Currency(("GBP",), DECLARED))
+    assert ReasonTexts(spend)("avg_basket", 23.4) == "Average basket is £23.40"
+    assert ReasonTexts(in_usd)("avg_basket", 23.4) == \
+        "Average basket is 23.40 (currency not known)"  # payments say nothing of invoices
     several = displays_for(None, Currency(("EUR", "USD"), LANDED))
     assert ReasonTexts(several)("amount_refunded", 12.5) == \
         "Amount refunded is 12.50 (EUR or USD)"

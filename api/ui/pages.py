@@ -58,7 +58,7 @@ from api.ui.data import (
 )
 from leadscore_core.estimation import realised_rows, summary_rows
 from leadscore_core.horizons import lead_window_days
-from leadscore_core.money import Currency, money_text
+from leadscore_core.money import Currency, amounts_text, money_text, record_amounts
 from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import (
@@ -67,6 +67,7 @@ from leadscore_core.reasons import (
     format_number,
     format_value,
     points_text,
+    record_value_text,
 )
 from leadscore_core.registry import MODELS, PRIMARY_METRIC, TAG_PROFILE
 from leadscore_core.serving import normalise_category_value
@@ -390,10 +391,16 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         deciding = answers[deciding_keys[0]]
         churn, features = deciding.answer, deciding.features
         facts = []
-        for s in ctx.models.get(MODELS[deciding.key]).specs:
-            shown = field_display(s.original_name, ctx.customers.displays.get(deciding.key))
-            facts.append((shown.label, format_value(features.get(s.name), shown.unit)
+        displays = ctx.customers.displays.get(deciding.key)
+        specs = ctx.models.get(MODELS[deciding.key]).specs
+        for s in specs:
+            shown = field_display(s.original_name, displays)
+            facts.append((shown.label, record_value_text(features, s.name, shown.unit)
                           or "not given"))
+        # what the customer paid and got back, in each currency, even where no model reads it
+        facts += [(field_display(field, displays).label, amounts_text(by_currency))
+                  for field, by_currency in record_amounts(features).items()
+                  if by_currency and field not in {s.name for s in specs}]
         models = [{"source": CHURN_SOURCES[k], "probability": a.answer.probability,
                    "risk": a.answer.risk, "model": a.answer.model,
                    "version": a.answer.version, "deciding": k == deciding.key}

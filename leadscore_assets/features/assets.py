@@ -23,9 +23,15 @@ from leadscore_assets.features.activity import (
     churn_cutoffs,
 )
 from leadscore_assets.features.leads import lead_features, plan_label
-from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_features
+from leadscore_assets.features.snapshot import (
+    MONEY_SET_ASIDE,
+    PAYMENT_FEATURES,
+    money_set_aside,
+    snapshot_features,
+)
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon_days, lead_window_days
+from leadscore_core.money import PAYMENT_AMOUNTS
 from leadscore_core.profiles import Profile, load_profiles, snake
 from leadscore_core.settings import get_settings
 from leadscore_core.warehouse import (
@@ -41,7 +47,7 @@ KINDS = {"duckdb"}
 # Columns of the feature tables that are never model inputs.
 NOT_FEATURES = frozenset({
     "lead_id", "customer_id", "profile", "created_at", "email", "converted", "churned",
-    "label_source", "paid_at", "plan", "cutoff", "payments_matched",
+    "label_source", "paid_at", "plan", "cutoff", "payments_matched", PAYMENT_AMOUNTS,
     "_source_file", "_row_number", "_ingested_at",
 })
 _SQL_KIND = {"VARCHAR": "categorical", "BOOLEAN": "boolean"}
@@ -325,12 +331,18 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
     **_WRITES_WAREHOUSE,
 )
 def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Clean customer snapshots joined by email with their payment history aggregates."""
+    """Clean customer snapshots joined by email with their payment history aggregates.
+
+    A customer whose amount paid (or refunded) is in several currencies has that feature
+    missing, and a row in ``quarantine.customer_payment_amounts`` naming the customer, the
+    file and row, the field and each currency's amount (``features.snapshot``)."""
     with warehouse.get_connection() as conn:
         customers = required_table(conn, "clean.customers")
         payments = read_table(conn, "clean.payments")
         frame = snapshot_features(customers, payments)
+        set_aside = money_set_aside(frame)
         write_feature_table(conn, warehouse, "features.customer_snapshot", frame)
+        write_table(conn, MONEY_SET_ASIDE, set_aside)
         if payments is not None:
             publish_snapshot(conn, PAYMENT_EVENTS, snapshot_dir(warehouse.database),
                              PAYMENT_EVENTS_SQL)
@@ -339,6 +351,10 @@ def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
         "matched_to_payments": int(frame["payments_matched"].sum()),
         "churned": int(frame["churned"].fillna(False).astype(bool).sum()),
         "payment_features": ", ".join(PAYMENT_FEATURES),
+        # amounts in several currencies are never added up: missing, and set aside
+        "customers_paying_in_several_currencies": int(set_aside["customer_id"].nunique()),
+        "amounts_set_aside": dg.MetadataValue.md(markdown_table(
+            set_aside[["customer_id", "field", "value"]].head(10))),
     })
 
 

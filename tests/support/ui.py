@@ -38,10 +38,12 @@ from tests.support.api_models import customer_frame, lead_frame
 COMPANIES = ["Acme Dental", "Bright Cafe", "Core Gym", "Delta Bakery", "Echo Agency"]
 
 
-def publish_open_leads(data_dir: Path, bundle: ModelBundle, n: int = 60, seed: int = 5
-                       ) -> pd.DataFrame:
-    """Score ``n`` open leads as ``scores/leads`` does and publish its two files."""
-    features = lead_frame(n, seed)
+def publish_open_leads(data_dir: Path, bundle: ModelBundle, n: int = 60, seed: int = 5,
+                       features: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Score open leads (``features``; default ``n`` of the API tests' ``lead_frame``) as
+    ``scores/leads`` does and publish its two files (the pages' benchmark uses it too)."""
+    features = lead_frame(n, seed) if features is None else features
+    n = len(features)
     ids = [f"lead-{i:03d}@example.com" for i in range(n)]
     frame, _ = scored_leads_frame(features.assign(
         lead_id=ids, email=ids,
