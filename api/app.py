@@ -63,6 +63,7 @@ from api.schemas import (
     request_struct,
 )
 from api.scoring import (
+    PlanPrices,
     Suggester,
     churn_risks,
     recommend_plans,
@@ -77,6 +78,11 @@ from api.webhooks.config import WebhookSettings
 from api.webhooks.receiver import WebhookReceiver
 from api.webhooks.routes import webhook_router
 from leadscore_core.horizons import churn_horizons, lead_horizon
+from leadscore_core.money import (
+    PaymentCurrencies,
+    invoice_amount_currency,
+    payment_currencies_path,
+)
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles, snake
 from leadscore_core.published import customer_accounts_path
@@ -158,10 +164,17 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
     Lead, StrictLead = bodies("Lead", lead_profile, LEAD_CONVERSION, "lead")
     PlanLead, StrictPlanLead = bodies("PlanLead", lead_profile, PLAN, "lead")
     Customer, StrictCustomer = bodies("Customer", customer_profile, SNAPSHOT_CHURN, "customer")
+    # what the plan prices and the payment amounts are in: declared, else the payments'
+    # (published by clean/payments; followed by the lifespan's task)
+    catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
+    currencies = PaymentCurrencies(payment_currencies_path(settings.serving_snapshot),
+                                   catalogue.currency)
+    prices = PlanPrices(catalogue, currencies)
     lead_displays = displays_for(lead_profile.display)
-    customer_displays = displays_for(customer_profile.display)
     # the reasons' texts, remembered across requests (the same few values recur)
-    lead_texts, customer_texts = ReasonTexts(lead_displays), ReasonTexts(customer_displays)
+    lead_texts = ReasonTexts(lead_displays)
+    customer_texts = ReasonTexts(displays_for(customer_profile.display,
+                                              currencies.payment_amounts))
 
     def batch_of(item: type) -> Any:
         # the limit in the schema (maxItems) tells a client; the handler answers 413 above it
@@ -189,7 +202,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
              ServingSnapshot(snapshot_path(snapshot_dir(settings.warehouse),
                                            "features.customer_snapshot")))},
         state_models, risk, churn_within,
-        {"activity_churn": None, "snapshot_churn": customer_displays})
+        {"activity_churn": displays_for(None, invoices=invoice_amount_currency(
+            settings.invoice_currency)), "snapshot_churn": customer_texts})
     suggesters: dict[tuple[str, str], Suggester] = {}
 
     def suggester(served: ServedModel, actionable: Sequence[str]) -> Suggester:
@@ -210,9 +224,12 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
             records(), higher_is_better=not churn, risk=risk if churn else None)
         for answer, suggestion in zip(out, found, strict=True):
             answer.suggestion = suggestion
-    catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
-    prices = {p["plan"].lower(): {k: (float(v) if k.endswith("price") else v)
-                                  for k, v in p.items()} for p in catalogue.price_list()}
+
+    def follow_currencies() -> None:
+        if currencies.refresh():
+            prices.refresh()
+            customer_texts.use(displays_for(customer_profile.display,
+                                            currencies.payment_amounts))
 
     # -- lifespan ----------------------------------------------------------------------------
 
@@ -262,6 +279,8 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
                     await anyio.to_thread.run_sync(snapshot.refresh)
                 with contextlib.suppress(Exception):
                     await anyio.to_thread.run_sync(tiers.refresh)
+                with contextlib.suppress(Exception):
+                    await anyio.to_thread.run_sync(follow_currencies)
                 await asyncio.sleep(api.poll_seconds)
 
         # Everything built so far (libraries, models, profiles: a few hundred thousand
@@ -362,7 +381,7 @@ def create_app(settings: Settings | None = None, *, api_settings: ApiSettings | 
 
     async def plan_recommendations(scope: Any, served: ServedModel, leads: Sequence[Any]
                                    ) -> list[PlanRecommendation]:
-        out, log_rows = await run(recommend_plans, len(leads), served, leads, prices)
+        out, log_rows = await run(recommend_plans, len(leads), served, leads, prices.current)
         record(scope, served, "/v1/leads/plan", log_rows,
                [r.probabilities[r.plan] for r in out], [r.plan for r in out])
         return out

@@ -24,7 +24,8 @@ from api.models import ServedModels
 from api.schemas import ChurnRisk
 from api.scoring import LogRows, churn_risks
 from api.snapshot import ServingSnapshot, SnapshotUnavailable
-from leadscore_core.reasons import FieldDisplay, ReasonTexts
+from leadscore_core.money import record_amounts
+from leadscore_core.reasons import FieldDisplay, ReasonTexts, customer_texts
 from leadscore_core.registry import MODELS
 from leadscore_core.tiers import CHURN_MODELS, riskiest
 
@@ -65,14 +66,20 @@ class KnownCustomers:
     def __init__(self, snapshots: Mapping[str, ServingSnapshot | FirstPublished],
                  models: ServedModels,
                  risk: Callable[[float], str], horizons: Mapping[str, str],
-                 displays: Mapping[str, Mapping[str, FieldDisplay] | None]):
+                 displays: Mapping[str, Mapping[str, FieldDisplay] | ReasonTexts | None]):
         self.snapshots = dict(snapshots)  # churn model key -> the snapshot it reads
         self.models = models
         self.risk = risk
         self.horizons = horizons  # churn model key -> its horizon (leadscore_core.horizons)
-        self.displays = displays  # churn model key -> its fields' labels and units
-        # the reasons' texts, remembered across lookups (as the posting routes do)
-        self.texts = {key: ReasonTexts(d) for key, d in displays.items()}
+        # churn model key -> the reasons' texts, remembered across lookups (as the posting
+        # routes do; the same object as theirs when given one)
+        self.texts = {key: d if isinstance(d, ReasonTexts) else ReasonTexts(d)
+                      for key, d in displays.items()}
+
+    @property
+    def displays(self) -> dict[str, Mapping[str, FieldDisplay] | None]:
+        """Churn model key -> its fields' labels and units."""
+        return {key: texts.displays for key, texts in self.texts.items()}
 
     def find(self, customer_id: str, keys: tuple[str, ...] = CHURN_MODELS) -> list[Found]:
         """The customer's rows, in the order of ``keys`` (the activity model first). Raises
@@ -96,10 +103,12 @@ class KnownCustomers:
         served = self.models.get(MODELS[found.key])
         if served is None:
             return None
+        # the customer's amounts of money read in the currencies of their own payments
+        texts = customer_texts(self.texts[found.key], found.features)
         out, log_rows = churn_risks(served, None, self.risk, records=[found.features],
-                                    ids=[customer_id], as_of=found.as_of,
-                                    displays=self.texts.get(found.key),
+                                    ids=[customer_id], as_of=found.as_of, displays=texts,
                                     horizon=self.horizons[found.key])
+        out[0].amounts = record_amounts(found.features)
         return KnownChurn(found.key, out[0], found.features, log_rows)
 
     def riskiest(self, found: list[Found], customer_id: str) -> KnownChurn | None:

@@ -100,11 +100,18 @@ class ServedModel:
         # for reasons in points of the score: raw score -> probability, and the request
         # field behind each export column name a reason carries
         ab = bundle_logistic_link(bundle)
-        self.link = sigmoid_link(*(ab or (1.0, 0.0)))
+        self.link_ab = ab or (1.0, 0.0)
+        self.link = sigmoid_link(*self.link_ab)
         self.field_of = {s.original_name: s.name for s in self.specs}
-        # per encoder column: the name a reason carries and its code -> value
+        # per encoder column: the name a reason carries, its code -> value, the request
+        # field whose spelling its text keeps, and whether it decodes to no value whatever
+        # the code (a categorical feature without categories)
         self.reason_names = [s.original_name for s in self.specs]
         self.decoders = [s.decode for s in self.specs]
+        self.reason_fields = [self.field_of.get(n, n) for n in self.reason_names]
+        self.never_valued = np.asarray([s.kind == "categorical" and not s.categories
+                                        for s in self.specs], dtype=bool)
+        self.categorical = [s.kind == "categorical" for s in self.specs]
         self._proba_row: FastRow | None = None
         if self.task == "binary" and bundle.kind == "lightgbm":
             self._proba_row = FastRow(bundle.booster, RAW_SCORE if bundle.calibration
@@ -140,12 +147,16 @@ class ServedModel:
         return self.probabilities(X, [e.raw_score for e in explanations]), explanations
 
     def answered_probabilities(self, X: np.ndarray) -> np.ndarray:
-        """Binary models: the probabilities a batch of these rows is answered with (from the
-        raw scores their contributions add up to, as ``score_and_explain`` gives them),
-        without the reasons. Safe off the event loop's thread (no single-row handle)."""
+        """Binary models: the probabilities these rows are answered with, without the
+        reasons: from the trees' raw scores (the leaves reached; the answers' raw scores,
+        the sums of their contributions, agree to within a few units of the last bit), else
+        from the contributions. Safe off the event loop's thread (no single-row handle)."""
         if self._from_raw is None or len(X) < 2:
             return np.asarray(self.bundle.predict_proba(X), dtype=np.float64)
-        return self._from_raw(self.bundle.explainer.contributions(X)[:, 0].sum(axis=1))
+        explainer = self.bundle.explainer
+        if explainer.linear is None and explainer.tree is not None:
+            return self._from_raw(explainer.tree.raw_scores(X))
+        return self._from_raw(explainer.contributions(X)[:, 0].sum(axis=1))
 
     def probabilities(self, X: np.ndarray, raws: list[float]) -> np.ndarray:
         """Binary models: the probabilities of the rows of ``X`` whose raw scores (the sums of

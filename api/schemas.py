@@ -80,7 +80,8 @@ def request_struct(struct_name: str, fields: Iterable[FieldSpec], *,
 
 def has_features(body: Struct) -> bool:
     """Whether a decoded body sets any feature (``id`` is the first field, not a feature)."""
-    return any(v is not None for v in msgspec.structs.astuple(body)[1:])
+    values = msgspec.structs.astuple(body)
+    return values.count(None) + (values[0] is not None) < len(values)
 
 
 def check_fields(items: list[Any], struct: type[Struct], *, batch: bool) -> list[list[str]]:
@@ -167,10 +168,12 @@ class PlanRecommendation(Struct, gc=False):
     plan: str
     monthly_price: float | None
     first_month_price: float | None
-    currency: str | None
+    currency: str | None  # the prices' one currency; None: several (``currencies``) or unknown
     probabilities: dict[str, float]
     model: str
     version: str
+    # every currency the prices hold in: the declared one, else the payments' (one or several)
+    currencies: list[str] = []
     ignored_fields: list[str] = []
 
 
@@ -182,6 +185,9 @@ class ChurnRisk(Explained, gc=False):
     ignored_fields: list[str] = []
     horizon: str = ""  # what the probability is of, and by when
     suggestion: Suggestion | None = None  # with ?suggest=true
+    # a known customer's amounts from payments: field -> currency -> amount, never added up
+    # across currencies (``{"amount_paid": {"EUR": 20.0, "USD": 150.0}}``)
+    amounts: dict[str, dict[str, float]] = {}
 
 
 class ModelInfo(Struct):

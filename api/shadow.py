@@ -60,6 +60,7 @@ class ShadowScorer:
         self.scored = 0  # predictions the challenger answered
         self.changed = 0  # of which its tier, risk level or plan differs from the champion's
         self.skipped = 0  # predictions logged without the challenger (queue full, or failure)
+        self._last_pair: tuple[Any, Any, bool] | None = None  # (encoder, encoder, same?)
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="shadow-scoring", daemon=True)
         self._thread.start()
@@ -111,28 +112,47 @@ class ShadowScorer:
     def score(self, burst: list[Request]) -> None:
         """Add the challenger's answer to the outputs of every row of the burst whose model
         has one loaded: one prediction per model for the whole burst."""
-        by_model: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]] = {}
-        for _, model, version, endpoint, rows in burst:
+        by_model: dict[str, list[list]] = {}
+        for _, model, version, _, rows in burst:
             challenger = self.models.challenger(model)
-            if challenger is None or challenger.version == version:
+            if challenger is None or challenger.version == version or not rows:
                 continue
-            for inputs, outputs in rows:
-                by_model.setdefault(model, []).append((endpoint, _record(inputs), outputs))
-        for model, items in by_model.items():
+            by_model.setdefault(model, []).append(rows)
+        for model, requests in by_model.items():
             challenger = self.models.challenger(model)
             if challenger is None:
                 continue
-            answers = self.answers(challenger, [record for _, record, _ in items])
-            for (_, _, outputs), answer in zip(items, answers, strict=True):
-                outputs[SHADOW_KEY] = answer
-                self.changed += changed(outputs, answer)
-            self.scored += len(items)
+            X = np.concatenate([self.codes(challenger, rows) for rows in requests])
+            answers = self.answers(challenger, X)
+            outputs = (o for rows in requests for _, o in rows)
+            for champion, answer in zip(outputs, answers, strict=True):
+                champion[SHADOW_KEY] = answer
+                self.changed += changed(champion, answer)
+            self.scored += len(answers)
 
-    def answers(self, challenger: ServedModel, records: list[dict[str, Any]]
-                ) -> list[dict[str, Any]]:
-        """What the challenger would have answered: probability and tier for leads, risk
-        level for churn, the plan (and its probability) for plans."""
-        X = challenger.bundle.encoder.transform_records(records)
+    def codes(self, challenger: ServedModel, rows: list) -> np.ndarray:
+        """One request's rows as the challenger's encoder encodes them: the champion's codes
+        as they are when its encoder is the same (``scoring.LogRows``), else encoded anew."""
+        encoder = challenger.bundle.encoder
+        codes = getattr(rows, "codes", None)
+        if codes is not None and len(codes) == len(rows) and self._same(rows.encoder, encoder):
+            return codes
+        return encoder.transform_records([_record(inputs) for inputs, _ in rows])
+
+    def _same(self, encoder: Any, other: Any) -> bool:
+        """Whether two encoders give the same codes (same features, kinds and categories),
+        remembered for the last pair asked about: champion and challenger change seldom."""
+        if encoder is other:
+            return True
+        last = self._last_pair
+        if last is None or last[0] is not encoder or last[1] is not other:
+            last = self._last_pair = (encoder, other, encoder.specs == other.specs)
+        return last[2]
+
+    def answers(self, challenger: ServedModel, X: np.ndarray) -> list[dict[str, Any]]:
+        """What the challenger would have answered on the encoded rows ``X``: probability
+        and tier for leads, risk level for churn, the plan (and its probability) for
+        plans."""
         version = challenger.version
         if challenger.task == "multiclass":
             proba = np.asarray(challenger.bundle.predict_proba(X), dtype=np.float64)

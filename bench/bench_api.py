@@ -39,8 +39,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +50,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from deploy.cluster import cluster  # noqa: E402 - free ports and stopping a process group
+
 SHARED = ROOT.parent / "shared" / "data"
 MODEL = "leadscore-lead-conversion"
 
@@ -91,11 +92,9 @@ def register_model(tmp: Path, challenger: bool = False) -> tuple[str, pd.DataFra
     """Train, register and promote the model; with ``challenger``, register the same bundle
     once more as the ``challenger`` version, which the API then scores in the champion's
     shadow (the same model costs what a retrained one of its size costs)."""
-    import mlflow
-
     from leadscore_assets.models.training import TrainConfig, train_model
-    from leadscore_core.registry import ModelRegistry, ensure_experiment
-    from leadscore_core.serving import LeadscorePyfunc
+    from leadscore_core.registry import ModelRegistry
+    from tests.support.api_models import register  # the API tests' registration
 
     frame, kinds, originals, what = lead_rows()
     started = time.perf_counter()
@@ -107,47 +106,26 @@ def register_model(tmp: Path, challenger: bool = False) -> tuple[str, pd.DataFra
           f"{trained.metrics.get('roc_auc', float('nan')):.3f} "
           f"(trained in {time.perf_counter() - started:.1f} s)")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    ensure_experiment(uri, tmp / "artifacts")
-    mlflow.set_experiment("leadscore")
-    directory = bundle.save(tmp / "bundle")
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadscorePyfunc(), artifacts={"bundle": str(directory)},
-            registered_model_name=MODEL, pip_requirements=["lightgbm", "pandas", "mlflow"])
-    version = str(info.registered_model_version)
-    ModelRegistry(uri).promote(MODEL, version)
+    version = register(uri, MODEL, bundle, tmp)
     if challenger:
-        with mlflow.start_run():
-            second = mlflow.pyfunc.log_model(
-                name="model", python_model=LeadscorePyfunc(),
-                artifacts={"bundle": str(directory)}, registered_model_name=MODEL,
-                pip_requirements=["lightgbm", "pandas", "mlflow"])
-        ModelRegistry(uri).set_challenger(MODEL, second.registered_model_version)
-        print(f"challenger: v{second.registered_model_version}, scored in the shadow of "
-              f"v{version}")
+        second = register(uri, MODEL, bundle, tmp, promote=False)
+        ModelRegistry(uri).set_challenger(MODEL, second)
+        print(f"challenger: v{second}, scored in the shadow of v{version}")
     return uri, frame[list(kinds)], version
 
 
 # -- the servers ---------------------------------------------------------------------------------
 
 
-PORTS: list[int] = []  # --ports: the range to take ports from (else any free one)
+PORTS: list[str] = []  # --ports: the range to take ports from (else any free one)
+
+
+def free_ports(count: int) -> list[int]:
+    return [int(p) for p in cluster.free_ports(count, PORTS[0] if PORTS else None)]
 
 
 def free_port() -> int:
-    while PORTS:
-        port = PORTS.pop(0)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def cores() -> tuple[list[str], list[str]]:
@@ -165,14 +143,7 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process: subprocess.Popen, grace_seconds: float = 20) -> None:
-    """Stop a server started by ``start`` and its children: SIGTERM, then SIGKILL."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+stop = cluster.stop_group  # a server started by ``start`` and its children
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -366,8 +337,7 @@ def main() -> None:
                         help="take the servers' ports from this range, e.g. 18100-18199")
     args = parser.parse_args()
     if args.ports:
-        low, _, high = args.ports.partition("-")
-        PORTS.extend(range(int(low), int(high or low) + 1))
+        PORTS.append(args.ports if "-" in args.ports else f"{args.ports}-{args.ports}")
     if args.shadow and args.no_prediction_log:
         parser.error("--shadow needs the prediction log (the challenger's answers go there)")
     seconds = 2.0 if args.quick else args.seconds
@@ -385,7 +355,7 @@ def main() -> None:
         rows = [rows[i] for i in np.random.default_rng(1).permutation(len(rows))]
 
         bin_dir = Path(sys.executable).parent
-        mlflow_port, api_port = free_port(), free_port()
+        mlflow_port, api_port = free_ports(2)
         mlflow_log, api_log = tmp / "mlflow-serve.log", tmp / "api.log"
         processes.append(start(
             [*server_cpu, str(bin_dir / "mlflow"), "models", "serve",

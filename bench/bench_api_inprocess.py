@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -37,18 +38,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import MODEL, clean, register_model  # noqa: E402
 
 
-def scope_for(method: str, path: str, body: bytes) -> dict:
+def scope_for(method: str, path: str, body: bytes, query: str = "",
+              content_type: bytes = b"application/json", htmx: bool = False) -> dict:
+    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", content_type),
+               (b"content-length", str(len(body)).encode())]
+    if htmx:
+        headers.append((b"hx-request", b"true"))
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-        "state": {},
+        "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": query.encode(), "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000), "headers": headers, "state": {},
     }
 
 
-async def call(app, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+async def call(app, method: str, path: str, body: bytes = b"", *, query: str = "",
+               content_type: bytes = b"application/json", htmx: bool = False
+               ) -> tuple[int, bytes]:
+    """One request to the ASGI app, as uvicorn hands it over: (status, body)."""
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -57,13 +64,14 @@ async def call(app, method: str, path: str, body: bytes = b"") -> tuple[int, byt
     async def send(message: dict) -> None:
         sent.append(message)
 
-    await app(scope_for(method, path, body), receive, send)
+    await app(scope_for(method, path, body, query, content_type, htmx), receive, send)
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: int,
-                  shadow: bool = False) -> dict[str, float]:
-    """Best per-request CPU seconds per scenario, over interleaved rounds."""
+@contextlib.asynccontextmanager
+async def served(app, timeout: float = 120.0):
+    """The app with its lifespan started as uvicorn starts it, once ``/ready`` answers 200
+    (the models loaded); shut down afterwards."""
     startup: asyncio.Queue = asyncio.Queue()
     await startup.put({"type": "lifespan.startup"})
     events: asyncio.Queue = asyncio.Queue()
@@ -72,11 +80,29 @@ async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: in
     started = await events.get()
     if started["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"app did not start: {started}")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while (await call(app, "GET", "/ready"))[0] != 200:
         if time.monotonic() > deadline:
-            raise RuntimeError("model not loaded within 120 s")
-        await asyncio.sleep(0.1)
+            raise RuntimeError(f"models not loaded within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+    try:
+        yield app
+    finally:
+        await startup.put({"type": "lifespan.shutdown"})
+        await events.get()
+        await lifespan
+
+
+async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: int,
+                  shadow: bool = False) -> dict[str, float]:
+    """Best per-request CPU seconds per scenario, over interleaved rounds."""
+    async with served(app):
+        return await _measure(app, bodies, rounds, requests, shadow)
+
+
+async def _measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: int,
+                   shadow: bool) -> dict[str, float]:
+    deadline = time.monotonic() + 120
     while shadow and not json.loads((await call(app, "GET", "/v1/models"))[1])[0]["challenger"]:
         if time.monotonic() > deadline:
             raise RuntimeError("challenger not loaded within 120 s")
@@ -98,9 +124,6 @@ async def measure(app, bodies: dict[str, list[bytes]], rounds: int, requests: in
                 if status != 200:
                     raise RuntimeError(f"{label}: answered {status}")
             best[label] = min(best.get(label, float("inf")), (time.process_time() - t0) / n)
-    await startup.put({"type": "lifespan.shutdown"})
-    await events.get()
-    await lifespan
     return best
 
 

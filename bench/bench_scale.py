@@ -28,7 +28,6 @@ same work in each with nothing failed (exit status 1 otherwise).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -44,6 +43,7 @@ from pathlib import Path
 import dagster as dg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # deploy/cluster: the cluster profile, as `make cluster` runs it
 BIN = Path(sys.executable).parent
 STAGES = ("land", "clean", "features", "train", "gate", "scores", "monitoring")
 SAMPLE_EVERY = 0.2
@@ -237,42 +237,17 @@ def _span(instance: dg.DagsterInstance, runs: list[dg.DagsterRun],
     return max((r.end_time or begin) for r in records) - begin
 
 
-def _cluster_module():
-    spec = importlib.util.spec_from_file_location("leadscore_cluster",
-                                                  ROOT / "deploy" / "cluster" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _wait(predicate, what: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
-        time.sleep(2)
-    return value
-
-
 def run_cluster(files: list[Path], work: Path, ports: str | None) -> Result:
-    cluster = _cluster_module()
-    with cluster.interrupted_by_sigterm():  # a killed benchmark still stops its cluster
-        return _run_cluster(cluster, files, work, ports)
+    from deploy.cluster import cluster
 
-
-def _run_cluster(cluster, files: list[Path], work: Path, ports: str | None) -> Result:
     result = Result("cluster")
     tag = f"leadscore_bench_{uuid.uuid4().hex[:8]}"
     data = work / "data"
     data.mkdir(parents=True)
-    env = cluster.isolated_env(tag, data, dict(zip(CLUSTER_PORTS, cluster.free_ports(3, ports),
-                                                   strict=True)))
-    saved = dict(os.environ)
-    try:
-        started = time.time()
-        cluster.up(env)
+    started = time.time()
+    # stopped and dropped afterwards, also when the benchmark is killed
+    with cluster.isolated_cluster(tag, data, CLUSTER_PORTS, ports) as env:
         result.wall["cluster up"] = time.time() - started
-        os.environ.update(env)  # this process reads the cluster's instance
         workers = [cluster.pid_of(env, n) for n in cluster.commands(env)
                    if n.startswith("worker-")]
         sampler = Sampler({p for p in workers if p})
@@ -294,22 +269,17 @@ def _run_cluster(cluster, files: list[Path], work: Path, ports: str | None) -> R
                 done = len(runs) == len(names) and all(r.status in TERMINAL for r in runs)
                 return runs if done else None
 
-            landing = _wait(landed, "landing runs", timeout=3600)
+            landing = cluster.wait_for(landed, "landing runs", timeout=3600)
             result.wall["landing"] = _span(instance, landing, since=start)
             run_id = cluster.launch(env, job="main")
-            main = _wait(lambda: (r := instance.get_run_by_id(run_id)).status in TERMINAL
-                         and r, "the main job", timeout=7200)
+            main = cluster.wait_for(
+                lambda: (r := instance.get_run_by_id(run_id)).status in TERMINAL and r,
+                "the main job", timeout=7200)
             result.wall["main job"] = _span(instance, [main])
             result.wall["total"] = time.time() - start
             sampler.done.set()
             sampler.join()
             collect(instance, [*landing, main], sampler, result)
-    finally:
-        try:
-            cluster.down(env, drop=True)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
     return result
 
 

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,10 +31,14 @@ import pandas as pd
 
 from api.app import create_app
 from api.config import LEAD_CONVERSION, PLAN, ApiSettings
-from leadscore_assets.scores.assets import LEAD_EXPORT, export_csv, scored_leads_frame
-from leadscore_core.published import open_leads_path, publish_file
 from leadscore_core.serving import Encoder, ModelBundle
 from leadscore_core.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_api_inprocess import call, served  # noqa: E402 - the app called as uvicorn calls it
+
+from tests.support.ui import publish_open_leads  # noqa: E402 - the pages' files, as published
 
 FEATURES = {"business_type": "categorical", "business_size": "categorical",
             "utm_source": "categorical", "utm_medium": "categorical",
@@ -82,49 +87,11 @@ class MemoryRegistry:
         return self.bundles[name]
 
 
-def publish(data_dir: Path, bundle: ModelBundle, n: int) -> pd.DataFrame:
-    features = leads(n, 42)
-    ids = [f"lead-{i:05d}@example.com" for i in range(n)]
-    frame, _ = scored_leads_frame(features.assign(
-        lead_id=ids, email=ids,
-        created_at=pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n), "min")),
-        bundle, "1")
-    export_csv(frame, data_dir / "exports" / LEAD_EXPORT)
-    published = frame.merge(features.assign(lead_id=ids, name=[f"Person {i}" for i in range(n)],
-                                            company=[f"Company {i}" for i in range(n)]),
-                            on="lead_id")
-    publish_file(lambda tmp: published.to_parquet(tmp, index=False),
-                 open_leads_path(data_dir / "serving" / "snapshot.parquet"))
-    return published
-
-
-def scope(method: str, path: str, query: str, body: bytes, content_type: bytes,
-          htmx: bool) -> dict:
-    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", content_type),
-               (b"content-length", str(len(body)).encode())]
-    if htmx:
-        headers.append((b"hx-request", b"true"))
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-            "query_string": query.encode(), "root_path": "", "client": ("127.0.0.1", 5),
-            "server": ("127.0.0.1", 8000), "headers": headers, "state": {}}
-
-
-async def call(app, method: str, path: str, *, query: str = "", body: bytes = b"",
-               content_type: bytes = b"application/json", htmx: bool = False
-               ) -> tuple[int, bytes, float]:
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
+async def timed(app, **spec) -> tuple[int, bytes, float]:
+    """``call`` with the server time it took."""
     started = time.perf_counter()
-    await app(scope(method, path, query, body, content_type, htmx), receive, send)
-    elapsed = time.perf_counter() - started
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), elapsed
+    status, body = await call(app, **spec)
+    return status, body, time.perf_counter() - started
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -137,55 +104,46 @@ async def run(args: argparse.Namespace) -> None:
                                PLAN: train(train_frame, plan_y.to_numpy(), "multiclass")})
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        published = publish(data_dir, registry.bundles[LEAD_CONVERSION], args.leads)
+        published = publish_open_leads(data_dir, registry.bundles[LEAD_CONVERSION],
+                                       features=leads(args.leads, 42))
         app = create_app(Settings(data_dir=data_dir), registry=registry,
                          api_settings=ApiSettings(models=f"{LEAD_CONVERSION},{PLAN}",
                                                   prediction_log=False))
-        startup: asyncio.Queue = asyncio.Queue()
-        await startup.put({"type": "lifespan.startup"})
-        events: asyncio.Queue = asyncio.Queue()
-        lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
-                                            "state": {}}, startup.get, events.put))
-        await events.get()
-        while (await call(app, "GET", "/ready"))[0] != 200:
-            await asyncio.sleep(0.05)
-
-        lead = json.dumps({"business_type": "dental", "business_size": "21-50",
-                           "utm_source": "google", "utm_medium": "cpc"}).encode()
-        form = urlencode({"business_type": "dental", "business_size": "21-50",
-                          "utm_source": "google", "utm_medium": "cpc",
-                          "utm_campaign": ""}).encode()
-        who = published.iloc[len(published) // 2]
-        scenarios = {
-            "API: one lead scored (POST /v1/leads/score)":
-                dict(method="POST", path="/v1/leads/score", body=lead),
-            "lead list, first page (GET /ui/leads)":
-                dict(method="GET", path="/ui/leads"),
-            "lead list, search fragment (htmx)":
-                dict(method="GET", path="/ui/leads", query=urlencode({"q": who["company"]}),
-                     htmx=True),
-            "lead list, tier + field filter fragment (htmx)":
-                dict(method="GET", path="/ui/leads",
-                     query="tier=A&business_type=dental", htmx=True),
-            "one lead page (GET /ui/leads/{id})":
-                dict(method="GET", path=f"/ui/leads/{who['lead_id']}"),
-            "what-if update (POST /ui/score, htmx)":
-                dict(method="POST", path="/ui/score", body=form, htmx=True,
-                     content_type=b"application/x-www-form-urlencoded"),
-        }
-        for spec in scenarios.values():  # warm-up: files read, templates compiled
-            status, body, _ = await call(app, **spec)
-            assert status == 200, (spec, status)
-            if spec["path"] != "/v1/leads/score":  # a page with a score or the lead list
-                assert b'data-testid="score"' in body or b"/ui/leads/lead-" in body, body[:300]
-        best: dict[str, float] = {}
-        for _ in range(args.rounds):
-            for name, spec in scenarios.items():
-                times = [(await call(app, **spec))[2] for _ in range(args.requests)]
-                best[name] = min(best.get(name, float("inf")), statistics.median(times))
-        await startup.put({"type": "lifespan.shutdown"})
-        await events.get()
-        await lifespan
+        async with served(app):
+            lead = json.dumps({"business_type": "dental", "business_size": "21-50",
+                               "utm_source": "google", "utm_medium": "cpc"}).encode()
+            form = urlencode({"business_type": "dental", "business_size": "21-50",
+                              "utm_source": "google", "utm_medium": "cpc",
+                              "utm_campaign": ""}).encode()
+            who = published.iloc[len(published) // 2]
+            scenarios = {
+                "API: one lead scored (POST /v1/leads/score)":
+                    dict(method="POST", path="/v1/leads/score", body=lead),
+                "lead list, first page (GET /ui/leads)":
+                    dict(method="GET", path="/ui/leads"),
+                "lead list, search fragment (htmx)":
+                    dict(method="GET", path="/ui/leads",
+                         query=urlencode({"q": who["company"]}), htmx=True),
+                "lead list, tier + field filter fragment (htmx)":
+                    dict(method="GET", path="/ui/leads",
+                         query="tier=A&business_type=dental", htmx=True),
+                "one lead page (GET /ui/leads/{id})":
+                    dict(method="GET", path=f"/ui/leads/{who['lead_id']}"),
+                "what-if update (POST /ui/score, htmx)":
+                    dict(method="POST", path="/ui/score", body=form, htmx=True,
+                         content_type=b"application/x-www-form-urlencoded"),
+            }
+            for spec in scenarios.values():  # warm-up: files read, templates compiled
+                status, body = await call(app, **spec)
+                assert status == 200, (spec, status)
+                if spec["path"] != "/v1/leads/score":  # a page with a score or the lead list
+                    assert b'data-testid="score"' in body or b"/ui/leads/lead-" in body, \
+                        body[:300]
+            best: dict[str, float] = {}
+            for _ in range(args.rounds):
+                for name, spec in scenarios.items():
+                    times = [(await timed(app, **spec))[2] for _ in range(args.requests)]
+                    best[name] = min(best.get(name, float("inf")), statistics.median(times))
 
     print(f"{args.leads:,} open leads; median server time per request, best of "
           f"{args.rounds} rounds of {args.requests}")

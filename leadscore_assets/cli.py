@@ -38,8 +38,11 @@ def counts() -> None:
 @click.option("--show", type=click.IntRange(min=0), default=0,
               help="Also print this many quarantined rows (file, row, rule, field, value).")
 def quarantine(source: str | None, show: int) -> None:
-    """What cleaning set aside: rows per source, file and rule, and rows removed by rule."""
+    """What cleaning set aside: rows per source, file and rule, and rows removed by rule;
+    and the fields the features stage set aside (a customer's amount in several currencies)."""
     import duckdb
+
+    from leadscore_assets.features.snapshot import MONEY_SET_ASIDE
 
     settings = get_settings()
     if not settings.warehouse.exists():
@@ -66,6 +69,17 @@ def quarantine(source: str | None, show: int) -> None:
                     f"SELECT _source_file, _row_number, rule, field, value "
                     f"FROM quarantine.{name} ORDER BY ALL LIMIT ?", [show]).fetchall():
                 click.echo(f"    {file}:{row}  {rule}  {field}={value!r}")
+            # a customer kept, with one field set aside (an amount in several currencies)
+            fields = MONEY_SET_ASIDE if name == "customers" else None
+            if fields and fields.split(".")[1] in tables:
+                for file, rule, n in conn.execute(
+                        f"SELECT _source_file, rule, count(*) FROM {fields} "
+                        "GROUP BY ALL ORDER BY ALL").fetchall():
+                    click.echo(f"  field set aside  {rule:<22} {n:>10,}  {file}")
+                for file, row, rule, field, value in conn.execute(
+                        f"SELECT _source_file, _row_number, rule, field, value FROM {fields} "
+                        "ORDER BY ALL LIMIT ?", [show]).fetchall():
+                    click.echo(f"    {file}:{row}  {rule}  {field}={value!r}")
 
 
 @main.command("models")
@@ -124,6 +138,24 @@ def models(model: str | None) -> None:
                        "no evidence published yet (monitoring/shadow_evidence)")
         for line in evidence.lines():
             click.echo(line)
+        if short == "plan":
+            click.echo(plan_prices_line())
+
+
+def plan_prices_line() -> str:
+    """The plan catalogue's prices as the service shows them, and the currency they are in."""
+    from leadscore_core.money import PaymentCurrencies, payment_currencies_path
+    from leadscore_core.plans import PlanCatalogue
+
+    settings = get_settings()
+    catalogue = PlanCatalogue.load(settings.plan_catalogue_path)
+    currency = PaymentCurrencies(payment_currencies_path(settings.serving_snapshot),
+                                 catalogue.currency).plan_prices
+    prices = ", ".join(
+        f"{p['plan']} {currency.text(float(p['monthly_price']))} a month "
+        f"({currency.text(float(p['first_month_price']))} with the setup fee)"
+        for p in catalogue.price_list(currency))
+    return f"  prices: {prices}\n  currency: {currency.description}"
 
 
 @main.command("rollback")

@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadscore_core.money import Currency, iso_code, plan_price_currency
+
 SHIPPED_CATALOGUE = Path(__file__).with_name("plans.yaml")
 
 
@@ -23,7 +25,10 @@ class Plan(BaseModel):
 
 
 class PlanCatalogue(BaseModel):
-    """Plans with their monthly prices, in one currency, plus the one-off setup fee."""
+    """Plans with their monthly prices, in one currency, plus the one-off setup fee.
+
+    Without a declared ``currency`` the prices hold in any currency, and the payments they
+    matched say which (``leadscore_core.money``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     currency: str | None = Field(None, description="ISO code; None: prices hold in any currency")
@@ -33,7 +38,7 @@ class PlanCatalogue(BaseModel):
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
-        return value.strip().upper() if value else None
+        return iso_code(value)
 
     @field_validator("plans")
     @classmethod
@@ -77,10 +82,13 @@ class PlanCatalogue(BaseModel):
                     return plan.name, True
         return None, False
 
-    def price_list(self) -> list[dict[str, object]]:
-        """Plans with their monthly price and first-month price (with the setup fee)."""
+    def price_list(self, currency: Currency | None = None) -> list[dict[str, object]]:
+        """Plans with their monthly price and first-month price (with the setup fee), in
+        ``currency`` (``money.plan_price_currency``; default: the declared one, if any)."""
+        currency = currency or plan_price_currency(self.currency, None)
         return [
             {"plan": p.name, "monthly_price": p.monthly_price,
-             "first_month_price": p.monthly_price + self.setup_fee, "currency": self.currency}
+             "first_month_price": p.monthly_price + self.setup_fee,
+             "currency": currency.code, "currencies": list(currency.codes)}
             for p in self.plans
         ]

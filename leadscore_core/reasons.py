@@ -21,17 +21,26 @@ No Dagster and no Litestar imports: the API, the batch scores and the pages use 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from babel.numbers import format_currency
+import numpy as np
+
+from leadscore_core.money import (
+    INVOICE_MONEY,
+    MONEY,
+    PAYMENT_MONEY,
+    Currency,
+    amounts_text,
+    is_money,
+    money_text,
+    record_amounts,
+)
 
 # A missing value is shown as a reason only when it moves the 0-100 score at least this much.
 MISSING_MIN_POINTS = 1.0
-LOCALE = "en"
 
 Link = Callable[[float], float]
 
@@ -41,7 +50,10 @@ class FieldDisplay:
     """How one field is shown: its label and its unit.
 
     ``unit``: an ISO 4217 currency code (``USD``) for money, ``money`` for an amount whose
-    currency is not known, ``time_of_day`` for hours after midnight (6.1167 -> ``06:07``),
+    currency is not known, ``money:payments`` for an amount summed from payments (its
+    currency the payments', ``leadscore_core.money``), ``money:invoices`` for one from
+    invoice lines (the declared invoice currency), ``time_of_day`` for hours after
+    midnight (6.1167 -> ``06:07``),
     ``share`` for a fraction written as a percentage (0.25 -> ``25%``), ``weekday`` for a
     day's name (``friday`` -> ``Friday``), or a word written after the number (``days``,
     ``months``, ``seats``; singular after 1).
@@ -57,25 +69,25 @@ DERIVED: dict[str, FieldDisplay] = {
     "created_weekday": FieldDisplay("Day of the week", "weekday"),
     "recency_days": FieldDisplay("Days since last purchase", "days"),
     "frequency": FieldDisplay("Purchases"),
-    "monetary": FieldDisplay("Spend", "money"),
+    "monetary": FieldDisplay("Spend", INVOICE_MONEY),
     "tenure_days": FieldDisplay("Days as a customer", "days"),
-    "avg_basket": FieldDisplay("Average basket", "money"),
+    "avg_basket": FieldDisplay("Average basket", INVOICE_MONEY),
     "distinct_products": FieldDisplay("Different products bought"),
     "return_rate": FieldDisplay("Share of items returned", "share"),
     "mean_days_between": FieldDisplay("Average days between purchases", "days"),
-    "spend_30d": FieldDisplay("Spend in the last 30 days", "money"),
-    "spend_90d": FieldDisplay("Spend in the last 90 days", "money"),
+    "spend_30d": FieldDisplay("Spend in the last 30 days", INVOICE_MONEY),
+    "spend_90d": FieldDisplay("Spend in the last 90 days", INVOICE_MONEY),
     "invoices_90d": FieldDisplay("Purchases in the last 90 days"),
     "invoices_180d": FieldDisplay("Purchases in the last 180 days"),
     "active_months": FieldDisplay("Months with a purchase", "months"),
     "spend_trend": FieldDisplay("Spend trend (last 90 days against the 90 before)"),
     "frequency_per_month": FieldDisplay("Purchases per month"),
     "recency_over_interval": FieldDisplay("Quiet time against the usual gap between purchases"),
-    "spend_180d": FieldDisplay("Spend in the last 180 days", "money"),
+    "spend_180d": FieldDisplay("Spend in the last 180 days", INVOICE_MONEY),
     "longest_gap_days": FieldDisplay("Longest gap between purchases", "days"),
     "recency_over_longest_gap": FieldDisplay("Quiet time against the longest gap before"),
     "avg_quantity": FieldDisplay("Average quantity per line"),
-    "avg_unit_price": FieldDisplay("Average unit price", "money"),
+    "avg_unit_price": FieldDisplay("Average unit price", INVOICE_MONEY),
     "lines_per_invoice": FieldDisplay("Lines per invoice"),
     "tenure_share": FieldDisplay("Share of the data's history as a customer", "share"),
     "history_censored": FieldDisplay("Customer since before the data starts"),
@@ -85,8 +97,8 @@ DERIVED: dict[str, FieldDisplay] = {
     "payments_failed": FieldDisplay("Failed payments"),
     "failed_share": FieldDisplay("Share of payments that failed", "share"),
     "refunds_count": FieldDisplay("Refunds"),
-    "amount_paid": FieldDisplay("Amount paid", "money"),
-    "amount_refunded": FieldDisplay("Amount refunded", "money"),
+    "amount_paid": FieldDisplay("Amount paid", PAYMENT_MONEY),
+    "amount_refunded": FieldDisplay("Amount refunded", PAYMENT_MONEY),
     "disputes_count": FieldDisplay("Disputes"),
 }
 
@@ -111,10 +123,17 @@ class HumanReason(NamedTuple):
         return f"{self.text}: {self.points_text}"
 
 
-def displays_for(display: Mapping[str, Any] | None) -> dict[str, FieldDisplay]:
+def displays_for(display: Mapping[str, Any] | None, payments: Currency | None = None,
+                 invoices: Currency | None = None) -> dict[str, FieldDisplay]:
     """A profile's ``display`` section (column -> {label, unit}: mappings or objects with
-    those attributes) as ``FieldDisplay``s."""
+    those attributes) as ``FieldDisplay``s; with ``payments`` (the landed payments' currency,
+    ``money.payment_amount_currency``) and ``invoices`` (``money.invoice_amount_currency``),
+    the derived amounts of payments and of invoice lines in those currencies."""
     out: dict[str, FieldDisplay] = {}
+    for marker, currency in ((PAYMENT_MONEY, payments), (INVOICE_MONEY, invoices)):
+        if currency is not None:
+            out.update({column: FieldDisplay(shown.label, currency.unit)
+                        for column, shown in DERIVED.items() if shown.unit == marker})
     for column, spec in (display or {}).items():
         if isinstance(spec, FieldDisplay):
             out[column] = spec
@@ -138,12 +157,7 @@ def _own_name(feature: str) -> FieldDisplay:
     return FieldDisplay(feature)
 
 
-_CURRENCY = re.compile(r"[A-Z]{3}")
-
-
-@lru_cache(maxsize=256)
-def _is_currency(unit: str) -> bool:
-    return _CURRENCY.fullmatch(unit) is not None
+_is_money = lru_cache(maxsize=256)(is_money)
 
 
 def format_value(value: Any, unit: str | None = None) -> str:
@@ -157,10 +171,8 @@ def format_value(value: Any, unit: str | None = None) -> str:
         if unit == "time_of_day":
             minutes = int(round(number * 60)) % (24 * 60)
             return f"{minutes // 60:02d}:{minutes % 60:02d}"
-        if unit and _is_currency(unit):
-            return format_currency(number, unit, locale=LOCALE)
-        if unit == "money":
-            return f"{number:,.2f}"
+        if unit and _is_money(unit):
+            return money_text(number, unit)
         if unit == "share":  # whole percent from 10% up; below, one or two figures
             percent = 100 * number
             return f"{format_number(float(round(percent)) if abs(percent) >= 10 else percent)}%"
@@ -210,6 +222,40 @@ def points_given(probability: float, contribution: float, raw_score: float, link
                  ) -> float:
     """``reason_points`` when the raw score's probability (``link(raw_score)``) is known."""
     return 100.0 * (probability - link(raw_score - contribution))
+
+
+def points_of_many(raws: np.ndarray, contributions: np.ndarray, a: float = 1.0,
+                   b: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``points_given`` for many reasons at once, with the link ``sigmoid_link(a, b)``:
+    ``raws`` (rows,) are raw scores and ``contributions`` (rows, k) their reasons'. Returns
+    the points, on the same side of ``MISSING_MIN_POINTS`` as ``points_given``'s, and the
+    points rounded to two places, the very float ``round(points_given(...), 2)`` is.
+
+    numpy's ``exp`` is not ``math.exp`` to the last bit, and ``rint(100 x) / 100`` is not
+    Python's correctly rounded ``round(x, 2)`` next to a half; a last bit matters only to a
+    value within reach of a rounding half or of ``MISSING_MIN_POINTS``, so those few are
+    worked out one at a time, as the single-reason path does.
+    """
+
+    def sigmoid(raw: np.ndarray) -> np.ndarray:  # sigmoid_link's two branches at once
+        z = a * raw + b
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    raws = np.asarray(raws, dtype=np.float64)
+    points = 100.0 * (sigmoid(raws)[:, None] - sigmoid(raws[:, None] - contributions))
+    scaled = 100.0 * points
+    rounded = np.rint(scaled) / 100.0
+    # the error of numpy's figures is below 1e-11 points; the margins are far wider
+    near = ((np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+            | (np.abs(np.abs(points) - MISSING_MIN_POINTS) < 1e-9))
+    if near.any():
+        link = sigmoid_link(a, b)
+        for i, k in zip(*np.nonzero(near), strict=True):
+            raw = float(raws[i])
+            exact = points_given(link(raw), float(contributions[i, k]), raw, link)
+            points[i, k], rounded[i, k] = exact, round(exact, 2)
+    return points, rounded
 
 
 # The reasons of one answer share its raw score: its probability is worked out once.
@@ -284,9 +330,53 @@ class ReasonTexts:
             self._texts[key] = text
         return text
 
+    def use(self, displays: Mapping[str, FieldDisplay] | None) -> None:
+        """Word the reasons by ``displays`` from now on (a decided currency changed)."""
+        self.displays = displays
+        self._texts = {}
+
     def missing(self, feature: str) -> str:
         """The text for a missing value."""
         return f"{field_display(feature, self.displays).label} not given"
+
+
+class CustomerReasonTexts(ReasonTexts):
+    """A known customer's reasons: an amount from payments in the currency of the customer's
+    own payments; one in several currencies (missing to the model: ``features.snapshot``)
+    says each currency's amount instead of "not given"."""
+
+    def __init__(self, texts: ReasonTexts, amounts: Mapping[str, Mapping[str, float]]):
+        displays = dict(texts.displays or {})
+        self.several: dict[str, str] = {}
+        for field, by_currency in amounts.items():
+            shown = field_display(field, texts.displays)
+            if len(by_currency) == 1:
+                [code] = by_currency
+                displays[field] = FieldDisplay(shown.label, code or MONEY)
+            elif by_currency:
+                self.several[field] = (
+                    f"{shown.label} is {amounts_text(by_currency)} (in {len(by_currency)} "
+                    f"currencies, not added up: the score reads it as not given)")
+        super().__init__(displays, limit=texts.limit)
+
+    def missing(self, feature: str) -> str:
+        return self.several.get(feature) or super().missing(feature)
+
+
+def customer_texts(texts: ReasonTexts, record: Mapping[str, Any]) -> ReasonTexts:
+    """The reasons' texts for one customer's row: ``texts`` itself unless the row keeps its
+    amounts per currency (``money.PAYMENT_AMOUNTS``)."""
+    amounts = record_amounts(record)
+    return CustomerReasonTexts(texts, amounts) if amounts else texts
+
+
+def record_value_text(record: Mapping[str, Any], feature: str, unit: str | None) -> str:
+    """A field of a customer's row as people read it: an amount from payments in each of
+    its currencies (``$150.00``, ``€20.00 + $150.00``), anything else by ``format_value``."""
+    by_currency = record_amounts(record).get(feature)
+    if by_currency:
+        return amounts_text(by_currency)
+    return format_value(record.get(feature), unit)
 
 
 def logistic_link(task: str, calibration: Mapping[str, Any] | None,

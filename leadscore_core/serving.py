@@ -60,6 +60,7 @@ PREDICT_THREADS = 1
 
 NAN = float("nan")
 _MISS = object()
+_NUMBERS_OR_NONE = frozenset({float, int, type(None)})
 
 
 # -- value normalisers (shared by both encoding paths) -----------------------------------------
@@ -232,12 +233,9 @@ class Encoder:
         normalisers (the same ones ``transform_frame`` uses).
         """
         n = len(records)
-        out = np.empty((n, len(self.specs)), dtype=np.float64)
-        if n == 0:
-            return out
-        miss = _MISS
-        encode = self._encode_value
         if n == 1:  # one lead: a row, one pass over the features
+            out = np.empty((1, len(self.specs)), dtype=np.float64)
+            miss, encode = _MISS, self._encode_value
             record, row, seen = records[0], [], self._seen
             for j, name, kind, true_code, false_code in self._columns:
                 v = record.get(name)
@@ -254,11 +252,26 @@ class Encoder:
                 if not math.isfinite(out[0, j]):
                     out[0, j] = NAN
             return out
-        columns = []
+        return self.transform_columns({name: [r.get(name) for r in records]
+                                       for name in self.names}, n)
+
+    def transform_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+        """``transform_records`` of ``n`` rows given as columns (feature name -> its ``n``
+        values; a feature without a column is missing in every row), as a batch of request
+        bodies is read field by field."""
+        out = np.empty((n, len(self.specs)), dtype=np.float64)
+        if n == 0:
+            return out
+        miss = _MISS
+        encode = self._encode_value
+        blank = [None] * n
+        encoded = []
         for j, name, kind, true_code, false_code in self._columns:
-            column = [r.get(name) for r in records]
+            column = columns.get(name, blank)
             get = self._seen[j].get
-            if kind == "numeric":
+            if kind == "numeric" and set(map(type, column)) <= _NUMBERS_OR_NONE:
+                values = column  # as they are: numpy reads None as NaN
+            elif kind == "numeric":
                 values = [v if (t := type(v)) is float or t is int else
                           get(v, miss) if t is str or v is None else
                           true_code if v is True else false_code if v is False else miss
@@ -271,8 +284,8 @@ class Encoder:
                 for i, v in enumerate(values):
                     if v is miss:
                         values[i] = encode(j, column[i])
-            columns.append(values)
-        out = np.array(columns, dtype=np.float64).T.copy()
+            encoded.append(values)
+        out = np.array(encoded, dtype=np.float64).T.copy()
         if self._numeric_columns:
             block = out[:, self._numeric_columns]
             if not np.isfinite(block).all():  # inf and overflowing ints count as missing

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCES = ("leads", "payments", "invoices", "customers")
@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     plan_catalogue_path: Path | None = Field(
         None, description="YAML plan catalogue; default: the shipped catalogue"
     )
+    invoice_currency: str | None = Field(
+        None, description="ISO 4217 code the invoice exports' prices are in (they carry none): "
+                          "the purchase-activity amounts' currency; unset: shown as not known")
+
     file_settle_seconds: float = Field(
         5.0, description="A file whose size and mtime have not changed for this long is complete"
     )
@@ -115,6 +119,13 @@ class Settings(BaseSettings):
     gate_live_min_outcomes: int = Field(
         100, ge=1, description="Live evidence with a lift required: shadow-scored predictions "
                                "with a known outcome needed first")
+
+    @field_validator("invoice_currency")
+    @classmethod
+    def _currency_code(cls, value: str | None) -> str | None:
+        from leadscore_core.money import iso_code
+
+        return iso_code(value)
 
     def profile_name(self, source: str, latest: str | None = None) -> str:
         """The profile ``source``'s clean table, features and models use: the pinned one, else

@@ -54,7 +54,7 @@ def tiers_of(scores: np.ndarray | Sequence[float], bounds: np.ndarray | Sequence
         return [TIERS[3 - bisect.bisect_right(bounds, float(scores[0]))]]
     idx = np.searchsorted(np.asarray(bounds, dtype=np.float64),
                           np.asarray(scores, dtype=np.float64), side="right")
-    return [TIERS[3 - int(i)] for i in idx]
+    return [TIERS[3 - i] for i in idx.tolist()]
 
 
 def risk_rule(high: float, medium: float) -> Callable[[float], str]:

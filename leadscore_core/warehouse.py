@@ -9,6 +9,12 @@ columns saying where the row came from. Leads and customers differ by company, s
 raw tables hold the fields the source profile identifies (id, created time, email, label)
 and the whole row as JSON (``record``); typing per profile is the cleaning stage's job.
 
+``raw.<source>`` is a view with every column of ``RAW_DDL``. What holds one value per file
+(its partition, name, hash, landing time, encoding, decided formats: ``PER_FILE_COLUMNS``) is
+stored once per file in ``raw.<source>_files``, keyed by a small id ``_file`` that each row
+of ``raw.<source>_rows`` holds: a landing writes the file's text, not the same file name and
+hash again on each of its million lines.
+
 No Dagster imports here.
 """
 
@@ -41,6 +47,9 @@ READING_DDL = """
     _malformed   JSON,  -- a record that did not fit the header: line, rule, reason, fields
 """
 LINEAGE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_row_number", "_ingested_at")
+# Columns of a raw table that hold one value per file (see the module doc).
+PER_FILE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_ingested_at", "_encoding",
+                    "_formats")
 
 RAW_DDL: dict[str, str] = {
     "leads": f"""
@@ -136,30 +145,111 @@ def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
 
+def raw_storage(source: str) -> tuple[str, str]:
+    """(rows table, files table) behind the view ``raw.<source>`` (see the module doc)."""
+    return f"raw.{source}_rows", f"raw.{source}_files"
+
+
 def ensure_raw_table(conn: duckdb.DuckDBPyConnection, source: str) -> str:
+    """``raw.<source>`` (the view; its tables made when missing); returns its name.
+
+    A warehouse made before a column existed gets it (null for the rows already there); one
+    whose ``raw.<source>`` is a table of every column per row has it moved into the two tables,
+    one file row per distinct set of per-file values, the rows in their order."""
     ensure_schemas(conn)
-    conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{source} ({RAW_DDL[source]})")
-    # a warehouse made before a column existed gets it (null for the rows already there)
-    have = {name for (name,) in conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = ?",
-        [source]).fetchall()}
-    for name, sql_type in raw_column_types(source).items():
-        if name not in have:
-            conn.execute(f"ALTER TABLE raw.{source} ADD COLUMN {name} {sql_type}")
-    return f"raw.{source}"
+    view = f"raw.{source}"
+    rows, files = raw_storage(source)
+    kind = _relation_kind(conn, view)
+    if kind == "BASE TABLE":
+        _add_missing_columns(conn, view, raw_column_types(source))
+    columns = _raw_column_defs(source)
+    file_defs = {n: d for n, d in columns.items() if n in PER_FILE_COLUMNS}
+    row_defs = {n: d for n, d in columns.items() if n not in PER_FILE_COLUMNS}
+    made = kind == "BASE TABLE" or kind is None
+    # one file row per id (two landings taking the same id fail instead of sharing it)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {files} (_file INTEGER PRIMARY KEY, "
+                 + ", ".join(f"{n} {d}" for n, d in file_defs.items()) + ")")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {rows} ("
+                 + ", ".join(f"{n} {d}" for n, d in row_defs.items())
+                 + ", _file INTEGER NOT NULL)")
+    made |= _add_missing_columns(conn, files, {n: columns[n].split()[0] for n in file_defs})
+    made |= _add_missing_columns(conn, rows, {n: columns[n].split()[0] for n in row_defs})
+    if kind == "BASE TABLE":
+        _move_into_storage(conn, source, list(file_defs), list(row_defs))
+    if made:
+        # every row shows, a row without its file too (with null lineage, which the checks
+        # see), never dropped by the join
+        listed = ", ".join(f"{'f' if n in file_defs else 'r'}.{n}" for n in columns)
+        conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {listed} "
+                     f"FROM {rows} r LEFT JOIN {files} f USING (_file)")
+    return view
+
+
+def _relation_kind(conn: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    schema, name = table.split(".")
+    found = conn.execute("SELECT table_type FROM information_schema.tables "
+                         "WHERE table_schema = ? AND table_name = ?", [schema, name]).fetchall()
+    return found[0][0] if found else None
+
+
+def _add_missing_columns(conn: duckdb.DuckDBPyConnection, table: str,
+                         types: dict[str, str]) -> bool:
+    schema, name = table.split(".")
+    have = {column for (column,) in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        [schema, name]).fetchall()}
+    missing = [column for column in types if column not in have]
+    for column in missing:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {types[column]}")
+    return bool(missing)
+
+
+def _move_into_storage(conn: duckdb.DuckDBPyConnection, source: str, file_columns: list[str],
+                       row_columns: list[str]) -> None:
+    """A ``raw.<source>`` table of the layout with every column on each row, moved into its
+    rows and files tables (in one transaction; nothing is dropped that was not copied)."""
+    old, (rows, files) = f"raw.{source}", raw_storage(source)
+    per_file = ", ".join(file_columns)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            f"INSERT INTO {files} (_file, {per_file}) SELECT row_number() OVER "
+            f"(ORDER BY first_row)::INTEGER, {per_file} FROM (SELECT {per_file}, "
+            f"min(rowid) AS first_row FROM {old} GROUP BY ALL)")
+        matched = " AND ".join(f"o.{c} IS NOT DISTINCT FROM f.{c}" for c in file_columns)
+        conn.execute(
+            f"INSERT INTO {rows} ({', '.join(row_columns)}, _file) SELECT "
+            + ", ".join(f"o.{c}" for c in row_columns)
+            + f", f._file FROM {old} o JOIN {files} f ON {matched} ORDER BY o.rowid")
+        conn.execute(f"DROP TABLE {old}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def raw_column_types(source: str) -> dict[str, str]:
     """Column -> type of ``raw.<source>``, from its DDL."""
-    return dict(re.findall(r"^\s*(\w+)\s+(VARCHAR|JSON|BIGINT|TIMESTAMP)\b", RAW_DDL[source],
-                           re.M))
+    return {name: definition.split()[0] for name, definition in _raw_column_defs(source).items()}
+
+
+def _raw_column_defs(source: str) -> dict[str, str]:
+    """Column -> its definition (type and constraint) in ``RAW_DDL``."""
+    return {name: " ".join(definition.split()) for name, definition in re.findall(
+        r"^\s*(\w+)\s+((?:VARCHAR|JSON|BIGINT|TIMESTAMP)\b(?:\s+NOT NULL)?)", RAW_DDL[source],
+        re.M)}
 
 
 def table_row_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
-    """(schema, table, rows) for every table of the warehouse."""
-    tables = conn.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY schema_name, table_name"
-    ).fetchall()
+    """(schema, table, rows) for every table of the warehouse (a raw table as its view, not
+    as the two tables that store it)."""
+    relations = conn.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+        "ORDER BY schema_name, table_name").fetchall()
+    storage = {table for schema, name in relations if schema == "raw" and name in RAW_DDL
+               for table in raw_storage(name)}
+    tables = [(schema, name) for schema, name in relations if f"{schema}.{name}" not in storage]
     return [
         (schema, table, conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0])
         for schema, table in tables

@@ -15,6 +15,8 @@ from mlflow import MlflowClient
 
 from api.app import create_app
 from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
+from api.metrics import ApiMetrics
+from leadscore_core.money import payment_currencies_path, publish_payment_currencies
 from leadscore_core.registry import ModelRegistry
 from leadscore_core.serving import ModelBundle
 from leadscore_core.settings import Settings
@@ -110,6 +112,21 @@ def test_reasons_are_the_one_explainers_as_batch_scoring_gives_them(client, stor
             same_reasons(lead[side], getattr(expected, side))
 
 
+def test_a_batch_gives_each_lead_the_reasons_it_gets_alone_spelt_as_it_was_sent(client):
+    leads = leads_payload(lead_frame(40, 95))
+    spellings = [str.upper, str.lower, lambda v: f"  {v}  ", lambda v: v]
+    for i, lead in enumerate(leads):  # the same category sent in several spellings
+        lead["business_type"] = spellings[i % 4](lead["business_type"])
+    batch = client.post("/v1/leads/score", json=leads).json()
+    texts = set()
+    for lead, answer in zip(leads, batch, strict=True):
+        alone = client.post("/v1/leads/score", json=lead).json()
+        for side in ("reasons_for", "reasons_against"):
+            assert answer[side] == alone[side]
+            texts.update(r["text"] for r in answer[side] if r["feature"] == "Business Type")
+    assert {"Business Type is CAFE", "Business Type is cafe"} <= texts
+
+
 def test_single_lead_gets_an_object_with_values_named_as_in_the_export(client):
     lead = {"id": "lead-1", "business_type": " CAFE ", "business_size": "50+",
             "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "brand"}
@@ -143,6 +160,26 @@ def test_plan_recommendation_has_price_and_every_plans_probability(client, store
                                    atol=1e-12)
     prices = {"Business": 150, "Elite": 250, "MVP": 350, "Now": 500}
     assert all(rec["monthly_price"] == prices[rec["plan"]] for rec in body)
+
+
+def test_plan_prices_follow_the_currencies_the_payments_are_in(client, store):
+    """None declared: no payment published, no currency; payments in JPY and USD bought
+    plans, both named and none chosen; then only USD, and the answer says USD."""
+    lead = leads_payload(lead_frame(1, 5))
+    before = client.post("/v1/leads/plan", json=lead).json()[0]
+    assert (before["currency"], before["currencies"]) == (None, [])
+    snapshot = store["data_dir"] / "serving" / "snapshot.parquet"
+    for landed, answer in (({"JPY": 1, "USD": 4}, (None, ["JPY", "USD"])),
+                           ({"USD": 4}, ("USD", ["USD"]))):
+        publish_payment_currencies({"landed": landed, "matched": landed}, snapshot)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rec = client.post("/v1/leads/plan", json=lead).json()[0]
+            if (rec["currency"], rec["currencies"]) == answer:
+                break
+            time.sleep(0.05)
+        assert (rec["currency"], rec["currencies"]) == answer
+    payment_currencies_path(snapshot).unlink()
 
 
 def test_posted_customer_churn_uses_risk_thresholds(client, store):
@@ -428,6 +465,25 @@ def test_metrics_count_requests_per_endpoint_and_version(client, store):
             f'model="{LEAD_CONVERSION}",status="200",version="{version}"}}') in text
     assert "leadscore_api_request_duration_seconds_bucket" in text
     assert f'leadscore_api_prediction_probability_count{{model="{LEAD_CONVERSION}"' in text
+
+
+def test_a_batchs_probabilities_are_counted_as_one_by_one_observations():
+    from prometheus_client import generate_latest
+
+    values = [0.0, 0.05, 0.1, 0.1000001, 0.35, 0.5, 0.99, 1.0] * 5 + [0.42]
+    one_by_one, at_once = ApiMetrics(), ApiMetrics()
+    for p in values:
+        one_by_one._child(one_by_one.probability, "m", "1").observe(p)
+    at_once.observe_predictions("m", "1", values, ["A"] * len(values))
+    buckets = [line for line in generate_latest(at_once.registry).decode().splitlines()
+               if line.startswith("leadscore_api_prediction_probability_")
+               and "_created" not in line]
+    assert len(buckets) == 13  # ten buckets, +Inf, count and sum
+    expected = generate_latest(one_by_one.registry).decode()
+    for line in buckets:
+        name, value = line.rsplit(" ", 1)
+        theirs = next(x for x in expected.splitlines() if x.startswith(name + " "))
+        assert float(value) == pytest.approx(float(theirs.rsplit(" ", 1)[1]), rel=1e-12)
 
 
 def test_ready_is_503_until_every_model_is_loaded(store_copy, tmp_path):

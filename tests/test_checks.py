@@ -19,6 +19,7 @@ from leadscore_assets.ingest.assets import RAW_ASSETS, land_file
 from leadscore_assets.ingest.landing import LandingZone
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.schemas import CleanInvoices, validate
+from leadscore_core.money import payment_currencies_path, plan_price_currency
 from leadscore_core.profiles import SHIPPED_DIR
 from tests.support.webhook import Receiver
 
@@ -105,7 +106,7 @@ def run(tmp_path_factory, shared_data: Path, run_receiver: Receiver):
             "AND table_name = 'payments'").fetchall())
     checks = {(e.asset_key.path[-1], e.check_name): e
               for e in result.get_asset_check_evaluations()}
-    return result, tables, types, checks, alerts, list(run_receiver.bodies)
+    return result, tables, types, checks, alerts, list(run_receiver.bodies), data
 
 
 def test_run_succeeds_and_good_rows_land(run):
@@ -168,8 +169,23 @@ def test_materialization_metadata_counts_rules(run):
     assert meta["leads"]["rule/missing_id"].value == 1
 
 
+def test_payment_currencies_are_published_for_the_prices(run):
+    """Nine payments bought a plan in USD and one (500 JPY, JPY has no minor unit) the Now
+    plan in JPY: with no currency declared the prices are shown in both, neither chosen."""
+    result, *_, data = run
+    document = json.loads(payment_currencies_path(data / "serving" / "snapshot.parquet")
+                          .read_text())
+    assert (document["landed"], document["matched"]) == ({"USD": 9, "JPY": 1},
+                                                         {"USD": 9, "JPY": 1})
+    currency = plan_price_currency(None, document)
+    assert (currency.code, currency.codes) == (None, ("JPY", "USD"))
+    [payments] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                  if e.asset_key.path[-1] == "payments"]
+    assert json.loads(payments["currencies"].value)["matched"] == {"JPY": 1, "USD": 9}
+
+
 def test_one_alert_per_failure_reached_the_receiver(run):
-    result, tables, _, _, alerts, bodies = run
+    result, tables, _, _, alerts, bodies, _ = run
     by_kind: dict[str, list[dict]] = {}
     for body in bodies:
         by_kind.setdefault(body["kind"], []).append(body)

@@ -182,3 +182,47 @@ def test_a_few_names_two_code_pages_read_alike_need_a_declared_encoding(
         update={"encoding": "shift_jis"})}
     export = land(path, "customers", profiles=profiles)
     assert [json.loads(r)["Name"] for r in export.frame["record"]] == JAPANESE[0][:3]
+
+
+# -- a few words in a code page Windows-1252 also reads ----------------------------------------
+
+def names_file(path: Path, names: list[str], encoding: str) -> Path:
+    header = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+              "CustomerID", "Country"]
+    rows = [[f"5{i:05d}", "85123A", name, "6", "2010-12-01 08:26:00", "2.55", "17850",
+             "United Kingdom"] for i, name in enumerate(names)]
+    path.write_bytes(csv_text(header, rows).encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize(("encoding", "names", "windows_reading"), [
+    ("cp1250", ["Plzeň", "České Budějovice", "Ústí nad Labem", "Hradec Králové"] * 8, "Plzeò"),
+    ("cp1254", ["İstanbul", "İzmir", "Şanlıurfa", "Eskişehir", "Muğla"] * 6, "Ýstanbul"),
+    ("cp1251", ["Москва"], "Ìîñêâà"),
+    ("cp1250", ["Łódź"], "£ódŸ"),
+    ("cp1253", ["Αθήνα"], "ÁèÞíá"),
+])
+def test_words_windows_1252_would_misread_are_refused_with_both_readings(
+        encoding, names, windows_reading, tmp_path) -> None:
+    path = names_file(tmp_path / f"{encoding}.csv", names, encoding)
+    with pytest.raises(UnreadableFile) as refused:
+        land(path)
+    message = str(refused.value)
+    assert "can be read two ways and nothing decides" in message
+    assert windows_reading in message and "in cp1252 or" in message
+    assert "declare `encoding`" in message
+
+    declared = land(path, declared={"encoding": encoding})
+    assert list(declared.frame["description"]) == names
+
+
+@pytest.mark.parametrize(("names", "why"), [
+    (["Gift Voucher £40.00", "Gift Voucher £20.00"], "Ł40.00 is a letter glued to a number"),
+    (["Crème brûlée dish"], "Crčme brűlée is no language's alphabet"),
+    (["Zürich Straßenfest Tüte", "CAFÉ “DÉCOR” SET"], "every Western code page reads these alike"),
+])
+def test_a_few_western_words_no_rival_reads_as_text_land_as_windows_1252(
+        names, why, tmp_path) -> None:
+    export = land(names_file(tmp_path / "few.csv", names, "cp1252"))
+    assert export.stats["encoding"] == "cp1252", why
+    assert list(export.frame["description"]) == names

@@ -166,8 +166,8 @@ def test_a_file_changed_after_it_was_registered_fails_its_partition(zone) -> Non
                            "alerts": AlertChannel(log_path=f"{landing.root}/alerts.jsonl")})
     description, _ = failure_of(result)
     assert "leads.csv: its content changed" in description
-    assert not db.exists() or rows(db, "SELECT count(*) FROM duckdb_tables() "
-                                       "WHERE table_name = 'leads'") == [(0,)]
+    assert not db.exists() or rows(db, "SELECT count(*) FROM information_schema.tables "
+                                       "WHERE table_name LIKE 'leads%'") == [(0,)]
 
 
 def test_gzipped_invoices_land_with_lineage(zone) -> None:
@@ -227,6 +227,9 @@ def test_an_export_in_many_small_chunks_lands_every_row_as_read(tmp_path) -> Non
                       for name in raw_columns("invoices")})
     table = table.set_column(table.column_names.index("_malformed"), "_malformed",
                              pa.nulls(n, pa.string()))
+    for name, value in (("_encoding", "utf-8"), ("_formats", "{}")):  # one per file
+        table = table.set_column(table.column_names.index(name), name,
+                                 pa.array([value] * n).dictionary_encode())
     aligned = row_group_chunks(table)
     assert aligned.equals(table)
     assert [len(c) for c in aligned.column("invoice_no").chunks] == [
@@ -237,3 +240,75 @@ def test_an_export_in_many_small_chunks_lands_every_row_as_read(tmp_path) -> Non
         landed = conn.execute("SELECT _row_number, invoice_no, country FROM raw.invoices "
                               "ORDER BY _row_number").fetchall()
     assert landed == [(i + 1, str(i), str(i)) for i in range(n)]
+
+
+def _invoice_export(lines: list[str], encoding: str = "utf-8"):
+    import pyarrow as pa
+
+    from leadscore_assets.ingest.readers import Export, raw_columns
+
+    n = len(lines)
+    text = {"_encoding": pa.array([encoding] * n).dictionary_encode(),
+            "_formats": pa.array(['{"quantity": {"decimal": "."}}'] * n).dictionary_encode(),
+            "_malformed": pa.nulls(n, pa.string()),
+            "_row_number": pa.array(range(1, n + 1), pa.int64())}
+    return Export("invoices", pa.table({name: text.get(name, pa.array(lines, pa.string()))
+                                        for name in raw_columns("invoices")}))
+
+
+def test_a_raw_table_of_every_column_per_row_moves_into_files_and_rows(tmp_path) -> None:
+    """A warehouse whose raw.invoices holds the file's lineage on every row (and lacks a
+    column added since) reads the same after the move, row for row, and lands again."""
+    from datetime import datetime
+
+    from leadscore_assets.ingest.assets import write_raw
+    from leadscore_core.warehouse import RAW_DDL, ensure_raw_table, table_row_counts
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA raw")
+        conn.execute("CREATE TABLE raw.invoices ("
+                     + RAW_DDL["invoices"].replace("_formats     JSON,", "") + ")")
+        conn.execute(
+            "INSERT INTO raw.invoices (invoice_no, stock_code, description, quantity, "
+            "invoice_date, unit_price, customer_id, country, _encoding, _malformed, _partition, "
+            "_source_file, _file_sha256, _row_number, _ingested_at) "
+            "SELECT 'n' || i, 's', 'd', i::VARCHAR, 't', '1.5', NULL, 'UK', "
+            "CASE WHEN i % 3 = 0 THEN 'cp1252' ELSE 'utf-8' END, NULL, "
+            "'p' || (i % 3 = 0)::INTEGER, 'f' || (i % 3 = 0)::INTEGER || '.csv', 'h', i, "
+            "TIMESTAMP '2026-01-01' + to_days((i % 3 = 0)::INTEGER) FROM range(1, 10) t(i)")
+        before = conn.execute("SELECT * FROM raw.invoices ORDER BY _row_number").fetchall()
+        assert ensure_raw_table(conn, "invoices") == "raw.invoices"
+        after = conn.execute("SELECT * EXCLUDE (_formats) FROM raw.invoices "
+                             "ORDER BY _row_number").fetchall()
+        assert after == before
+        assert conn.execute("SELECT list(_row_number) FROM raw.invoices_rows").fetchone() == (
+            list(range(1, 10)),)
+        assert conn.execute("SELECT count(*), count(_formats) FROM raw.invoices").fetchone() \
+            == (9, 0)
+        assert conn.execute("SELECT _partition, _encoding, _ingested_at FROM "
+                            "raw.invoices_files ORDER BY _file").fetchall() == [
+            ("p0", "utf-8", datetime(2026, 1, 1)), ("p1", "cp1252", datetime(2026, 1, 2))]
+        assert write_raw(conn, "invoices", _invoice_export(["a", "b"]), partition="p1",
+                         file_name="f1.csv", sha256="h2") == 3
+        assert conn.execute("SELECT _partition, count(*) FROM raw.invoices GROUP BY 1 "
+                            "ORDER BY 1").fetchall() == [("p0", 6), ("p1", 2)]
+        listed = {f"{schema}.{table}": n for schema, table, n in table_row_counts(conn)}
+        assert listed == {"raw.invoices": 8}
+        with pytest.raises(duckdb.ConstraintException):  # one file row per id
+            conn.execute("INSERT INTO raw.invoices_files SELECT * FROM raw.invoices_files "
+                         "LIMIT 1")
+
+
+def test_a_per_file_column_with_two_values_is_refused(tmp_path) -> None:
+    import pyarrow as pa
+
+    from leadscore_assets.ingest.assets import write_raw
+
+    export = _invoice_export(["a", "b"])
+    export.table = export.table.set_column(
+        export.table.column_names.index("_encoding"), "_encoding",
+        pa.array(["utf-8", "cp1252"]).dictionary_encode())
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        with pytest.raises(ValueError, match="_encoding must hold one value per file"):
+            write_raw(conn, "invoices", export, partition="p", file_name="f.csv", sha256="h")
+        assert conn.execute("SELECT count(*) FROM raw.invoices_files").fetchone() == (0,)

@@ -322,20 +322,49 @@ def test_asset_graph_of_the_model_stage():
 
 
 @contextmanager
-def lead_api(stack: Stack):
-    """The API over this stack's registry and data folder, serving lead conversion, ready."""
+def lead_api(stack: Stack, models: str | None = None, **settings_given):
+    """The API over this stack's registry and data folder, serving lead conversion (or
+    ``models``), ready."""
     from litestar.testing import TestClient
 
     from api.app import create_app
     from api.config import LEAD_CONVERSION, ApiSettings
     from leadscore_core.settings import Settings
 
-    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri)
-    app = create_app(settings, api_settings=ApiSettings(models=LEAD_CONVERSION,
+    settings = Settings(data_dir=stack.data, mlflow_tracking_uri=stack.tracking_uri,
+                        **settings_given)
+    app = create_app(settings, api_settings=ApiSettings(models=models or LEAD_CONVERSION,
                                                          prediction_log=False))
     with TestClient(app) as client:
         wait_ready(client)
         yield client
+
+
+def test_a_customers_amounts_read_in_their_currency(full_run):
+    """The payments landed in USD say what an account's amount paid is in; invoice lines say
+    nothing, so the customer's spend is in the currency declared for them (GBP here)."""
+    from leadscore_core.money import currency_counts, publish_payment_currencies
+
+    stack, _ = full_run
+    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT customer_id FROM scores.customers ORDER BY customer_id").fetchall()]
+        payments = conn.execute("SELECT currency, plan FROM clean.payments").df()
+    # what clean/payments publishes (this stack writes its clean tables itself)
+    publish_payment_currencies(currency_counts(payments["currency"], payments["plan"]),
+                               stack.data / "serving" / "snapshot.parquet")
+    reasons: dict[str, str] = {}
+    with lead_api(stack, "leadscore-activity-churn,leadscore-snapshot-churn",
+                  invoice_currency="GBP") as client:
+        for customer in ids:
+            body = client.get(f"/v1/customers/{customer}/churn").json()
+            for r in body.get("reasons_for", []) + body.get("reasons_against", []):
+                reasons.setdefault(r["feature"], r["text"])
+    spend = [t for f, t in reasons.items() if f in ("monetary", "avg_basket", "spend_30d",
+                                                     "spend_90d", "spend_180d")]
+    assert spend and all(" is £" in t for t in spend), reasons
+    paid = [t for f, t in reasons.items() if f in ("amount_paid", "amount_refunded")]
+    assert paid and all(" is $" in t for t in paid), reasons
 
 
 def test_a_lead_gets_the_same_reasons_in_the_export_and_over_http(full_run):

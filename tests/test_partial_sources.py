@@ -15,25 +15,16 @@ import pytest
 from click.testing import CliRunner
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.alerts import AlertChannel
-from leadscore_assets.clean.assets import CLEAN_ASSETS
 from leadscore_assets.cli import main
-from leadscore_assets.features.assets import customer_activity_assets, customer_snapshot_asset
 from leadscore_assets.ingest.assets import land_file
 from leadscore_assets.ingest.landing import LandingZone
-from leadscore_assets.resources import SettingsResource
 from leadscore_core.settings import Settings
 from leadscore_core.warehouse import read_table
+from tests.support.accounts import accounts_csv, materialise_snapshot_side
 
 PROJECT_INSTANCE = Path(__file__).parents[1] / "dagster.yaml"
 
-SNAPSHOT = ("customer_id,email,plan,snapshot_date,churned,signup_date,business_type,"
-            "business_size,tenure_months,monthly_fee,seats,logins_30d,active_users_30d,"
-            "support_tickets_90d,days_since_last_login,auto_renew,company\n"
-            + "".join(f"c{i},c{i}@x.io,MVP,2026-01-31,{'yes' if i % 3 else 'no'},"
-                      f"2025-01-0{i % 9 + 1},Dental,1-10,{i},350,{i % 4 + 1},{i},{i % 5},"
-                      f"{i % 2},{i % 30},yes,Co{i}\n"
-                      for i in range(60)))
+SNAPSHOT = accounts_csv(60)
 
 
 def test_only_customer_snapshots_run_without_invoices(tmp_path: Path) -> None:
@@ -45,11 +36,7 @@ def test_only_customer_snapshots_run_without_invoices(tmp_path: Path) -> None:
     warehouse = DuckDBResource(database=str(tmp_path / "w.duckdb"))
     assert land_file("customers", "accounts.csv", landing=landing, warehouse=warehouse).success
 
-    result = dg.materialize(
-        [*CLEAN_ASSETS.values(), customer_activity_assets, customer_snapshot_asset],
-        resources={"warehouse": warehouse, "settings": SettingsResource(data_dir=str(root)),
-                   "alerts": AlertChannel(log_path=str(tmp_path / "alerts.jsonl"))},
-        raise_on_error=False)
+    result = materialise_snapshot_side(root, warehouse, tmp_path / "alerts.jsonl")
     assert result.success
     materialised = {e.asset_key.to_user_string()
                     for e in result.get_asset_materialization_events()}

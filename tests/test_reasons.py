@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from leadscore_core.money import DECLARED, LANDED, Currency
 from leadscore_core.reasons import (
+    MISSING_MIN_POINTS,
     FieldDisplay,
     ReasonTexts,
     displays_for,
@@ -15,6 +18,8 @@ from leadscore_core.reasons import (
     format_number,
     format_value,
     human_reason,
+    points_given,
+    points_of_many,
     points_text,
     reason_points,
     sigmoid_link,
@@ -64,6 +69,33 @@ def test_points_are_what_the_contribution_adds_to_the_score():
     assert points_text(-0.0001) == "-<0.01 points"
 
 
+@pytest.mark.parametrize(("a", "b"), [(1.0, 0.0), (0.83, -0.31)])
+def test_points_of_many_reasons_are_the_single_reasons_floats(a, b):
+    link = sigmoid_link(a, b)
+    rng = np.random.default_rng(7)
+    raws = rng.normal(0, 3, 400)
+    contributions = rng.normal(0, 1.5, (400, 6))
+    # (raw, contribution) whose points are a half of a hundredth away from numpy's rounding
+    # (-44.865 rounds to -44.87, numpy's rint(100 x) / 100 to -44.86), and contributions
+    # placed on MISSING_MIN_POINTS, where a last bit of numpy's exp decides the side
+    halves = [(-4.039972258294502, -3.903535516300909), (-1.3360926922179002, 3.8426791583970874),
+              (3.091641702425624, 0.969918975308286), (-1.010457471228036, 1.035708793427469)]
+    for row, (raw, c) in enumerate(halves):
+        raws[row], contributions[row, 0] = (raw - b) / a, c / a
+    for row, target in enumerate([1.0, -1.0], start=len(halves)):
+        p = link(raws[row])
+        z = math.log((p - target / 100) / (1 - p + target / 100))
+        contributions[row, 0] = raws[row] - (z - b) / a
+    points, rounded = points_of_many(raws, contributions, a, b)
+    for i, raw in enumerate(raws.tolist()):
+        for k, c in enumerate(contributions[i].tolist()):
+            exact = points_given(link(raw), c, raw, link)
+            assert points[i, k] == pytest.approx(exact, abs=1e-9)
+            assert (abs(points[i, k]) >= MISSING_MIN_POINTS) == (abs(exact) >= MISSING_MIN_POINTS)
+            assert rounded[i, k] == round(exact, 2)
+            assert math.copysign(1, rounded[i, k]) == math.copysign(1, round(exact, 2))
+
+
 def test_an_account_snapshots_payment_history_is_named_for_people():
     """The payment aggregates the features stage adds to an account snapshot are no
     export's columns: they read with their own names, never as snake_case."""
@@ -73,8 +105,19 @@ def test_an_account_snapshots_payment_history_is_named_for_people():
         assert "_" not in field_display(feature).label, feature
     failed = human_reason("failed_share", 0.6667, 0.5, raw_score=0.0, link=LINK)
     assert failed.text == "Share of payments that failed is 67%"
+    # in the landed payments' currency, and said to be unknown when no payment says it
     paid = human_reason("amount_paid", 2899.0, -0.2, raw_score=0.0, link=LINK)
-    assert paid.text == "Amount paid is 2,899.00"
+    assert paid.text == "Amount paid is 2,899.00 (currency not known)"
+    in_usd = displays_for(None, Currency(("USD",), LANDED))
+    assert human_reason("amount_paid", 2899.0, -0.2, raw_score=0.0, link=LINK,
+                        displays=in_usd).text == "Amount paid is $2,899.00"
+    spend = displays_for(None, invoices=Currency(("GBP",), DECLARED))
+    assert ReasonTexts(spend)("avg_basket", 23.4) == "Average basket is £23.40"
+    assert ReasonTexts(in_usd)("avg_basket", 23.4) == \
+        "Average basket is 23.40 (currency not known)"  # payments say nothing of invoices
+    several = displays_for(None, Currency(("EUR", "USD"), LANDED))
+    assert ReasonTexts(several)("amount_refunded", 12.5) == \
+        "Amount refunded is 12.50 (EUR or USD)"
 
 
 def test_remembered_texts_are_human_reasons_own():

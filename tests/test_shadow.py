@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
 from api.config import LEAD_CONVERSION, SNAPSHOT_CHURN, ApiSettings
+from api.models import ServedModel, ServedModels
+from api.scoring import LogRows
+from api.shadow import ShadowScorer
+from leadscore_core.predlog import PredictionLogWriter
 from leadscore_core.published import shadow_evidence_path
 from leadscore_core.registry import GatePolicy, ModelRegistry, decide
 from leadscore_core.serving import ModelBundle
@@ -17,12 +22,14 @@ from leadscore_core.settings import Settings
 from leadscore_core.shadow import LiveEvidence, evidence_json
 from leadscore_core.tiers import risk_rule, tiers_of
 from tests.support.api_models import (
+    LEAD_FEATURES,
     customer_frame,
     lead_frame,
     lead_model,
     leads_payload,
     register,
     snapshot_churn_model,
+    train_bundle,
     wait_for_challenger,
     wait_ready,
 )
@@ -106,6 +113,32 @@ def test_challenger_is_scored_and_logged_beside_an_unchanged_champion(store, sto
         assert e["outputs"]["challenger"] == {
             "version": churn_version, "probability": pytest.approx(float(p_churn[i]), abs=1e-12),
             "risk": risk(float(p_churn[i]))}
+
+
+def test_the_challenger_scores_the_champions_codes_only_when_it_encodes_alike(tmp_path):
+    champion = ServedModel(LEAD_CONVERSION, "1", lead_model(seed=0))
+    alike = ServedModel(LEAD_CONVERSION, "2", lead_model(seed=3))
+    # trained without one business type: its categories, hence its codes, differ
+    narrower = lead_frame(800, 4)
+    narrower = narrower[narrower.business_type != "Gym"].reset_index(drop=True)
+    labels = np.random.default_rng(2).integers(0, 2, len(narrower))
+    other = ServedModel(LEAD_CONVERSION, "3", train_bundle(narrower, LEAD_FEATURES, labels))
+    records = leads_payload(lead_frame(40, 9))
+    X = champion.bundle.encoder.transform_records(records)
+    rows = LogRows([(r, {}) for r in records], codes=X, encoder=champion.bundle.encoder)
+    writer = PredictionLogWriter(tmp_path / "log")
+    scorer = ShadowScorer(ServedModels([LEAD_CONVERSION]), writer,
+                          tier_bounds=lambda name, version: None, risk=str)
+    try:
+        assert scorer.codes(alike, rows) is X
+        own = scorer.codes(other, rows)
+        np.testing.assert_array_equal(own, other.bundle.encoder.transform_records(records))
+        assert not np.array_equal(own, X, equal_nan=True)
+        # rows logged without codes (a plain list) are encoded from their inputs
+        np.testing.assert_array_equal(scorer.codes(alike, list(rows)), X)
+    finally:
+        scorer.close()
+        writer.close()
 
 
 def test_no_challenger_means_no_shadow_work(store, store_copy, tmp_path):

@@ -94,6 +94,9 @@ def test_lead_page_shows_what_the_api_answers_for_that_lead(ui, published):  # n
     assert f"version {api['version']}" in body
     plan = ui.post("/v1/leads/plan", json=fields).json()
     assert f"Plan to offer: {plan['plan']}" in body
+    # the price in the currency the published payments are in
+    assert (plan["currency"], plan["currencies"]) == ("USD", ["USD"])
+    assert f"(${plan['monthly_price']:,.2f} a month)" in body
     for name in plan["probabilities"]:
         assert f"<td>{name}</td>" in page
     missing = ui.get("/ui/leads/nobody@example.com")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from deploy.cluster.cluster import free_ports, stop_group
 
 CHROMIUM = Path(os.environ.get("LEADSCORE_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,19 +33,8 @@ if not CHROMIUM.exists():
 
 
 def free_port() -> int:
-    """A free port, from the test range (``LEADSCORE_TEST_PORTS``, default 18400-18499) when
-    one is free."""
-    first, _, last = os.environ.get("LEADSCORE_TEST_PORTS", "18400-18499").partition("-")
-    for port in range(int(first), int(last) + 1):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port from the test range (``LEADSCORE_TEST_PORTS``, default 18400-18499)."""
+    return int(free_ports(1, os.environ.get("LEADSCORE_TEST_PORTS", "18400-18499"))[0])
 
 
 class Server:
@@ -80,12 +70,7 @@ class Server:
                              f"{(data_dir.parent / f'server-{self.port}.log').read_text()}")
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+        stop_group(self.process, grace=10)
         self.log.close()
 
 
@@ -172,6 +157,9 @@ def test_lead_page_shows_the_same_score_and_reasons_as_the_api(page, server, pub
     for reason in api["reasons_for"] + api["reasons_against"]:
         assert reason["text"] in chart
     assert "converts within 30 days" in page.locator("main").inner_text()
+    plan = httpx.post(f"{server.url}/v1/leads/plan", json=fields).json()
+    # the price with the currency the published payments are in
+    assert page.locator("#plan-price").inner_text() == f"(${plan['monthly_price']:,.2f} a month)"
     shot(page, "lead")
     assert axe_violations(page) == []
 

@@ -40,7 +40,7 @@ from litestar.template.config import TemplateConfig
 from api.config import LEAD_CONVERSION, PLAN, ApiSettings
 from api.customers import KnownCustomers
 from api.models import ModelRegistry, ServedModels
-from api.scoring import recommend_plans, score_leads
+from api.scoring import PlanPrices, recommend_plans, score_leads
 from api.snapshot import customer_key
 from api.ui.data import (
     PAGE_SIZE,
@@ -58,6 +58,7 @@ from api.ui.data import (
 )
 from leadscore_core.estimation import realised_rows, summary_rows
 from leadscore_core.horizons import lead_window_days
+from leadscore_core.money import Currency, amounts_text, money_text, record_amounts
 from leadscore_core.profiles import Profile, snake
 from leadscore_core.published import PublishedFile, open_leads_path
 from leadscore_core.reasons import (
@@ -66,6 +67,7 @@ from leadscore_core.reasons import (
     format_number,
     format_value,
     points_text,
+    record_value_text,
 )
 from leadscore_core.registry import MODELS, PRIMARY_METRIC, TAG_PROFILE
 from leadscore_core.serving import normalise_category_value
@@ -114,7 +116,7 @@ class UiContext:
     plan_struct: type
     tiers: PublishedTiers
     customers: KnownCustomers  # the same lookup as GET /v1/customers/{id}/churn
-    prices: Mapping[str, Mapping[str, Any]]
+    prices: PlanPrices  # the plan answers' price list, in its decided currency
     lead_displays: Mapping[str, FieldDisplay]
 
 
@@ -141,6 +143,8 @@ def template_config() -> TemplateConfig:
         env.filters["num"] = lambda v, d=3: "–" if v is None else f"{float(v):.{d}f}"
         env.filters["metric"] = metric_label
         env.filters["figure"] = lambda v: "–" if v is None else format_number(float(v))
+        env.filters["money"] = lambda v, currencies: money_text(
+            float(v), Currency(tuple(currencies or ())).unit)
         env.filters["metric_words"] = metric_words
 
     return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
@@ -204,7 +208,7 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         if served is None or not rows:
             return [None] * len(rows)
         bodies = [_body(ctx.plan_struct, row) for row in rows]
-        out, _ = recommend_plans(served, bodies, ctx.prices)
+        out, _ = recommend_plans(served, bodies, ctx.prices.current)
         return [o.plan for o in out]
 
     @get("/leads", name="ui-leads", include_in_schema=False)
@@ -260,7 +264,8 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         result: dict[str, Any] = {"score": out[0], "chart": _chart(out[0])}
         plan_model = ctx.models.get(PLAN)
         if plan_model is not None:
-            plans, _ = recommend_plans(plan_model, [_body(ctx.plan_struct, values)], ctx.prices)
+            plans, _ = recommend_plans(plan_model, [_body(ctx.plan_struct, values)],
+                                       ctx.prices.current)
             result["plan"] = plans[0]
             result["plans"] = sorted(plans[0].probabilities.items(), key=lambda kv: -kv[1])
         return result
@@ -386,10 +391,16 @@ def ui_router(ctx: UiContext) -> tuple[Router, list[Any]]:
         deciding = answers[deciding_keys[0]]
         churn, features = deciding.answer, deciding.features
         facts = []
-        for s in ctx.models.get(MODELS[deciding.key]).specs:
-            shown = field_display(s.original_name, ctx.customers.displays.get(deciding.key))
-            facts.append((shown.label, format_value(features.get(s.name), shown.unit)
+        displays = ctx.customers.displays.get(deciding.key)
+        specs = ctx.models.get(MODELS[deciding.key]).specs
+        for s in specs:
+            shown = field_display(s.original_name, displays)
+            facts.append((shown.label, record_value_text(features, s.name, shown.unit)
                           or "not given"))
+        # what the customer paid and got back, in each currency, even where no model reads it
+        facts += [(field_display(field, displays).label, amounts_text(by_currency))
+                  for field, by_currency in record_amounts(features).items()
+                  if by_currency and field not in {s.name for s in specs}]
         models = [{"source": CHURN_SOURCES[k], "probability": a.answer.probability,
                    "risk": a.answer.risk, "model": a.answer.model,
                    "version": a.answer.version, "deciding": k == deciding.key}

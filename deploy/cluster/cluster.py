@@ -104,6 +104,29 @@ def isolated_env(tag: str, data: Path, extra: dict[str, str],
     return cluster_env({**base, **overrides})
 
 
+@contextlib.contextmanager
+def isolated_cluster(tag: str, data: Path, ports: tuple[str, ...], span: str | None = None,
+                     extra: dict[str, str] | None = None):
+    """A cluster of its own (``isolated_env``; the variables named in ``ports`` set to free
+    ports, from ``span`` when given) up while the block runs, its settings exported to this
+    process; then stopped, its databases and vhost dropped and the environment put back,
+    SIGTERM included."""
+    chosen = dict(zip(ports, free_ports(len(ports), span), strict=True))
+    env = isolated_env(tag, data, {**chosen, **(extra or {})})
+    saved = dict(os.environ)
+    os.environ.update(env)  # the caller reads the cluster's instance and registry
+    with interrupted_by_sigterm():
+        try:
+            up(env)
+            yield env
+        finally:
+            try:
+                down(env, drop=True)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+
+
 def free_ports(count: int, span: str | None = None) -> list[str]:
     """``count`` ports nothing listens on: from ``span`` ("first-last") when given, so runs
     on a shared host stay in their own range, else ones the system hands out."""
@@ -127,6 +150,17 @@ def free_ports(count: int, span: str | None = None) -> list[str]:
         for h in held:
             h.close()
     raise RuntimeError(f"fewer than {count} free ports in {span}")
+
+
+def stop_group(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop a process started in a session of its own, and its children (a server's
+    workers): SIGTERM to the group, SIGKILL after ``grace`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 # -- what the services need -------------------------------------------------------------
@@ -338,6 +372,17 @@ def _http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
         return False
 
 
+def wait_for(predicate, what: str, timeout: float, every: float = 2.0):
+    """The first true value ``predicate()`` returns, asked every ``every`` seconds (a run's
+    end, a file landed); TimeoutError naming ``what`` once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        time.sleep(every)
+    return value
+
+
 def wait_until(check, what: str, env: dict[str, str], names: list[str],
                timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
@@ -451,16 +496,18 @@ def status(env: dict[str, str]) -> str:
 # -- the Dagster webserver's GraphQL API (what the UI's buttons do) ------------------------
 
 LOCATION = {"repositoryLocationName": "leadscore", "repositoryName": "__repository__"}
-_LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
+
+
+def _mutation(signature: str, call: str, *answers: str) -> str:
+    """A mutation's text: its ``__typename``, the fields of each kind of answer named, or a
+    Python error's message."""
+    kinds = "\n".join(f"    ... on {a}" for a in (*answers, "PythonError { message }"))
+    return f"mutation {signature} {{\n  {call} {{\n    __typename\n{kinds}\n  }}\n}}"
+
+
+_LAUNCH = _mutation("Launch($params: ExecutionParams!)", "launchRun(executionParams: $params)",
+                    "LaunchRunSuccess { run { runId } }", "InvalidStepError { invalidStepKey }",
+                    "RunConfigValidationInvalid { errors { message } }")
 _SENSOR = """
 query Sensor($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) {
@@ -468,22 +515,12 @@ query Sensor($selector: SensorSelector!) {
     ... on Sensor { jobOriginId sensorState { selectorId status } }
   }
 }"""
-_STOP_SENSOR = """
-mutation Stop($origin: String!, $selector: String!) {
-  stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { status } }
-    ... on PythonError { message }
-  }
-}"""
-_START_SENSOR = """
-mutation Start($selector: SensorSelector!) {
-  startSensor(sensorSelector: $selector) {
-    __typename
-    ... on Sensor { sensorState { status } }
-    ... on PythonError { message }
-  }
-}"""
+_STOP_SENSOR = _mutation("Stop($origin: String!, $selector: String!)",
+                         "stopSensor(jobOriginId: $origin, jobSelectorId: $selector)",
+                         "StopSensorMutationResult { instigationState { status } }")
+_START_SENSOR = _mutation("Start($selector: SensorSelector!)",
+                          "startSensor(sensorSelector: $selector)",
+                          "Sensor { sensorState { status } }")
 # Sensors that launch runs of their own (the inbox sensors only land new files)
 RUN_LAUNCHING_SENSORS = ("automation", "monitoring_automation_sensor", "retraining_sensor")
 
@@ -538,61 +575,55 @@ def location_loaded(env: dict[str, str], timeout: float = LOCATION_TIMEOUT) -> N
         time.sleep(2)
 
 
+def mutate(env: dict[str, str], mutation: str, variables: dict, answer: str,
+           what: str) -> dict:
+    """Run ``mutation`` once the code location is loaded, as the UI's buttons do; its one
+    field's answer, which must be of the kind ``answer`` (else ``what`` failed)."""
+    location_loaded(env)
+    [result] = graphql(env, mutation, variables).values()
+    if result["__typename"] != answer:
+        raise RuntimeError(f"{what} failed: {result}")
+    return result
+
+
 def launch(env: dict[str, str], job: str = "__ASSET_JOB", asset_paths: list | None = None,
            tags: dict[str, str] | None = None) -> str:
     """Launch a run of ``job`` (or of the assets named) as the UI does; its id."""
-    location_loaded(env)
     selector = {**LOCATION, "jobName": job}
     if asset_paths is not None:
         selector["assetSelection"] = [{"path": p} for p in asset_paths]
-    data = graphql(env, _LAUNCH, {"params": {
+    return mutate(env, _LAUNCH, {"params": {
         "selector": selector, "runConfigData": {},
         "executionMetadata": {"tags": [{"key": k, "value": v}
-                                       for k, v in (tags or {}).items()]}}})["launchRun"]
-    if data["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"launch of {job} failed: {data}")
-    return data["run"]["runId"]
+                                       for k, v in (tags or {}).items()]}}},
+        "LaunchRunSuccess", f"launch of {job}")["run"]["runId"]
 
 
-_REEXECUTE = """
-mutation Reexecute($params: ReexecutionParams!) {
-  launchRunReexecution(reexecutionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
+_REEXECUTE = _mutation("Reexecute($params: ReexecutionParams!)",
+                       "launchRunReexecution(reexecutionParams: $params)",
+                       "LaunchRunSuccess { run { runId } }")
 
 
 def reexecute(env: dict[str, str], run_id: str, strategy: str = "ALL_STEPS") -> str:
     """Re-execute a run as the UI's "Re-execute" does; the new run's id."""
-    location_loaded(env)
-    data = graphql(env, _REEXECUTE, {"params": {"parentRunId": run_id,
-                                                "strategy": strategy}})
-    result = data["launchRunReexecution"]
-    if result["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"re-execution of {run_id} failed: {result}")
-    return result["run"]["runId"]
+    return mutate(env, _REEXECUTE, {"params": {"parentRunId": run_id, "strategy": strategy}},
+                  "LaunchRunSuccess", f"re-execution of {run_id}")["run"]["runId"]
 
 
 def set_sensors(env: dict[str, str], names, running: bool) -> None:
     """Start or stop sensors, as an operator would in the UI."""
     for name in names:
-        location_loaded(env)
         selector = {**LOCATION, "sensorName": name}
         if running:
-            result = graphql(env, _START_SENSOR, {"selector": selector})["startSensor"]
-            ok = result["__typename"] == "Sensor"
-        else:
-            sensor = graphql(env, _SENSOR, {"selector": selector})["sensorOrError"]
-            if sensor["__typename"] != "Sensor":
-                raise RuntimeError(f"no sensor {name}: {sensor}")
-            result = graphql(env, _STOP_SENSOR, {
-                "origin": sensor["jobOriginId"],
-                "selector": sensor["sensorState"]["selectorId"]})["stopSensor"]
-            ok = result["__typename"] == "StopSensorMutationResult"
-        if not ok:
-            raise RuntimeError(f"{'start' if running else 'stop'} {name} failed: {result}")
+            mutate(env, _START_SENSOR, {"selector": selector}, "Sensor", f"start {name}")
+            continue
+        location_loaded(env)
+        sensor = graphql(env, _SENSOR, {"selector": selector})["sensorOrError"]
+        if sensor["__typename"] != "Sensor":
+            raise RuntimeError(f"no sensor {name}: {sensor}")
+        mutate(env, _STOP_SENSOR, {"origin": sensor["jobOriginId"],
+                                   "selector": sensor["sensorState"]["selectorId"]},
+               "StopSensorMutationResult", f"stop {name}")
 
 
 @contextlib.contextmanager

@@ -6,10 +6,12 @@ the quarantine table and the source's removal counts (``quarantine.removed_rows`
 three always describe the same raw rows. A file with quarantined rows is alerted once.
 """
 
+import json
 from typing import Any
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,10 +22,17 @@ from leadscore_assets.clean import invoices, payments, records
 from leadscore_assets.clean.rules import QUARANTINE_SQL, CleanResult
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_assets.schemas import read_table
+from leadscore_core.money import currency_counts, publish_payment_currencies
 from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import load_profiles
 from leadscore_core.settings import SOURCES, Settings
-from leadscore_core.warehouse import ensure_raw_table, ensure_schemas, raw_column_types
+from leadscore_core.warehouse import (
+    PER_FILE_COLUMNS,
+    ensure_raw_table,
+    ensure_schemas,
+    raw_column_types,
+    raw_storage,
+)
 
 GROUP = "clean"
 REMOVED_TABLE = "quarantine.removed_rows"
@@ -49,40 +58,41 @@ DESCRIPTIONS = {
 }
 
 
-# Columns of raw.invoices that hold a handful of values (one per file): read as categories.
-PER_FILE_COLUMNS = ("_partition", "_source_file", "_file_sha256", "_encoding", "_formats")
-
-
 def read_raw(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     """``raw.<source>`` as a frame. Invoices (millions of lines) come as Arrow-backed text,
-    and their per-file columns as categories rebuilt from one small code per row: the
-    per-file text (file name, hash, decided formats) never crosses over row by row, which is
-    what keeps cleaning a 2M-line export within a fraction of the memory. The invoice fields
+    and their per-file columns as categories rebuilt from each row's file id: the per-file
+    text (file name, hash, decided formats) never crosses over row by row, which is what
+    keeps cleaning a 2M-line export within a fraction of the memory. The invoice fields
     come as categories too (a few thousand distinct values each): encoded batch by batch
     as they stream out of DuckDB, so no field is ever held as one string per line."""
     table = ensure_raw_table(conn, source)
     if source != "invoices":
         return read_table(conn, table)
-    per_file = ", ".join(f"any_value({c})" for c in PER_FILE_COLUMNS[1:])
-    files = conn.execute(f"SELECT _partition, {per_file} FROM {table} GROUP BY ALL "
-                         "ORDER BY 1").fetchall()
-    code = "CASE _partition " + " ".join(
-        f"WHEN '{row[0].replace(chr(39), chr(39) * 2)}' THEN {i}" for i, row in enumerate(files)
-    ) + " END::INTEGER" if files else "0"
+    rows, files_table = raw_storage(source)
+    per_file = [c for c in PER_FILE_COLUMNS if c in raw_column_types(source)]
+    files = conn.execute(f"SELECT _file, {', '.join(per_file)} FROM {files_table} "
+                         "ORDER BY _partition, _file").fetchall()
     others = [c for c in raw_column_types(source) if c not in PER_FILE_COLUMNS]
     listed = ", ".join(f'"{c}"' for c in others)
-    reader = conn.sql(f"SELECT {listed}, {code} AS _file FROM {table}").to_arrow_reader()
+    reader = conn.sql(f"SELECT {listed}, _file FROM {rows}").to_arrow_reader()
     arrow = dictionary_encoded(reader, invoices.RAW_FIELDS)
     text = pd.StringDtype("pyarrow")
     frame = arrow.to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get,
                             self_destruct=True, split_blocks=True)
     del arrow
     pa.default_memory_pool().release_unused()
-    codes = frame.pop("_file").to_numpy()
-    for at, name in enumerate(PER_FILE_COLUMNS):
-        which, values = pd.factorize(pd.Series([row[at] for row in files], dtype=object))
-        frame[name] = pd.Categorical.from_codes(which[codes] if len(files) else codes,
-                                                categories=values)
+    ids = frame.pop("_file").to_numpy()
+    at_file = np.zeros(max((row[0] for row in files), default=0) + 1, dtype=np.int64)
+    at_file[[row[0] for row in files]] = np.arange(len(files))
+    codes = at_file[ids]  # each row's file, as its place in ``files``
+    landed = np.array([row[1 + per_file.index("_ingested_at")] for row in files],
+                      dtype="datetime64[us]")
+    frame.insert(frame.columns.get_loc("_row_number") + 1, "_ingested_at", landed[codes])
+    for at, name in enumerate(per_file):
+        if name == "_ingested_at":
+            continue
+        which, values = pd.factorize(pd.Series([row[1 + at] for row in files], dtype=object))
+        frame[name] = pd.Categorical.from_codes(which[codes], categories=values)
     return frame
 
 
@@ -231,6 +241,12 @@ def _clean_asset(source: str) -> dg.AssetsDefinition:
             result, columns, extra = clean_source(source, raw, settings.get())
             raw = landed_files(raw)  # all the rest needs; the raw rows are freed before writing
             publish(conn, source, result, columns)
+        if source == "payments":
+            # what the prices and payment amounts the service shows are in (leadscore_core.money)
+            currencies = currency_counts(result.clean["currency"], result.clean["plan"])
+            publish_payment_currencies(currencies, settings.get().serving_snapshot)
+            extra = {**extra, "currencies": json.dumps(
+                {k: currencies[k] for k in ("landed", "matched")}, sort_keys=True)}
         context.log.info(f"clean/{source}: {result.rows_in:,} raw rows -> "
                          f"{len(result.clean):,} clean, {len(result.quarantine):,} quarantined, "
                          f"{sum(result.removed.values()):,} removed {result.rule_counts}")

@@ -23,9 +23,15 @@ from leadscore_assets.features.activity import (
     churn_cutoffs,
 )
 from leadscore_assets.features.leads import lead_features, plan_label
-from leadscore_assets.features.snapshot import PAYMENT_FEATURES, snapshot_features
+from leadscore_assets.features.snapshot import (
+    MONEY_SET_ASIDE,
+    PAYMENT_FEATURES,
+    money_set_aside,
+    snapshot_features,
+)
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon_days, lead_window_days
+from leadscore_core.money import PAYMENT_AMOUNTS
 from leadscore_core.profiles import Profile, load_profiles, snake
 from leadscore_core.settings import get_settings
 from leadscore_core.warehouse import (
@@ -41,7 +47,7 @@ KINDS = {"duckdb"}
 # Columns of the feature tables that are never model inputs.
 NOT_FEATURES = frozenset({
     "lead_id", "customer_id", "profile", "created_at", "email", "converted", "churned",
-    "label_source", "paid_at", "plan", "cutoff", "payments_matched",
+    "label_source", "paid_at", "plan", "cutoff", "payments_matched", PAYMENT_AMOUNTS,
     "_source_file", "_row_number", "_ingested_at",
 })
 _SQL_KIND = {"VARCHAR": "categorical", "BOOLEAN": "boolean"}
@@ -192,13 +198,31 @@ def write_feature_table(conn: duckdb.DuckDBPyConnection, warehouse: DuckDBResour
     publish_snapshot(conn, table, snapshot_dir(warehouse.database))
 
 
+def _with_payments(config: LeadFeaturesConfig, warehouse: DuckDBResource,
+                   settings: SettingsResource, leads_table: str, build, target: str
+                   ) -> tuple[pd.DataFrame, int]:
+    """``build(leads, payments, window_days=...)`` of the leads in ``leads_table`` and the
+    clean payments (None before any landed), within the lead profile's window; written to
+    ``target`` and published. The frame and the window's days."""
+    with warehouse.get_connection() as conn:
+        leads = required_table(conn, leads_table)
+        payments = read_table(conn, "clean.payments")
+        days = config.days(active_profile(settings, "leads", conn))
+        frame = build(leads, payments, window_days=days)
+        write_feature_table(conn, warehouse, target, frame)
+    return frame, days
+
+
 # -- assets --------------------------------------------------------------------------------------
+
+# a feature table written to the warehouse (one writer at a time) and published
+_WRITES_WAREHOUSE: dict = dict(group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL)
 
 
 @dg.asset(
     key=["features", "lead_features"],
     deps=[dg.AssetKey(["clean", "leads"]), dg.AssetKey(["clean", "payments"])],
-    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+    **_WRITES_WAREHOUSE,
 )
 def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
                         settings: SettingsResource) -> dg.MaterializeResult:
@@ -208,12 +232,8 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
     with the lead's email within the window. Leads whose window is still open have no label
     yet (``label_source = 'open'``): they are the leads batch scoring ranks.
     """
-    with warehouse.get_connection() as conn:
-        leads = required_table(conn, "clean.leads")
-        payments = read_table(conn, "clean.payments")
-        days = config.days(active_profile(settings, "leads", conn))
-        frame = lead_features(leads, payments, window_days=days)
-        write_feature_table(conn, warehouse, "features.lead_features", frame)
+    frame, days = _with_payments(config, warehouse, settings, "clean.leads", lead_features,
+                                 "features.lead_features")
     sources = frame["label_source"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -229,19 +249,13 @@ def lead_features_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
 @dg.asset(
     key=["features", "plan_labels"],
     deps=[dg.AssetKey(["features", "lead_features"]), dg.AssetKey(["clean", "payments"])],
-    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+    **_WRITES_WAREHOUSE,
 )
 def plan_labels_asset(config: LeadFeaturesConfig, warehouse: DuckDBResource,
                       settings: SettingsResource) -> dg.MaterializeResult:
     """Converted leads with the plan of their first succeeded payment (the plan model's rows)."""
-    with warehouse.get_connection() as conn:
-        leads = required_table(conn, "features.lead_features")
-        payments = read_table(conn, "clean.payments")
-        if payments is None:
-            payments = pd.DataFrame(columns=["customer_email", "status", "created_at", "plan"])
-        days = config.days(active_profile(settings, "leads", conn))
-        frame = plan_label(leads, payments, window_days=days)
-        write_feature_table(conn, warehouse, "features.plan_labels", frame)
+    frame, _ = _with_payments(config, warehouse, settings, "features.lead_features", plan_label,
+                              "features.plan_labels")
     counts = frame["plan"].value_counts()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -314,15 +328,21 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
 @dg.asset(
     key=["features", "customer_snapshot"],
     deps=[dg.AssetKey(["clean", "customers"]), dg.AssetKey(["clean", "payments"])],
-    group_name=GROUP, kinds=KINDS | {"pandas"}, pool=WAREHOUSE_POOL,
+    **_WRITES_WAREHOUSE,
 )
 def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Clean customer snapshots joined by email with their payment history aggregates."""
+    """Clean customer snapshots joined by email with their payment history aggregates.
+
+    A customer whose amount paid (or refunded) is in several currencies has that feature
+    missing, and a row in ``quarantine.customer_payment_amounts`` naming the customer, the
+    file and row, the field and each currency's amount (``features.snapshot``)."""
     with warehouse.get_connection() as conn:
         customers = required_table(conn, "clean.customers")
         payments = read_table(conn, "clean.payments")
         frame = snapshot_features(customers, payments)
+        set_aside = money_set_aside(frame)
         write_feature_table(conn, warehouse, "features.customer_snapshot", frame)
+        write_table(conn, MONEY_SET_ASIDE, set_aside)
         if payments is not None:
             publish_snapshot(conn, PAYMENT_EVENTS, snapshot_dir(warehouse.database),
                              PAYMENT_EVENTS_SQL)
@@ -331,6 +351,10 @@ def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
         "matched_to_payments": int(frame["payments_matched"].sum()),
         "churned": int(frame["churned"].fillna(False).astype(bool).sum()),
         "payment_features": ", ".join(PAYMENT_FEATURES),
+        # amounts in several currencies are never added up: missing, and set aside
+        "customers_paying_in_several_currencies": int(set_aside["customer_id"].nunique()),
+        "amounts_set_aside": dg.MetadataValue.md(markdown_table(
+            set_aside[["customer_id", "field", "value"]].head(10))),
     })
 
 

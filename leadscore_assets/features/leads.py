@@ -94,7 +94,7 @@ def lead_features(leads: pd.DataFrame, payments: pd.DataFrame | None = None, *,
     return out
 
 
-def plan_label(leads: pd.DataFrame, payments: pd.DataFrame, *,
+def plan_label(leads: pd.DataFrame, payments: pd.DataFrame | None, *,
                window_days: int = 30) -> pd.DataFrame:
     """Converted leads with the plan of their first succeeded payment (column ``plan``).
 

@@ -21,7 +21,13 @@ from leadscore_assets.ingest.landing import LandingZone, partition_key
 from leadscore_assets.ingest.readers import Export, UnreadableFile, read_export
 from leadscore_assets.resources import WAREHOUSE_POOL
 from leadscore_core.settings import INGEST_SOURCES
-from leadscore_core.warehouse import ensure_raw_table, publish_partitions, snapshot_dir
+from leadscore_core.warehouse import (
+    PER_FILE_COLUMNS,
+    ensure_raw_table,
+    publish_partitions,
+    raw_storage,
+    snapshot_dir,
+)
 
 PREVIEW_ROWS = 5
 PROFILED_SOURCES = ("leads", "customers")
@@ -59,14 +65,24 @@ DUCKDB_ROW_GROUP_ROWS = 122_880
 
 def write_raw(conn: duckdb.DuckDBPyConnection, source: str, export: Export, *, partition: str,
               file_name: str, sha256: str, ingested_at: datetime | None = None) -> int:
-    """Replace ``partition``'s rows of ``raw.<source>`` with ``export``; returns rows replaced."""
-    table = ensure_raw_table(conn, source)
+    """Replace ``partition``'s rows of ``raw.<source>`` with ``export``; returns rows replaced.
+
+    The file's lineage and its per-file reading columns go in one row of the files table, its
+    rows (with that row's id) in the rows table (:func:`leadscore_core.warehouse.raw_storage`).
+    """
+    ensure_raw_table(conn, source)
+    rows, files = raw_storage(source)
     ingested_at = (ingested_at or datetime.now(UTC)).replace(tzinfo=None)
+    per_file = {"_partition": partition, "_source_file": file_name, "_file_sha256": sha256,
+                "_ingested_at": ingested_at}
+    for name in export.table.column_names:
+        if name in PER_FILE_COLUMNS:
+            per_file[name] = file_value(export.table.column(name), name)
+    body = export.table.drop_columns([n for n in export.table.column_names if n in per_file])
+    # another column of one value (a profile's name) is one parameter, not a text per row
+    constants = constant_columns(body)
     view = f"_landing_{source}"
-    # a column of one value (the file's encoding, its decided formats) is one parameter, as
-    # the lineage is: read once instead of once per row (a JSON column is parsed per row)
-    constants = constant_columns(export.table)
-    conn.register(view, row_group_chunks(export.table.drop_columns(list(constants))))
+    conn.register(view, row_group_chunks(body.drop_columns(list(constants))))
     given = "".join(f', ? AS "{name}"' for name in constants)
     # DuckDB's own thread count (one per core): a parallel insert spends more CPU merging
     # its row groups, but lands sooner (541,909 Online Retail lines on 2 cores: 0.37 s
@@ -75,11 +91,14 @@ def write_raw(conn: duckdb.DuckDBPyConnection, source: str, export: Export, *, p
     try:
         conn.execute("BEGIN TRANSACTION")
         replaced = conn.execute(
-            f"DELETE FROM {table} WHERE _partition = ?", [partition]).fetchone()[0]
-        conn.execute(
-            f"INSERT INTO {table} BY NAME SELECT *{given}, ? AS _partition, ? AS _source_file, "
-            f"? AS _file_sha256, ?::TIMESTAMP AS _ingested_at FROM {view}",
-            [*constants.values(), partition, file_name, sha256, ingested_at])
+            f"DELETE FROM {rows} WHERE _file IN (SELECT _file FROM {files} "
+            "WHERE _partition = ?)", [partition]).fetchone()[0]
+        conn.execute(f"DELETE FROM {files} WHERE _partition = ?", [partition])
+        file_id = conn.execute(f"SELECT coalesce(max(_file), 0) + 1 FROM {files}").fetchone()[0]
+        conn.execute(f"INSERT INTO {files} (_file, {', '.join(per_file)}) VALUES "
+                     f"(?{', ?' * len(per_file)})", [file_id, *per_file.values()])
+        conn.execute(f"INSERT INTO {rows} BY NAME SELECT *{given}, ?::INTEGER AS _file "
+                     f"FROM {view}", [*constants.values(), file_id])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -87,6 +106,18 @@ def write_raw(conn: duckdb.DuckDBPyConnection, source: str, export: Export, *, p
     finally:
         conn.unregister(view)
     return int(replaced)
+
+
+def file_value(column: pa.ChunkedArray, name: str) -> str | None:
+    """The one value a reader gave a per-file column (a one-entry dictionary, as readers write
+    it; or null on every row). Any other column is a reader's mistake, refused here."""
+    if pa.types.is_dictionary(column.type) and not column.null_count:
+        values = {v for chunk in column.chunks for v in chunk.dictionary.to_pylist()}
+        if len(values) == 1:
+            return values.pop()
+    elif column.null_count == len(column):
+        return None
+    raise ValueError(f"{name} must hold one value per file, as a one-entry dictionary")
 
 
 def row_group_chunks(table: pa.Table) -> pa.Table:

@@ -12,17 +12,26 @@
 
   - one reading (every candidate gives the same text), or one clearly more coherent than
     the others: that one (Shift-JIS and GB18030 customer names are decided so);
-  - Windows-1252 among them: it is taken (the code page of Excel on Western Windows; it
-    reads every printable latin-1 character the same), unless the file has bytes where it
-    and ISO-8859-15 give different characters (``0xA4`` is ``¤`` or ``€``) and none that
-    ISO-8859-15 reads as a control character (``0x80``-``0x9F``, Windows' ``“ ” – €``):
-    then both are equally good readings and the file is refused with both shown. Latin-1
-    is no rival: its reading of ``0x80``-``0x9F`` is control characters, which no export
-    holds as text;
-  - too little evidence for the detector (a few non-ASCII bytes), or several different
-    readings: Windows-1252 as above where it reads the file as text, else refused with
-    both readings of a line. (A few Polish or Chinese words in an otherwise ASCII file are
-    then read as Windows-1252: declare the encoding for such exports.)
+  - Windows-1252 among them, or too little evidence for the detector (a few non-ASCII
+    bytes), or several different readings: Windows-1252 (the code page of Excel on Western
+    Windows; it reads every printable latin-1 character the same) where it reads the file
+    as text and no rival reading is text too. ISO-8859-15 is a rival where the file has
+    bytes it reads differently (``0xA4`` is ``¤`` or ``€``) and none it reads as a control
+    character (``0x80``-``0x9F``, Windows' ``“ ” – €``); latin-1 is none (its reading of
+    ``0x80``-``0x9F`` is control characters, which no export holds as text). Any other code
+    page is a rival where its reading differs and every field of it reads as text a person
+    wrote: on a few bytes every code page Windows writes, with enough evidence only the
+    detector's least messy readings. A reading is text a person wrote where each word is in
+    one script (``Cфte`` or ``C<Han>te`` is no word), the accented letters of each field
+    belong to one language's alphabet (``Crème brûlée`` is French; the Central European
+    reading of the same bytes, ``Crčme brűlée``, is no language), a currency sign touches
+    no letter (``£40.00``; not ``£ódŸ``), a lone letter is not glued to a number
+    (``Ł40.00``), a symbol or an ellipsis does not sit inside a word, and no spacing accent
+    (``˝``), combining mark or private code point stands alone. With a rival the file is
+    refused with a line read both ways: a few Czech, Turkish, Russian or Polish words are
+    never landed in Windows-1252's letters (``Plzeò``, ``Ýstanbul``, ``Ìîñêâà``, ``£ódŸ``),
+    and ``São`` (``Săo`` in Central European) waits for a declaration where nothing else
+    in the file decides.
 
   A declared encoding (a profile's ``encoding``, or the source's in ``LEADSCORE_FORMATS``) is
   used where it is consistent with the bytes: it reads every byte, gives no control
@@ -36,17 +45,23 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 
 import charset_normalizer
 
 WESTERN = "cp1252"
 LATIN9 = "iso8859-15"
 # where Windows-1252 (and latin-1) and ISO-8859-15 give different printable characters
+# the code pages Windows and Excel write: the rival readings of a few non-ASCII bytes
+CODE_PAGES = ("cp1252", "iso8859-15", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257",
+              "cp1255", "cp1256", "cp874", "cp932", "gb18030", "big5", "cp949")
 LATIN9_DIFFERS = re.compile(rb"[\xa4\xa6\xa8\xb4\xb8\xbc\xbd\xbe]")
 WINDOWS_ONLY = re.compile(rb"[\x80-\x9f]")  # printable in Windows-1252 only
 # the fields holding non-ASCII bytes: the evidence (no East Asian code page uses a
 # delimiter, quote or line break byte inside a character)
 NON_ASCII_FIELD = re.compile(rb'[^,;\t\r\n"]*[\x80-\xff][^,;\t\r\n"]*')
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
+ASCII = bytes(range(0x20, 0x7f)) + b"\t\r\n"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 EVIDENCE_BYTES = 256 * 1024
 CHUNK = 512
@@ -58,6 +73,40 @@ COHERENCE_MARGIN = 0.05
 # noise: it decides nothing, and a file Windows-1252 reads as text is read so
 MIN_DECISIVE = 24
 SHOWN = 60
+
+
+# The accented Latin letters of each language written with these code pages: a field's
+# accented letters all come from one of them, or the reading is not what a person wrote.
+ALPHABETS = tuple(frozenset(letters) for letters in (
+    "àâæçéèêëîïôœùûüÿ",        # French
+    "äöüßé",                    # German
+    "áéíñóúüàèïç",              # Spanish, Catalan
+    "áâãàçéêíóôõúü",            # Portuguese
+    "àèéìíîòóùú",               # Italian
+    "áéíóúàèëïöüĳ",             # Dutch
+    "æøåéèêóòôü",               # Danish, Norwegian
+    "åäöéü",                    # Swedish
+    "äöåšž",                    # Finnish, Estonian (õ below)
+    "äõöüšž",                   # Estonian
+    "áðéíóúýþæö",               # Icelandic
+    "ąćęłńóśźż",                # Polish
+    "áčďéěíňóřšťúůýž",          # Czech
+    "áäčďéíĺľňóôŕšťúýž",        # Slovak
+    "áéíóöőúüű",                # Hungarian
+    "ăâîșşțţ",                  # Romanian
+    "čćđšž",                    # Croatian, Bosnian, Serbian, Slovene
+    "çğıöşüâî",                 # Turkish
+    "ąčęėįšųūž",                # Lithuanian
+    "āčēģīķļņšūž",              # Latvian
+    "çë",                       # Albanian
+    "âêîôûŵŷáéíóúàèìòùäëïöüẁẃẅỳý",  # Welsh
+    "ċġħżàèìòù",                # Maltese
+))
+# script of a letter, from the first word of its Unicode name; the East Asian ones are one
+EAST_ASIAN = {"CJK", "HIRAGANA", "KATAKANA", "HALFWIDTH", "FULLWIDTH", "IDEOGRAPHIC",
+              "HANGUL"}
+ORDINALS = "ªºµ"   # letters by Unicode, symbols in use (1º, Nº, 5 µm)
+JOINERS = "’‘ʼ‐‑–—·"   # punctuation that stands between two letters (l’été, Jean–Luc)
 
 
 class EncodingProblem(ValueError):
@@ -101,14 +150,14 @@ def decide_encoding(file: str, data: bytes, declared: str | None = None) -> tupl
     readings = _readings(evidence)
     if not readings and sum(b >= 0x80 for b in evidence) < MIN_DECISIVE \
             and _reads_as_text(data, WESTERN):
-        return _western(file, data)  # too few bytes for the detector: the Western default
+        return _western(file, data, evidence, readings)  # too few bytes: the Western default
     if not readings:
         raise EncodingProblem(
             f"{file}: no text encoding reads these bytes as text (not UTF-8; no code page "
             f"reads line {_first_non_ascii_line(data)}, {_line(data)!r}, without mess); "
             f"declare `encoding` if it is text")
     if codec_name(WESTERN) in readings:
-        return _western(file, data)
+        return _western(file, data, evidence, readings)
     # one text per reading, the most coherent first
     distinct: dict[str, tuple[str, float]] = {}
     for name, coherence in sorted(readings.items(), key=lambda r: -r[1]):
@@ -119,7 +168,7 @@ def decide_encoding(file: str, data: bytes, declared: str | None = None) -> tupl
         name = ranked[0][0]
         return _whole(file, data, name), name
     if _reads_as_text(data, WESTERN):
-        return _western(file, data)  # the detector cannot tell: the Western default
+        return _western(file, data, evidence, readings)  # the detector cannot tell
     first, second = ranked[0][0], ranked[1][0] if len(ranked) > 1 else WESTERN
     raise EncodingProblem(f"{file}: {_both(data, first, second)}; declare "
                           f"`encoding` in the profile or source settings")
@@ -149,14 +198,119 @@ def _readings(evidence: bytes) -> dict[str, float]:
     return out
 
 
-def _western(file: str, data: bytes) -> tuple[str, str]:
+def _western(file: str, data: bytes, evidence: bytes,
+             readings: dict[str, float]) -> tuple[str, str]:
+    """Windows-1252, where no rival reading of the evidence is text as well (module doc)."""
     found = LATIN9_DIFFERS.search(data)
     # ISO-8859-15 reads 0x80-0x9F as control characters: such a byte rules it out
     if found and not WINDOWS_ONLY.search(data):
         raise EncodingProblem(
             f"{file}: {_both(data, WESTERN, LATIN9, at=found.start())}; declare `encoding` "
             f"(cp1252 or iso-8859-15) in the profile or source settings")
+    rival = _rival(evidence, readings)
+    if rival:
+        raise EncodingProblem(f"{file}: {_both(data, WESTERN, rival)}; declare `encoding` "
+                              f"in the profile or source settings")
     return _whole(file, data, WESTERN), WESTERN
+
+
+def _rival(evidence: bytes, readings: dict[str, float]) -> str | None:
+    """A code page whose reading of the evidence differs from Windows-1252's and reads as text
+    a person wrote (module doc). With enough evidence the detector's verdict on mess stands,
+    so only its least messy readings are rivals; on a few bytes every code page Windows
+    writes is one."""
+    decisive = sum(b >= 0x80 for b in evidence) >= MIN_DECISIVE
+    names = list(readings) if decisive and readings else [*CODE_PAGES, *readings]
+    western = evidence.decode(WESTERN, errors="replace")
+    # the code pages Windows writes first: the rival a person most likely meant is shown
+    for name in sorted(dict.fromkeys(names), key=lambda n: (n not in CODE_PAGES,
+                                                             CODE_PAGES.index(n)
+                                                             if n in CODE_PAGES else 0)):
+        if not _ascii_compatible(name):
+            continue
+        text = _text(evidence, name)
+        if text is not None and text != western and all(
+                _written(field, alphabets=True) for field in text.split("\n")):
+            return name
+    return None
+
+
+def _ascii_compatible(name: str) -> bool:
+    """Whether the code page reads ASCII bytes as ASCII (not EBCDIC, not UTF-16): the rest
+    of the file is ASCII, so no other reading is the file's."""
+    try:
+        return ASCII.decode(name) == ASCII.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+
+
+def _text(evidence: bytes, name: str) -> str | None:
+    """The code page's reading of the evidence, None where it cannot read it as text."""
+    try:
+        text = evidence.decode(name)
+    except UnicodeDecodeError:
+        return None
+    return None if CONTROL.search(text) else text
+
+
+def _script(char: str) -> str:
+    if char.isascii():
+        return "LATIN"
+    word = unicodedata.name(char, "?").split()[0]
+    return "EAST_ASIAN" if word in EAST_ASIAN else word
+
+
+def _letter(char: str) -> bool:
+    return char.isalpha() and char not in ORDINALS
+
+
+def _written(field: str, alphabets: bool) -> bool:
+    """Whether a field's non-ASCII characters read as text a person wrote (module doc)."""
+    accented: set[str] = set()
+    for found in NON_ASCII.finditer(field):
+        i = found.start()
+        char = found.group()
+        before = field[i - 1] if i else " "
+        after = field[i + 1] if i + 1 < len(field) else " "
+        if _letter(char):
+            start, end = i, i + 1
+            while start and _letter(field[start - 1]):
+                start -= 1
+            while end < len(field) and _letter(field[end]):
+                end += 1
+            word = field[start:end]
+            script = _script(char)
+            if any(_script(c) != script for c in word):
+                return False
+            if script != "EAST_ASIAN" and len(word) == 1 and (
+                    field[start - 1:start].isdigit() or field[end:end + 1].isdigit()):
+                return False  # "Ł40.00": a lone letter glued to a number
+            lower = char.lower()[:1]   # "İ" lowers to "i" and a combining dot
+            if script == "LATIN" and not lower.isascii():
+                accented.add(lower)
+            continue
+        category = unicodedata.category(char)
+        if category[0] == "P":  # quotes, dashes, ellipsis, ¡ ¿ « »
+            if _script(char) == "EAST_ASIAN" and any(_script(c) == "LATIN"
+                                                      for c in field if c.isalpha()):
+                return False
+            if _letter(before) and _letter(after) and char not in JOINERS:
+                return False  # "D…COR": only an apostrophe or a dash joins two letters
+            continue
+        if category in ("Mn", "Mc", "Me", "Sk", "Co", "Cn", "Cs", "Cf"):
+            return False  # an accent on its own; a private or unassigned code point
+        if category == "Nd" and (before.isascii() and before.isdigit()
+                                 or after.isascii() and after.isdigit()):
+            return False  # another script's digit inside an ASCII number
+        if category == "Sc" and (_letter(before) or _letter(after)):
+            return False  # a currency sign touching a letter
+        if _letter(before) and _letter(after):
+            return False  # a symbol inside a word
+        for near in (before, after):
+            if not near.isascii() and not _letter(near) \
+                    and unicodedata.category(near)[0] != "P":
+                return False  # two symbols side by side
+    return not alphabets or not accented or any(accented <= a for a in ALPHABETS)
 
 
 def _declared(file: str, data: bytes, utf8: str | None, name: str,

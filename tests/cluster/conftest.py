@@ -8,7 +8,6 @@ skipped otherwise: they start a dozen processes and take minutes.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -17,16 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from deploy.cluster import cluster as profile
+
 ROOT = Path(__file__).resolve().parents[2]
 PORT_VARS = ("LEADSCORE_DAGSTER_UI_PORT", "LEADSCORE_MLFLOW_PORT", "LEADSCORE_API_PORT")
-
-
-def _cluster_module():
-    spec = importlib.util.spec_from_file_location("leadscore_cluster",
-                                                  ROOT / "deploy" / "cluster" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,11 +32,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def cluster_module():
-    return _cluster_module()
-
-
-@pytest.fixture(scope="session")
 def cluster_root():
     """A folder of this session's own: pytest's numbered temporary folders are pruned by any
     other pytest session of the same user, and the cluster's processes outlive a test."""
@@ -53,24 +41,12 @@ def cluster_root():
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_root, cluster_module):
+def cluster(cluster_root):
     """A running cluster: its settings (also exported to this process), stopped and dropped
     at the end."""
     tag = f"leadscore_test_{uuid.uuid4().hex[:8]}"
     data = cluster_root / "data"
     data.mkdir()
-    ports = dict(zip(PORT_VARS, cluster_module.free_ports(
-        len(PORT_VARS), os.environ.get("LEADSCORE_TEST_PORTS")), strict=True))
-    env = cluster_module.isolated_env(tag, data, {**ports, "LEADSCORE_API_POLL_SECONDS": "2"})
-    saved = dict(os.environ)
-    os.environ.update(env)
-    with cluster_module.interrupted_by_sigterm():  # a killed session still stops it
-        try:
-            cluster_module.up(env)
-            yield env
-        finally:
-            try:
-                cluster_module.down(env, drop=True)
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+    with profile.isolated_cluster(tag, data, PORT_VARS, os.environ.get("LEADSCORE_TEST_PORTS"),
+                                  {"LEADSCORE_API_POLL_SECONDS": "2"}) as env:
+        yield env

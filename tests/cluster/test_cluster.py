@@ -22,6 +22,8 @@ import pytest
 from celery import Celery
 from mlflow import MlflowClient
 
+from deploy.cluster import cluster as profile
+from deploy.cluster.cluster import wait_for
 from leadscore_assets.ingest.landing import partition_key
 from leadscore_assets.resources import LOCK_APPLICATION, warehouse_resource, writer_lock
 from leadscore_core.registry import registered_name
@@ -32,17 +34,6 @@ TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
 # eight files across the four sources
 DROPPED = {"leads": 4, "payments": 2, "invoices": 1, "customers": 1}
 LOCK_ERRORS = ("Could not set lock", "Conflicting lock", "database is locked")
-
-
-def _wait(predicate, what: str, timeout: float, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 def _file_runs(instance: dg.DagsterInstance, names: set[str]) -> list[dg.DagsterRun]:
@@ -96,7 +87,7 @@ def landed(cluster, sample_files):
         runs = _file_runs(instance, names)
         return runs if len(runs) == 8 and all(r.status in TERMINAL for r in runs) else None
 
-    runs = _wait(finished, "the eight landing runs", timeout=900)
+    runs = wait_for(finished, "the eight landing runs", timeout=900)
     return instance, runs
 
 
@@ -130,15 +121,14 @@ def test_eight_files_land_through_two_workers(cluster, sample_files, landed):
                     assert rows == _csv_rows(path), path.name
 
 
-def test_reconciliation_identity_after_clean(cluster, cluster_module, landed):
+def test_reconciliation_identity_after_clean(cluster, landed):
     """A clean run launched after the landings (on a worker) accounts for every raw row."""
     instance, _ = landed
     from leadscore_assets.clean.assets import CLEAN_ASSETS
 
-    run_id = cluster_module.launch(cluster, asset_paths=[a.key.path
-                                                         for a in CLEAN_ASSETS.values()])
-    run = _wait(lambda: (r := instance.get_run_by_id(run_id)) and r.status in TERMINAL and r,
-                "the clean run", timeout=900)
+    run_id = profile.launch(cluster, asset_paths=[a.key.path for a in CLEAN_ASSETS.values()])
+    run = wait_for(lambda: (r := instance.get_run_by_id(run_id)) and r.status in TERMINAL and r,
+                   "the clean run", timeout=900)
     assert run.status == dg.DagsterRunStatus.SUCCESS, _messages(instance, run_id)[-5:]
     settings = Settings()
     with warehouse_resource(settings).get_connection() as conn:
@@ -178,8 +168,7 @@ def _idle(instance: dg.DagsterInstance) -> bool:
     return True
 
 
-def test_killed_worker_fails_the_run_and_rerun_lands_once(cluster, cluster_module, landed,
-                                                         sample_files):
+def test_killed_worker_fails_the_run_and_rerun_lands_once(cluster, landed, sample_files):
     """The warehouse lock is held here, so the landing step waits inside its run; the worker
     process running it is killed; the run is marked failed; its re-run lands every row once.
 
@@ -192,12 +181,12 @@ def test_killed_worker_fails_the_run_and_rerun_lands_once(cluster, cluster_modul
     path = sorted(sample_files["leads"][0].parent.iterdir())[-1]  # the one not dropped yet
     assert path.name not in {p.name for p in sample_files["leads"]}
     inbox = settings.inbox(source)
-    with cluster_module.sensors_stopped(cluster):
-        _wait(lambda: _idle(instance), "the cluster to finish its runs", timeout=2400, every=5)
+    with profile.sensors_stopped(cluster):
+        wait_for(lambda: _idle(instance), "the cluster to finish its runs", timeout=2400, every=5)
         run = _kill_landing_run(cluster, instance, settings, path, inbox)
-        rerun_id = cluster_module.reexecute(cluster, run.run_id)
-        rerun = _wait(lambda: (r := instance.get_run_by_id(rerun_id)).status in TERMINAL and r,
-                      "the re-run", timeout=600)
+        rerun_id = profile.reexecute(cluster, run.run_id)
+        rerun = wait_for(lambda: (r := instance.get_run_by_id(rerun_id)).status in TERMINAL and r,
+                         "the re-run", timeout=600)
     assert rerun.status == dg.DagsterRunStatus.SUCCESS, _messages(instance, rerun_id)[-5:]
     key = partition_key(path.name, hashlib.sha256(path.read_bytes()).hexdigest())
     with warehouse_resource(settings).get_connection() as conn:
@@ -217,8 +206,8 @@ def _kill_landing_run(cluster, instance, settings, path: Path, inbox: Path) -> d
     with writer_lock(str(settings.warehouse), cluster["LEADSCORE_WAREHOUSE_LOCK_URL"]):
         shutil.copyfile(path, inbox / f".{path.name}.part")
         os.rename(inbox / f".{path.name}.part", inbox / path.name)
-        run = _wait(lambda: next(iter(_file_runs(instance, {path.name})), None),
-                    "the sensor's run for the new file", timeout=300)
+        run = wait_for(lambda: next(iter(_file_runs(instance, {path.name})), None),
+                       "the sensor's run for the new file", timeout=300)
         activity = psycopg2.connect(cluster["LEADSCORE_PG_ADMIN_URL"])
         activity.autocommit = True
 
@@ -233,13 +222,13 @@ def _kill_landing_run(cluster, instance, settings, path: Path, inbox: Path) -> d
 
         try:
             # the run's landing step waits for the lock: it is in the middle of the run
-            pid = _wait(run_waits_on_lock, "the landing step to wait for the writer lock",
-                        timeout=900)
+            pid = wait_for(run_waits_on_lock, "the landing step to wait for the writer lock",
+                           timeout=900)
         finally:
             activity.close()
         os.kill(pid, signal.SIGKILL)  # the worker process executing the run
-        failed = _wait(lambda: (r := instance.get_run_by_id(run.run_id)).status in TERMINAL
-                       and r, "run monitoring to mark the run", timeout=300)
+        failed = wait_for(lambda: (r := instance.get_run_by_id(run.run_id)).status in TERMINAL
+                          and r, "run monitoring to mark the run", timeout=300)
         assert failed.status == dg.DagsterRunStatus.FAILURE
     return failed
 
@@ -262,7 +251,7 @@ def _worker_versions(metrics_dir: Path) -> dict[str, set[str]]:
     return out
 
 
-def test_promotion_followed_by_every_api_worker(cluster, cluster_module, landed):
+def test_promotion_followed_by_every_api_worker(cluster, landed):
     """The lead-conversion model is trained on the cluster (a run of it and what it reads,
     launched as the UI does) and registered on the tracking server; once every API worker
     serves the champion, a new version is made champion while requests keep coming: every
@@ -274,10 +263,10 @@ def test_promotion_followed_by_every_api_worker(cluster, cluster_module, landed)
     graph = defs.resolve_asset_graph()
     selection = (dg.AssetSelection.assets(champion_key("lead_conversion")).upstream()
                  - dg.AssetSelection.groups("ingest"))
-    run_id = cluster_module.launch(cluster, asset_paths=[
+    run_id = profile.launch(cluster, asset_paths=[
         k.path for k in selection.resolve(graph)])
-    run = _wait(lambda: (r := instance.get_run_by_id(run_id)).status in TERMINAL and r,
-                "the training run", timeout=2400, every=10)
+    run = wait_for(lambda: (r := instance.get_run_by_id(run_id)).status in TERMINAL and r,
+                   "the training run", timeout=2400, every=10)
     assert run.status == dg.DagsterRunStatus.SUCCESS, _messages(instance, run_id)[-5:]
 
     name = registered_name("lead_conversion")
@@ -305,7 +294,7 @@ def test_promotion_followed_by_every_api_worker(cluster, cluster_module, landed)
             httpx.post(f"{api}/v1/leads/score", json=lead, timeout=30)
         return every_worker_serves(first.version)
 
-    _wait(warm_up, "every API worker to serve the champion", timeout=600)
+    wait_for(warm_up, "every API worker to serve the champion", timeout=600)
 
     failures: list[str] = []
     served: set[str] = set()
@@ -327,8 +316,8 @@ def test_promotion_followed_by_every_api_worker(cluster, cluster_module, landed)
     try:
         copy = client.copy_model_version(f"models:/{name}/{first.version}", name)
         client.set_registered_model_alias(name, "champion", copy.version)
-        _wait(lambda: every_worker_serves(copy.version),
-              "every API worker to serve the new champion", timeout=300)
+        wait_for(lambda: every_worker_serves(copy.version),
+                 "every API worker to serve the new champion", timeout=300)
     finally:
         stop.set()
         for t in threads:

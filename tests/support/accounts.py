@@ -1,10 +1,13 @@
-"""Hand-made SaaS account snapshots (``features.customer_snapshot`` rows) with a known truth.
+"""Hand-made SaaS account snapshots (``features.customer_snapshot`` rows) with a known truth,
+and an account snapshot export run through cleaning and the snapshot features.
 
 Churn follows a hidden engagement that two features (logins in 30 days, days since the last
 login) measure equally well; the other features are noise. Shared by the tests of the
 performance estimate and of score changes; ``account_rows`` also by the drift tests, whose
 signal is the monthly fee.
 """
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,3 +59,35 @@ def accounts(n: int, seed: int, start: int = 0, ingested: pd.Timestamp = TRAINED
 
 def now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def accounts_csv(n: int) -> str:
+    """An account snapshot export (the ``saas_accounts`` profile) of ``n`` customers
+    ``c0``.. with emails ``c0@x.io``.., a third of them churned."""
+    return ("customer_id,email,plan,snapshot_date,churned,signup_date,business_type,"
+            "business_size,tenure_months,monthly_fee,seats,logins_30d,active_users_30d,"
+            "support_tickets_90d,days_since_last_login,auto_renew,company\n"
+            + "".join(f"c{i},c{i}@x.io,MVP,2026-01-31,{'yes' if i % 3 else 'no'},"
+                      f"2025-01-0{i % 9 + 1},Dental,1-10,{i},350,{i % 4 + 1},{i},{i % 5},"
+                      f"{i % 2},{i % 30},yes,Co{i}\n"
+                      for i in range(n)))
+
+
+def materialise_snapshot_side(root: Path, warehouse, alerts: Path):
+    """Every clean asset and the customer features over what has landed under ``root``
+    (the Dagster result; failures kept in it, not raised)."""
+    import dagster as dg
+
+    from leadscore_assets.alerts import AlertChannel
+    from leadscore_assets.clean.assets import CLEAN_ASSETS
+    from leadscore_assets.features.assets import (
+        customer_activity_assets,
+        customer_snapshot_asset,
+    )
+    from leadscore_assets.resources import SettingsResource
+
+    return dg.materialize(
+        [*CLEAN_ASSETS.values(), customer_activity_assets, customer_snapshot_asset],
+        resources={"warehouse": warehouse, "settings": SettingsResource(data_dir=str(root)),
+                   "alerts": AlertChannel(log_path=str(alerts))},
+        raise_on_error=False)

@@ -21,6 +21,7 @@ from leadscore_assets.scores.assets import (
     scored_leads_frame,
 )
 from leadscore_core.horizons import churn_horizons
+from leadscore_core.money import currency_counts, publish_payment_currencies
 from leadscore_core.profiles import load_profiles
 from leadscore_core.published import (
     customer_accounts_path,
@@ -37,10 +38,12 @@ from tests.support.api_models import customer_frame, lead_frame
 COMPANIES = ["Acme Dental", "Bright Cafe", "Core Gym", "Delta Bakery", "Echo Agency"]
 
 
-def publish_open_leads(data_dir: Path, bundle: ModelBundle, n: int = 60, seed: int = 5
-                       ) -> pd.DataFrame:
-    """Score ``n`` open leads as ``scores/leads`` does and publish its two files."""
-    features = lead_frame(n, seed)
+def publish_open_leads(data_dir: Path, bundle: ModelBundle, n: int = 60, seed: int = 5,
+                       features: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Score open leads (``features``; default ``n`` of the API tests' ``lead_frame``) as
+    ``scores/leads`` does and publish its two files (the pages' benchmark uses it too)."""
+    features = lead_frame(n, seed) if features is None else features
+    n = len(features)
     ids = [f"lead-{i:03d}@example.com" for i in range(n)]
     frame, _ = scored_leads_frame(features.assign(
         lead_id=ids, email=ids,
@@ -129,4 +132,7 @@ def published(store: dict) -> pd.DataFrame:
     frame = publish_open_leads(store["data_dir"], store["bundles"][LEAD_CONVERSION])
     publish_customers(store["data_dir"], store)
     publish_monitoring(store["data_dir"])
+    # as clean/payments publishes it: every payment in USD, two of them bought a plan
+    publish_payment_currencies(currency_counts(["USD"] * 3, ["Business", None, "Now"]),
+                               store["data_dir"] / "serving" / "snapshot.parquet")
     return frame
