@@ -92,6 +92,18 @@ def realised_metrics(probability: np.ndarray, outcome: np.ndarray,
     return {name: float(values[0]) for name, values in draws.items()}
 
 
+def rank_roc_auc(ranks: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """ROC-AUC by the rank-sum (Mann-Whitney) identity, ties at half (the value of
+    ``sklearn.metrics.roc_auc_score``): ``ranks`` of the scores (``scipy.stats.rankdata``),
+    ``outcomes`` one row of 0/1 per draw. NaN where a draw holds a single class."""
+    y = np.atleast_2d(np.asarray(outcomes, dtype=np.float64))
+    positives = y.sum(axis=1)
+    negatives = ranks.size - positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        roc = (y @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
+    return np.where((positives > 0) & (negatives > 0), roc, np.nan)
+
+
 def _draw_metrics(p: np.ndarray, outcomes: np.ndarray, top: np.ndarray
                   ) -> dict[str, np.ndarray]:
     """Each metric for each row of ``outcomes`` (draws x rows, boolean), vectorised.
@@ -101,16 +113,12 @@ def _draw_metrics(p: np.ndarray, outcomes: np.ndarray, top: np.ndarray
     """
     from scipy.stats import rankdata
 
-    ranks = rankdata(p)
     y = outcomes.astype(np.float64)
-    positives = y.sum(axis=1)
-    negatives = p.size - positives
     with np.errstate(invalid="ignore", divide="ignore"):
-        roc = (y @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
         precision = (y[:, top].mean(axis=1) if top.any()
                      else np.full(len(y), np.nan))
     return {
-        "roc_auc": np.where((positives > 0) & (negatives > 0), roc, np.nan),
+        "roc_auc": rank_roc_auc(rankdata(p), y),
         "top_tier_precision": precision,
         "positive_rate": y.mean(axis=1),
         "brier": ((y - p[None, :]) ** 2).mean(axis=1),
