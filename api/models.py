@@ -147,12 +147,16 @@ class ServedModel:
         return self.probabilities(X, [e.raw_score for e in explanations]), explanations
 
     def answered_probabilities(self, X: np.ndarray) -> np.ndarray:
-        """Binary models: the probabilities a batch of these rows is answered with (from the
-        raw scores their contributions add up to, as ``score_and_explain`` gives them),
-        without the reasons. Safe off the event loop's thread (no single-row handle)."""
+        """Binary models: the probabilities these rows are answered with, without the
+        reasons: from the trees' raw scores (the leaves reached; the answers' raw scores,
+        the sums of their contributions, agree to within a few units of the last bit), else
+        from the contributions. Safe off the event loop's thread (no single-row handle)."""
         if self._from_raw is None or len(X) < 2:
             return np.asarray(self.bundle.predict_proba(X), dtype=np.float64)
-        return self._from_raw(self.bundle.explainer.contributions(X)[:, 0].sum(axis=1))
+        explainer = self.bundle.explainer
+        if explainer.linear is None and explainer.tree is not None:
+            return self._from_raw(explainer.tree.raw_scores(X))
+        return self._from_raw(explainer.contributions(X)[:, 0].sum(axis=1))
 
     def probabilities(self, X: np.ndarray, raws: list[float]) -> np.ndarray:
         """Binary models: the probabilities of the rows of ``X`` whose raw scores (the sums of

@@ -80,7 +80,8 @@ def request_struct(struct_name: str, fields: Iterable[FieldSpec], *,
 
 def has_features(body: Struct) -> bool:
     """Whether a decoded body sets any feature (``id`` is the first field, not a feature)."""
-    return any(v is not None for v in msgspec.structs.astuple(body)[1:])
+    values = msgspec.structs.astuple(body)
+    return values.count(None) + (values[0] is not None) < len(values)
 
 
 def check_fields(items: list[Any], struct: type[Struct], *, batch: bool) -> list[list[str]]:

@@ -163,16 +163,17 @@ def _batch_reasons(model: ServedModel, ranked: Ranked, columns: Columns, texts: 
             rounded[rows, slots].tolist(), missing[rows, slots].tolist(), strict=True):
         feature = names[j]
         if gone:
-            sides[i][slot].append(Reason(feature, None, cj, texts.missing(feature), pts))
-            continue
-        spelling = spellings[j]
-        sent = None if spelling is None else spelling[i]
-        # the same spelling is the same code; any other value of the code reads alike
-        key = sent if type(sent) is str else code
+            key, sent = None, None  # (no code is None)
+        else:
+            spelling = spellings[j]
+            sent = None if spelling is None else spelling[i]
+            # the same spelling is the same code; any other value of the code reads alike
+            key = sent if type(sent) is str else code
         found = met[j].get(key)
         if found is None:
-            value = decode[j](code)
-            found = met[j][key] = (value, texts(feature, value, sent))
+            value = None if gone else decode[j](code)
+            found = met[j][key] = (value, texts.missing(feature) if gone
+                                   else texts(feature, value, sent))
         sides[i][slot].append(Reason(feature, found[0], cj, found[1], pts))
     bases, raws = ranked.bases.tolist(), ranked.raws.tolist()
     return [(bases[i], raws[i], sides[i][0], sides[i][1]) for i in range(n)]

@@ -60,6 +60,7 @@ PREDICT_THREADS = 1
 
 NAN = float("nan")
 _MISS = object()
+_NUMBERS_OR_NONE = frozenset({float, int, type(None)})
 
 
 # -- value normalisers (shared by both encoding paths) -----------------------------------------
@@ -268,7 +269,9 @@ class Encoder:
         for j, name, kind, true_code, false_code in self._columns:
             column = columns.get(name, blank)
             get = self._seen[j].get
-            if kind == "numeric":
+            if kind == "numeric" and set(map(type, column)) <= _NUMBERS_OR_NONE:
+                values = column  # as they are: numpy reads None as NaN
+            elif kind == "numeric":
                 values = [v if (t := type(v)) is float or t is int else
                           get(v, miss) if t is str or v is None else
                           true_code if v is True else false_code if v is False else miss

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from api.app import create_app
 from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN, ApiSettings
+from api.metrics import ApiMetrics
 from leadscore_core.money import payment_currencies_path, publish_payment_currencies
 from leadscore_core.registry import ModelRegistry
 from leadscore_core.serving import ModelBundle
@@ -464,6 +465,25 @@ def test_metrics_count_requests_per_endpoint_and_version(client, store):
             f'model="{LEAD_CONVERSION}",status="200",version="{version}"}}') in text
     assert "leadscore_api_request_duration_seconds_bucket" in text
     assert f'leadscore_api_prediction_probability_count{{model="{LEAD_CONVERSION}"' in text
+
+
+def test_a_batchs_probabilities_are_counted_as_one_by_one_observations():
+    from prometheus_client import generate_latest
+
+    values = [0.0, 0.05, 0.1, 0.1000001, 0.35, 0.5, 0.99, 1.0] * 5 + [0.42]
+    one_by_one, at_once = ApiMetrics(), ApiMetrics()
+    for p in values:
+        one_by_one._child(one_by_one.probability, "m", "1").observe(p)
+    at_once.observe_predictions("m", "1", values, ["A"] * len(values))
+    buckets = [line for line in generate_latest(at_once.registry).decode().splitlines()
+               if line.startswith("leadscore_api_prediction_probability_")
+               and "_created" not in line]
+    assert len(buckets) == 13  # ten buckets, +Inf, count and sum
+    expected = generate_latest(one_by_one.registry).decode()
+    for line in buckets:
+        name, value = line.rsplit(" ", 1)
+        theirs = next(x for x in expected.splitlines() if x.startswith(name + " "))
+        assert float(value) == pytest.approx(float(theirs.rsplit(" ", 1)[1]), rel=1e-12)
 
 
 def test_ready_is_503_until_every_model_is_loaded(store_copy, tmp_path):

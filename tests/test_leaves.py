@@ -76,14 +76,29 @@ def test_a_model_whose_trees_do_not_fit_keeps_lightgbms_walk():
     np.testing.assert_allclose(raw, booster.predict(X[:50], raw_score=True), atol=1e-9)
 
 
-def test_explainer_uses_the_look_up_for_batches_with_the_same_contributions():
+def binary_explainer() -> tuple[Explainer, np.ndarray]:
+    """The explainer of a binary model on numeric columns, and the model's rows."""
     booster, X = booster_for("binary")
     specs = [FeatureSpec(f"f{j}", "numeric", f"f{j}") for j in range(X.shape[1])]
     bundle = ModelBundle(booster=booster, encoder=Encoder(specs), task="binary",
                          classes=["0", "1"])
-    explainer = Explainer(bundle)
+    return Explainer(bundle), X
+
+
+def test_explainer_uses_the_look_up_for_batches_with_the_same_contributions():
+    explainer, X = binary_explainer()
     rows = edge_rows(X)
     fast = explainer.contributions(rows)
     assert explainer.tree.batch_leaves not in (None, True)  # built, and used
     explainer.tree.batch_leaves = None  # LightGBM's own walk
     np.testing.assert_array_equal(fast, explainer.contributions(rows))
+
+
+def test_raw_scores_from_the_leaves_reached_are_lightgbms_and_the_contributions_sum():
+    explainer, X = binary_explainer()
+    rows = edge_rows(X)
+    raw = explainer.tree.raw_scores(rows)
+    np.testing.assert_allclose(raw, explainer.bundle.booster.predict(rows, raw_score=True),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(raw, explainer.contributions(rows)[:, 0].sum(axis=1), rtol=0,
+                               atol=1e-12)
