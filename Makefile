@@ -25,7 +25,7 @@ demo: setup  ## write sample exports and run the whole pipeline on them
 	$(UV) run leadscore demo
 
 test: setup  ## run the test suite on every core (each test uses its own temporary instance and data folder)
-	env -u DAGSTER_HOME -u LEADSCORE_DATA_DIR $(UV) run pytest -n auto --dist loadfile
+	env -u DAGSTER_HOME -u LEADSCORE_DATA_DIR $(UV) run pytest -n auto --dist loadgroup
 
 dev: setup  ## Dagster UI and daemon (sensors running) on http://127.0.0.1:3000
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

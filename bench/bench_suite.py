@@ -11,7 +11,7 @@ Both are measured here, one after the other on the same machine:
   --frozen``), run with that commit's ``make test`` command (``pytest``);
 - *now*: the test files that existed at the base commit, as they are in this checkout (every
   test they hold now counts, the new ones too), run with today's ``make test`` command
-  (``pytest -n auto --dist loadfile``).
+  (``pytest -n auto --dist loadgroup``).
 
     uv run python bench/bench_suite.py [--base c18065f] [--then-seconds S] [--then-only]
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.60
 THEN_COMMAND = ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"]
 NOW_COMMAND = ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider",
-               "-n", "auto", "--dist", "loadfile"]
+               "-n", "auto", "--dist", "loadgroup"]
 
 
 def test_env() -> dict[str, str]:

@@ -180,13 +180,14 @@ def _bounds(splits: list[Split]) -> np.ndarray:
     # zero alone in its interval; values within kZeroThreshold of it are read as zero, so
     # the intervals up to -kZeroThreshold and above zero start beyond that band
     points = {0.0, float(np.nextafter(0.0, -np.inf)), float(np.nextafter(-ZERO, -np.inf))}
+    top = 0  # the edges of codes 1 .. top, for the largest code any split names
     for _, node, threshold, _, _ in splits:
         if node["decision_type"] == "==":
-            top = max(_categories(node) or [0]) + 1
-            points.update(float(np.nextafter(float(k), -np.inf)) for k in range(1, top + 1))
+            top = max(top, max(_categories(node) or [0]) + 1)
             points.add(-1.0)
         elif math.isfinite(threshold):  # values above +inf do not exist: one interval less
             points.add(threshold)
+    points.update(np.nextafter(np.arange(1, top + 1, dtype=np.float64), -np.inf).tolist())
     return np.asarray(sorted(points), dtype=np.float64)
 
 

@@ -178,6 +178,7 @@ def test_automation_policy(graph):
     assert not any(k.startswith("raw/") for k in labels)
 
 
+@pytest.mark.xdist_group("dagster_cli")  # a process of its own: any worker
 def test_dagster_cli_loads_the_workspace(tmp_path):
     """`dagster definitions validate` on workspace.yaml, as the daemon would load it (with
     DAGSTER_HOME holding a link to the project's dagster.yaml, as `make setup` leaves it)."""
@@ -195,6 +196,7 @@ def test_dagster_cli_loads_the_workspace(tmp_path):
     assert "leadscore" in result.stdout + result.stderr
 
 
+@pytest.mark.xdist_group("dg_check_defs")  # a process of its own: any worker
 def test_dg_check_defs_loads_the_project(tmp_path):
     """`dg check defs` (pyproject's [tool.dg]) with nothing set: Dagster's temporary home."""
     env = {"LEADSCORE_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path),
@@ -212,6 +214,7 @@ SECRETS = {"LEADSCORE_ALERT_WEBHOOK_URL": "https://hooks.example.com/T000/B000/s
            "LEADSCORE_DAGSTER_UI_URL": "https://dagster.internal.example.com"}
 
 
+@pytest.mark.xdist_group("ui_snapshot")  # a process of its own: any worker
 def test_secrets_and_urls_reach_the_ui_as_variable_names(tmp_path):
     """What the UI reads (the repository snapshot a code server sends) names the variables
     and never holds their values."""

@@ -1,7 +1,9 @@
 """Quality bars on the public data sets: held-out ROC-AUC of each reference model.
 
-One training per data set, shared by every test of this module. Each figure is measured on
-rows the model never saw (the latest slice where the data has time).
+One training per data set, shared by every test of this module that reads it (under xdist,
+the tests of one data set form one group: each training runs on one worker, the four spread
+over the workers). Each figure is measured on rows the model never saw (the latest slice
+where the data has time).
 """
 
 from __future__ import annotations
@@ -36,10 +38,15 @@ def result(name: str, data):
     return _cache[name]
 
 
+def trains(name: str) -> pytest.MarkDecorator:
+    """The xdist group of the tests that read ``name``'s training."""
+    return pytest.mark.xdist_group(f"quality_{name}")
+
+
 def bar_param(name: str):
     marks = [pytest.mark.xfail(strict=True, reason=SHORT_OF_BAR[name])] \
         if name in SHORT_OF_BAR else []
-    return pytest.param(name, marks=marks, id=name)
+    return pytest.param(name, marks=[trains(name), *marks], id=name)
 
 
 @pytest.mark.parametrize("name", [bar_param(n) for n in BARS])
@@ -47,7 +54,7 @@ def test_held_out_roc_auc_meets_the_bar(name, shared_data):
     assert result(name, shared_data).roc_auc >= BARS[name]
 
 
-@pytest.mark.parametrize("name", list(BARS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=trains(n), id=n) for n in BARS])
 def test_lightgbm_at_least_matches_the_baseline(name, shared_data):
     r = result(name, shared_data)
     # a weaker model than logistic regression would mean broken encoding or selection
@@ -55,6 +62,7 @@ def test_lightgbm_at_least_matches_the_baseline(name, shared_data):
     assert r.roc_auc > 0.7
 
 
+@trains("retail_activity_churn")
 def test_bootstrap_interval_brackets_the_held_out_figure(shared_data):
     r = result("retail_activity_churn", shared_data)
     low, high = r.roc_auc_interval()
@@ -64,6 +72,7 @@ def test_bootstrap_interval_brackets_the_held_out_figure(shared_data):
     assert r.roc_auc_interval() == (low, high)  # seeded: the table is reproducible
 
 
+@trains("xeducation_conversion")
 def test_no_column_filled_in_after_contact_is_a_feature(shared_data):
     features = {s.original_name for s in
                 result("xeducation_conversion", shared_data).trained.bundle.encoder.specs}
@@ -74,6 +83,7 @@ def test_no_column_filled_in_after_contact_is_a_feature(shared_data):
     assert "Total Time Spent on Website" in features
 
 
+@trains("retail_activity_churn")
 def test_activity_churn_is_judged_at_a_later_cutoff_than_it_learned_from(shared_data):
     trained = result("retail_activity_churn", shared_data).trained
     assert trained.split["kind"] == "group" and trained.holdout["cutoff"].nunique() == 1
@@ -83,12 +93,14 @@ def test_activity_churn_is_judged_at_a_later_cutoff_than_it_learned_from(shared_
     assert trained.row_counts["train"] > 2 * trained.row_counts["holdout"]
 
 
+@trains("codepro_conversion")
 def test_codepro_is_judged_on_its_latest_leads(shared_data):
     trained = result("codepro_conversion", shared_data).trained
     assert trained.split["kind"] == "time"
     assert pd.Timestamp(trained.split["train_until"]) <= trained.holdout["created_at"].min()
 
 
+@pytest.mark.xdist_group("quality_seed_spread")  # its own trainings
 def test_seed_spread_trains_a_new_held_out_slice_per_seed(shared_data):
     from leadscore_assets.models.quality import format_table
 
