@@ -17,10 +17,12 @@ currency they are in is never guessed:
   amount reads in the currency their own payments were in. As a model's feature an amount
   is one number only while every payment it counts is in one currency; in several it is
   missing and the customer is set aside for it with the currencies and amounts named
-  (``features.snapshot``). They are not converted: a rate would have to be chosen (which
-  day's, whose), the exports state none, and a guessed rate is a wrong value that looks
-  right; a missing feature is one the model is trained to read. Where no customer's row
-  says what its amounts are in, they are in the landed payments' currencies.
+  (``features.snapshot``); so is one in another currency than the feature is in across
+  customers (the catalogue's declared currency, else the one all customers' amounts are
+  in; several and none declared: none chosen). They are not converted: a rate would have
+  to be chosen (which day's, whose), the exports state none, and a guessed rate is a wrong
+  value that looks right; a missing feature is one the model is trained to read. Where no
+  customer's row says what its amounts are in, they are in the landed payments' currencies.
 - Amounts from invoice lines (a customer's spend, average basket) are in the currency the
   user declares for the invoice exports (``LEADSCORE_INVOICE_CURRENCY``): the exports carry
   none, so without it the currency is not known, and said to be.

@@ -342,25 +342,28 @@ class ReasonTexts:
 
 class CustomerReasonTexts(ReasonTexts):
     """A known customer's reasons: an amount from payments in the currency of the customer's
-    own payments; one in several currencies (missing to the model: ``features.snapshot``)
-    says each currency's amount instead of "not given"."""
+    own payments; one the model read as missing for its currency (in several, or in another
+    than the feature's: ``features.snapshot``) says each currency's amount instead of "not
+    given"."""
 
     def __init__(self, texts: ReasonTexts, amounts: Mapping[str, Mapping[str, float]]):
         displays = dict(texts.displays or {})
-        self.several: dict[str, str] = {}
+        self.set_aside: dict[str, str] = {}
         for field, by_currency in amounts.items():
             shown = field_display(field, texts.displays)
             if len(by_currency) == 1:
                 [code] = by_currency
                 displays[field] = FieldDisplay(shown.label, code or MONEY)
-            elif by_currency:
-                self.several[field] = (
-                    f"{shown.label} is {amounts_text(by_currency)} (in {len(by_currency)} "
-                    f"currencies, not added up: the score reads it as not given)")
+                why = "in another currency than the score compares amounts in"
+            else:
+                why = f"in {len(by_currency)} currencies, not added up"
+            if by_currency:
+                self.set_aside[field] = (f"{shown.label} is {amounts_text(by_currency)} "
+                                         f"({why}: the score reads it as not given)")
         super().__init__(displays, limit=texts.limit)
 
     def missing(self, feature: str) -> str:
-        return self.several.get(feature) or super().missing(feature)
+        return self.set_aside.get(feature) or super().missing(feature)
 
 
 def customer_texts(texts: ReasonTexts, record: Mapping[str, Any]) -> ReasonTexts:

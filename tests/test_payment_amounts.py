@@ -25,7 +25,9 @@ from leadscore_assets.clean.payments import clean_payments
 from leadscore_assets.cli import main
 from leadscore_assets.features.snapshot import (
     MONEY_SET_ASIDE,
+    OTHER_CURRENCY,
     SEVERAL_CURRENCIES,
+    money_set_aside,
     snapshot_features,
 )
 from leadscore_assets.ingest.assets import land_file
@@ -127,6 +129,40 @@ def test_single_currency_amounts_are_what_they_always_were(shared_data, tmp_path
     assert out.loc["b", "amount_refunded"] == 10.0
 
 
+@pytest.mark.parametrize("declared", [None, "USD"])
+def test_customers_paying_in_different_currencies_are_not_compared(shared_data, tmp_path,
+                                                                   declared):
+    """One customer pays in USD, another in EUR: the model's amount is one currency's, the
+    declared one; with none declared neither is chosen and both are set aside."""
+    customers = pd.DataFrame({"customer_id": ["a", "b"], "email": ["a@x.io", "b@x.io"],
+                              "_source_file": "accounts.csv", "_row_number": [1, 2]})
+    objects = stripe_objects(shared_data, "a@x.io", "b@x.io")
+    for o in objects:  # b's 50.00 (and its refund) in EUR instead
+        if o.get("id") == "ch_second_currency_3":
+            o["currency"] = "eur"
+    objects = [o for o in objects if o.get("id") != "ch_second_currency_2"]
+    out = snapshot_features(customers, clean_stripe(objects, tmp_path / "p.json"), declared)
+    set_aside = money_set_aside(out, declared).set_index(["customer_id", "field"])
+    out = out.set_index("customer_id")
+    assert record_amounts(out.loc["b"])["amount_paid"] == {"EUR": 50.0}
+    assert math.isnan(out.loc["b", "amount_paid"])
+    assert set_aside.loc[("b", "amount_paid"), "rule"] == OTHER_CURRENCY
+    if declared:
+        assert out.loc["a", "amount_paid"] == 150.0  # in the declared currency: kept
+        assert math.isnan(out.loc["b", "amount_refunded"])
+        assert set_aside.loc[("b", "amount_refunded"), "value"] == "€10.00"
+        assert "USD (declared in the plan catalogue)" in set_aside.loc[("b", "amount_paid"),
+                                                                       "reason"]
+        assert set(set_aside.index.get_level_values(0)) == {"b"}
+    else:
+        assert math.isnan(out.loc["a", "amount_paid"])
+        assert "EUR, USD" in set_aside.loc[("a", "amount_paid"), "reason"]
+        # every refund is in EUR (a's nothing refunded is nothing in any currency): kept
+        assert (out.loc["a", "amount_refunded"], out.loc["b", "amount_refunded"]) == (0.0, 10.0)
+        assert not set_aside.index.isin([("a", "amount_refunded"),
+                                         ("b", "amount_refunded")]).any()
+
+
 def test_reasons_word_each_customers_amounts_in_their_own_currencies():
     texts = ReasonTexts()
     record = {PAYMENT_AMOUNTS: json.dumps({"amount_paid": {"EUR": 20.0, "USD": 150.0},
@@ -137,6 +173,9 @@ def test_reasons_word_each_customers_amounts_in_their_own_currencies():
                                            "currencies, not added up: the score reads it as "
                                            "not given)")
     assert mine("amount_refunded", 5.0) == "Amount refunded is €5.00"
+    assert mine.missing("amount_refunded") == (
+        "Amount refunded is €5.00 (in another currency than the score compares amounts in: "
+        "the score reads it as not given)")
     assert mine.missing("seats") == texts.missing("seats")
     assert customer_texts(texts, {"seats": 3}) is texts  # no amounts: the shared texts
 

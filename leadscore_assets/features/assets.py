@@ -26,12 +26,14 @@ from leadscore_assets.features.leads import lead_features, plan_label
 from leadscore_assets.features.snapshot import (
     MONEY_SET_ASIDE,
     PAYMENT_FEATURES,
+    SEVERAL_CURRENCIES,
     money_set_aside,
     snapshot_features,
 )
 from leadscore_assets.resources import WAREHOUSE_POOL, SettingsResource
 from leadscore_core.horizons import churn_horizon_days, lead_window_days
 from leadscore_core.money import PAYMENT_AMOUNTS
+from leadscore_core.plans import PlanCatalogue
 from leadscore_core.profiles import Profile, load_profiles, snake
 from leadscore_core.settings import get_settings
 from leadscore_core.warehouse import (
@@ -330,17 +332,21 @@ def customer_activity_assets(context: dg.AssetExecutionContext, config: Activity
     deps=[dg.AssetKey(["clean", "customers"]), dg.AssetKey(["clean", "payments"])],
     **_WRITES_WAREHOUSE,
 )
-def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def customer_snapshot_asset(warehouse: DuckDBResource,
+                            settings: SettingsResource) -> dg.MaterializeResult:
     """Clean customer snapshots joined by email with their payment history aggregates.
 
-    A customer whose amount paid (or refunded) is in several currencies has that feature
-    missing, and a row in ``quarantine.customer_payment_amounts`` naming the customer, the
-    file and row, the field and each currency's amount (``features.snapshot``)."""
+    A customer whose amount paid (or refunded) is in several currencies, or in another than
+    the feature's (the plan catalogue's declared currency, else the one every customer's
+    amount is in), has that feature missing, and a row in
+    ``quarantine.customer_payment_amounts`` naming the customer, the file and row, the field,
+    each currency's amount and the rule (``features.snapshot``)."""
+    currency = PlanCatalogue.load(settings.get().plan_catalogue_path).currency
     with warehouse.get_connection() as conn:
         customers = required_table(conn, "clean.customers")
         payments = read_table(conn, "clean.payments")
-        frame = snapshot_features(customers, payments)
-        set_aside = money_set_aside(frame)
+        frame = snapshot_features(customers, payments, currency)
+        set_aside = money_set_aside(frame, currency)
         write_feature_table(conn, warehouse, "features.customer_snapshot", frame)
         write_table(conn, MONEY_SET_ASIDE, set_aside)
         if payments is not None:
@@ -351,8 +357,10 @@ def customer_snapshot_asset(warehouse: DuckDBResource) -> dg.MaterializeResult:
         "matched_to_payments": int(frame["payments_matched"].sum()),
         "churned": int(frame["churned"].fillna(False).astype(bool).sum()),
         "payment_features": ", ".join(PAYMENT_FEATURES),
-        # amounts in several currencies are never added up: missing, and set aside
-        "customers_paying_in_several_currencies": int(set_aside["customer_id"].nunique()),
+        # amounts in several currencies are never added up nor compared: missing, set aside
+        "customers_paying_in_several_currencies": int(set_aside.loc[
+            set_aside["rule"] == SEVERAL_CURRENCIES, "customer_id"].nunique()),
+        "customers_with_amounts_set_aside": int(set_aside["customer_id"].nunique()),
         "amounts_set_aside": dg.MetadataValue.md(markdown_table(
             set_aside[["customer_id", "field", "value"]].head(10))),
     })
