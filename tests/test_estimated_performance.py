@@ -38,6 +38,7 @@ from leadscore_core.estimation import realised_metrics, summary_lines
 from leadscore_core.registry import CHAMPION, ModelRegistry
 from leadscore_core.warehouse import publish_snapshot, snapshot_dir, snapshot_reader
 from tests.support.accounts import FEATURES, TRAINED_BEFORE, accounts, now
+from tests.support.mlflow_store import tracking_store
 
 MODEL = "snapshot_churn"
 FAST = {"num_leaves": [7], "min_data_in_leaf": [20], "max_rounds": 150,
@@ -49,7 +50,7 @@ class Stack:
         self.data = root / "data"
         (self.data / "mlflow").mkdir(parents=True)
         self.warehouse = self.data / "warehouse.duckdb"
-        self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+        self.tracking_uri = tracking_store(self.data / "mlflow" / "mlflow.db")
         self.instance = dg.DagsterInstance.ephemeral()
         self.registry = ModelRegistry(self.tracking_uri)
         self.settings = SettingsResource(data_dir=str(self.data))

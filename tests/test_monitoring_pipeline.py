@@ -52,6 +52,7 @@ from leadscore_core.warehouse import (
     table_exists,
 )
 from tests.support.accounts import account_rows
+from tests.support.mlflow_store import tracking_store
 from tests.support.predlog import land_prediction_log, sealed_files
 
 MODEL = "snapshot_churn"
@@ -98,7 +99,7 @@ class Stack:
         self.data = root / "data"
         (self.data / "mlflow").mkdir(parents=True)
         self.warehouse = self.data / "warehouse.duckdb"
-        self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+        self.tracking_uri = tracking_store(self.data / "mlflow" / "mlflow.db")
         self.alerts_log = self.data / "alerts.jsonl"
         self.instance = dg.DagsterInstance.ephemeral()
         self.registry = ModelRegistry(self.tracking_uri)

@@ -23,6 +23,7 @@ from leadscore_assets.scores.changes import CUSTOMER_CHANGES_EXPORT, customer_ch
 from leadscore_core.changes import moves_into, score_changes
 from leadscore_core.warehouse import publish_snapshot, snapshot_dir
 from tests.support.accounts import accounts
+from tests.support.mlflow_store import tracking_store
 
 WEBHOOK_PORT = 18710
 
@@ -114,7 +115,7 @@ def test_a_rescoring_publishes_the_changes_and_pushes_the_moves_into_high_risk(t
     data = tmp_path / "data"
     (data / "mlflow").mkdir(parents=True)
     warehouse = data / "warehouse.duckdb"
-    tracking = f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
+    tracking = tracking_store(data / "mlflow" / "mlflow.db")
     resources = {
         "warehouse": DuckDBResource(database=str(warehouse)),
         "settings": SettingsResource(data_dir=str(data)),

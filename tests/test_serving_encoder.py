@@ -11,6 +11,7 @@ import pytest
 
 from leadscore_assets.models.training import TrainConfig, train_model
 from leadscore_core.serving import Encoder, FeatureSpec, ModelBundle
+from tests.support.mlflow_store import tracking_store
 
 FEATURES = {"source": "categorical", "visits": "numeric", "newsletter": "boolean"}
 ORIGINAL = {"source": "Lead Source", "visits": "Total Visits", "newsletter": "Newsletter"}
@@ -174,7 +175,7 @@ def test_mlflow_pyfunc_serves_the_same_predictions(trained, tmp_path):
 
     bundle_dir = trained.bundle.save(tmp_path / "bundle")
     previous = mlflow.get_tracking_uri()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tracking_store(tmp_path / "mlflow.db")
     mlflow.set_tracking_uri(uri)
     try:
         # artifacts under tmp_path, not ./mlruns of the working directory

@@ -23,6 +23,7 @@ from api.config import ACTIVITY_CHURN, LEAD_CONVERSION, PLAN, SNAPSHOT_CHURN
 from leadscore_core.registry import ModelRegistry, ensure_experiment
 from leadscore_core.serving import Encoder, LeadscorePyfunc, ModelBundle
 from leadscore_core.settings import Settings
+from tests.support.mlflow_store import tracking_store
 
 LEAD_FEATURES = {"business_type": "categorical", "business_size": "categorical",
                  "utm_source": "categorical", "utm_medium": "categorical",
@@ -182,7 +183,7 @@ def leads_payload(frame: pd.DataFrame) -> list[dict]:
 
 def build_model_store(tmp: Path) -> dict:
     """One MLflow store with all four models registered as champion, and a serving snapshot."""
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = tracking_store(tmp / "mlflow.db")
     bundles = {LEAD_CONVERSION: lead_model(), PLAN: plan_model(),
                SNAPSHOT_CHURN: snapshot_churn_model(), ACTIVITY_CHURN: activity_churn_model()}
     versions = {name: register(uri, name, b, tmp) for name, b in bundles.items()}

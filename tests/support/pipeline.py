@@ -23,6 +23,7 @@ from leadscore_assets.models.resources import MlflowTracking
 from leadscore_assets.resources import SettingsResource
 from leadscore_assets.scores.assets import score_assets
 from leadscore_core.registry import MODELS, ModelRegistry
+from tests.support.mlflow_store import tracking_store
 
 PLANS = {"micro": "Business", "small": "Elite", "medium": "MVP", "large": "Now"}
 SIZES = list(PLANS)
@@ -147,7 +148,7 @@ class Stack:
         self.warehouse = self.data / "warehouse.duckdb"
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "mlflow").mkdir(exist_ok=True)
-        self.tracking_uri = f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+        self.tracking_uri = tracking_store(self.data / "mlflow" / "mlflow.db")
         write_clean_warehouse(self.warehouse, make_clean_tables())
         self.registry = ModelRegistry(self.tracking_uri)
 
